@@ -1,0 +1,1 @@
+"""drumdiff's command line: the entry points that read YAML and arguments (see `cli.py`)."""

@@ -1,0 +1,3 @@
+from drumdiff.cli import main
+
+raise SystemExit(main())

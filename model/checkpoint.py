@@ -1,0 +1,157 @@
+"""Checkpoints that rebuild their own model: weights + EMA + config + format version.
+
+Saved with `torch.save` of plain containers and tensors only, loaded with
+`torch.load(weights_only=True)`, so a file carrying a pickled object is refused, never run.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from model.config import Config, config_from_dict, to_dict
+from model.denoiser import Denoiser
+from model.errors import CheckpointError, ConfigError
+from model.unet import DrumUNet1d
+
+FORMAT = "drumdiff-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model rebuilt from a checkpoint, ready to sample."""
+
+    denoiser: Denoiser
+    config: Config
+    step: int
+    path: Path | None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.config.model.classes
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.model.sample_rate
+
+
+def build_model(config: Config) -> Denoiser:
+    """A fresh, randomly initialised model for `config`."""
+    return Denoiser(DrumUNet1d(config.model))
+
+
+def save_checkpoint(
+    path: str | Path,
+    config: Config,
+    *,
+    model_state: dict[str, Tensor] | None,
+    ema_state: dict[str, Tensor] | None,
+    step: int = 0,
+    extra: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a checkpoint atomically (temporary name, fsync, rename)."""
+    if model_state is None and ema_state is None:
+        raise ValueError("a checkpoint needs model or EMA weights")
+
+    def cast(state: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
+        if state is None:
+            return None
+        return {
+            k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
+            for k, v in state.items()
+        }
+
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": to_dict(config),
+        "step": int(step),
+        "model": cast(model_state),
+        "ema": cast(ema_state),
+    }
+    if extra:
+        payload.update(extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        torch.save(payload, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw payload of a drumdiff checkpoint, validated; one-line errors otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain data; refused "
+            f"without running it ({first[:160]})"
+        ) from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a PyTorch file ({first[:160]})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a drumdiff checkpoint (no '{FORMAT}' marker)")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version!r}; this drumdiff reads {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+) -> LoadedModel:
+    """Rebuild the model a checkpoint describes; EMA weights by default (what ships)."""
+    payload = read_checkpoint(path)
+    try:
+        config = config_from_dict(payload["config"])
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: its config is not valid: {err}") from None
+    state = payload.get("ema") if use_ema else None
+    if state is None:
+        state = payload.get("model")
+    if state is None:
+        raise CheckpointError(f"{path} holds no weights")
+    denoiser = build_model(config)
+    try:
+        denoiser.net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not match its config ({first[:160]})") from None
+    denoiser.eval().to(device)
+    return LoadedModel(denoiser, config, int(payload.get("step", 0)), Path(path))
+
+
+def model_from_config(config: Config, *, device: str | torch.device = "cpu", seed: int = 0) -> LoadedModel:
+    """A random-weight model for a config (tests and benchmarks)."""
+    torch.manual_seed(seed)
+    denoiser = build_model(config).eval().to(device)
+    return LoadedModel(denoiser, config, 0, None)

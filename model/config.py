@@ -1,0 +1,281 @@
+"""Typed, frozen configuration: every default lives here, YAML only overrides it.
+
+`load_config(path, overrides)` merges a YAML file over the dataclass defaults and rejects
+unknown keys and wrong types. Library code receives these dataclasses, never YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from model.errors import ConfigError
+
+#: The drum classes every model knows unless its config says otherwise. Order is the id.
+DRUM_CLASSES: tuple[str, ...] = (
+    "kick",
+    "snare",
+    "clap",
+    "closed_hat",
+    "open_hat",
+    "tom",
+    "crash",
+    "ride",
+    "percussion",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: a patched 1D U-Net with class and noise-level conditioning."""
+
+    sample_rate: int = 44100  # Hz; the rate the model is trained and renders at
+    audio_channels: int = 1  # 1 = mono, 2 = stereo
+    length: int = 32768  # samples per clip (32768 at 44.1 kHz = 0.743 s)
+    patch_size: int = 32  # P samples become one frame of P*audio_channels values
+    widths: tuple[int, ...] = (64, 128, 128, 256)  # channels per U-Net level
+    blocks_per_level: int = 1  # residual blocks per level, on each side
+    attention_levels: tuple[int, ...] = (3,)  # levels (0-based) with self-attention
+    head_dim: int = 64  # channels per attention head
+    kernel_size: int = 5  # temporal kernel of the residual convolutions
+    embed_dim: int = 256  # noise-level + class embedding width
+    fourier_features: int = 64  # random Fourier features of the noise level
+    positional: bool = True  # learned embedding of absolute time in the clip
+    dropout: float = 0.0
+    classes: tuple[str, ...] = DRUM_CLASSES  # an unconditional model has one class
+
+    @property
+    def frames(self) -> int:
+        """Frames after patching."""
+        return self.length // self.patch_size
+
+    @property
+    def duration_s(self) -> float:
+        return self.length / self.sample_rate
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """v-objective diffusion on the cosine schedule (alpha = cos(t*pi/2))."""
+
+    condition_dropout: float = 0.1  # share of training items with the null class (for CFG)
+    loss_weighting: str = "uniform"  # "uniform" or "snr-clamp"
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Defaults for rendering; every field can be overridden per request."""
+
+    sampler: str = "dpmpp-2m"
+    schedule: str = "karras"
+    steps: int = 12
+    guidance: float = 2.0
+    eta: float = 0.0  # DDIM stochasticity (0 = deterministic)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly training augmentations (paper section 6.3); probabilities and ranges."""
+
+    phase_flip_p: float = 0.5
+    pitch_p: float = 0.3
+    pitch_semitones: float = 1.0  # uniform in +-this
+    saturation_p: float = 0.2
+    saturation_drive: tuple[float, float] = (1.0, 3.0)
+    gain_p: float = 0.5
+    gain_db: tuple[float, float] = (-6.0, 0.0)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How source files become training clips."""
+
+    peak: float = 0.95  # peak level after normalisation
+    fade_out_s: float = 0.01  # fade at the cut end
+    onset_threshold_db: float = -40.0  # relative to the file's peak
+    max_source_s: float = 30.0  # longer files are rejected as not one-shots
+    split_seed: int = 0
+    validation_kits: float = 0.15  # share of kits held out for validation
+    test_kits: float = 0.15  # share of kits held out for testing
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping of a training run."""
+
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay ramps up with the step so early EMA is useful
+    max_steps: int = 200000
+    checkpoint_every: int = 2000
+    log_every: int = 50
+    validate_every: int = 1000
+    demo_every: int = 5000  # render a few hits per class into TensorBoard
+    seed: int = 0
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast on GPU)
+    grad_accumulation: int = 1
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a training run or a checkpoint needs to rebuild itself."""
+
+    name: str = "drumdiff"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+T = TypeVar("T")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check `value` against a field's annotation, converting lists to tuples."""
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return from_dict(annotation, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} matches none of {args}")
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if annotation is Any:
+        return value
+    raise ConfigError(f"{where}: unsupported annotation {annotation!r}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass `cls` from a (possibly partial) mapping; unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]!r}; expected one of {sorted(names)}"
+        )
+    kwargs = {
+        key: _coerce(value, hints[key], f"{where}.{key}" if where else key)
+        for key, value in data.items()
+    }
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain, YAML- and JSON-friendly dict (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} is not of the form section.key=value")
+    dotted, raw = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {key!r} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; values of `update` win."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()
+) -> Config:
+    """Load a training/model config: YAML over defaults, then `section.key=value` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    for override in overrides:
+        _apply_override(data, override)
+    try:
+        return from_dict(Config, data)
+    except ConfigError as err:
+        raise ConfigError(f"{path or 'config'}: {err}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config from `to_dict` output (used by checkpoints)."""
+    return from_dict(Config, data)

@@ -1,0 +1,63 @@
+"""The diffusion wrapper around the network: v-prediction to x0, classifier-free guidance."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from model.diffusion import x0_from_v
+from model.unet import DrumUNet1d
+
+
+class Denoiser(nn.Module):
+    """`denoiser(x, t, class_ids=..., guidance=...) -> x0`, the contract every sampler uses.
+
+    Guidance follows Ho & Salimans (2022): v = v_null + g * (v_cond - v_null); g = 1 is plain
+    conditional sampling, g = 0 unconditional. Both passes run as one batch.
+    """
+
+    def __init__(self, net: DrumUNet1d) -> None:
+        super().__init__()
+        self.net = net
+
+    @property
+    def null_class(self) -> int:
+        return self.net.null_class
+
+    def v(
+        self,
+        x: Tensor,
+        t: Tensor,
+        *,
+        class_ids: Tensor | None = None,
+        class_weights: Tensor | None = None,
+        guidance: float = 1.0,
+    ) -> Tensor:
+        conditional = class_ids is not None or class_weights is not None
+        if not conditional or guidance == 1.0:
+            return self.net(x, t, class_ids, class_weights)
+        null_ids = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
+        if guidance == 0.0:
+            return self.net(x, t, null_ids)
+        if class_weights is not None:
+            null_w = torch.nn.functional.one_hot(null_ids, self.net.num_classes + 1)
+            weights = torch.cat([class_weights, null_w.to(class_weights.dtype)])
+            v_both = self.net(torch.cat([x, x]), torch.cat([t, t]), None, weights)
+        else:
+            assert class_ids is not None
+            ids = torch.cat([class_ids, null_ids])
+            v_both = self.net(torch.cat([x, x]), torch.cat([t, t]), ids)
+        v_cond, v_null = v_both.chunk(2)
+        return v_null + guidance * (v_cond - v_null)
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        *,
+        class_ids: Tensor | None = None,
+        class_weights: Tensor | None = None,
+        guidance: float = 1.0,
+    ) -> Tensor:
+        v = self.v(x, t, class_ids=class_ids, class_weights=class_weights, guidance=guidance)
+        return x0_from_v(x, v, t)
