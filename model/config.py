@@ -66,6 +66,9 @@ class DiffusionConfig:
     """v-objective diffusion on the cosine schedule (alpha = cos(t*pi/2))."""
 
     condition_dropout: float = 0.1  # share of training items with the null class (for CFG)
+    # Clips are peak-normalised, so their std is ~0.1 and long tails sit near 0.01 RMS; scaling
+    # them up before noising spends less of the cosine schedule on levels where all is noise.
+    data_scale: float = 4.0
     loss_weighting: str = "uniform"  # "uniform" or "snr-clamp"
 
 

@@ -119,7 +119,7 @@ def render(
         generator=generators,
         eta=settings.eta,
     )
-    audio = out.float().cpu().numpy()
+    audio = (out.float() / model.config.diffusion.data_scale).cpu().numpy()
     fade = int(FADE_OUT_S * cfg.sample_rate)
     for item in audio:
         apply_fade_out(item, fade)

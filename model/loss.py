@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -11,17 +13,18 @@ from model.unet import DrumUNet1d
 
 
 def v_loss(
-    net: DrumUNet1d,
+    net: DrumUNet1d | Callable[..., Tensor],
     x0: Tensor,
     class_ids: Tensor,
     *,
+    null_class: int | None = None,
     condition_dropout: float = 0.1,
     weighting: str = "uniform",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mean v-objective loss of `net` on clean clips x0 (B, C, T) with labels (B,).
 
-    t ~ U[0, 1]; a `condition_dropout` share of items trains the null class. "snr-clamp" weights
+    `net` may be wrapped (DDP); then pass `null_class`. t ~ U[0, 1]; a `condition_dropout` share of items trains the null class. "snr-clamp" weights
     each item by min(SNR, 5) / (SNR + 1): Min-SNR-5 for the v target (Hang et al., 2023).
     """
     b = x0.shape[0]
@@ -29,7 +32,9 @@ def v_loss(
     t = torch.rand(b, generator=generator).to(device)
     noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)
     drop = torch.rand(b, generator=generator).to(device) < condition_dropout
-    ids = torch.where(drop, torch.full_like(class_ids, net.null_class), class_ids)
+    if null_class is None:
+        null_class = net.null_class  # type: ignore[union-attr]
+    ids = torch.where(drop, torch.full_like(class_ids, null_class), class_ids)
     v = net(add_noise(x0, noise, t), t, ids)
     per_item = F.mse_loss(v.float(), v_target(x0, noise, t).float(), reduction="none")
     per_item = per_item.mean(dim=tuple(range(1, x0.dim())))

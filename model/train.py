@@ -1,0 +1,416 @@
+"""The training loop: AdamW, warm-up, clipping, EMA, checkpoints, exact resume, fine-tuning, DDP.
+
+Data order and augmentation are functions of (seed, epoch, position), both saved in every
+checkpoint, so a run killed at any moment resumes from its last checkpoint with the same data
+order, optimizer, EMA and step count as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from model.augment import augment
+from model.checkpoint import build_model, read_checkpoint, save_checkpoint
+from model.config import Config, to_dict
+from model.data import DrumDataset
+from model.errors import DrumDiffError
+from model.loss import v_loss
+from model.unet import DrumUNet1d
+
+import yaml
+
+
+def run_name(config: Config) -> str:
+    """`{name}_{sha1(resolved config)[:8]}`: the same config always names the same run."""
+    digest = hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config.name}_{digest}"
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join a torchrun job when its environment says so (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+class EMA:
+    """Exponential moving average of weights; with warm-up the decay grows as 1 - 1/(step/10+1)...
+
+    so that early in training the average follows the model closely instead of remembering the
+    random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self.warmup = warmup
+
+    def rate(self, step: int) -> float:
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, 1 - 1 / (step / 10 + 1))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = self.rate(step)
+        for ema_p, p in zip(self.model.parameters(), model.parameters()):
+            ema_p.lerp_(p.detach(), 1 - d)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+
+def lr_at(step: int, base: float, warmup: int) -> float:
+    """Linear warm-up, then constant (diffusion models keep improving at a constant rate)."""
+    if warmup <= 0:
+        return base
+    return base * min(1.0, (step + 1) / warmup)
+
+
+class BatchStream:
+    """Seeded epochs of shuffled indices; `position` inside the epoch is the resume point."""
+
+    def __init__(self, size: int, batch: int, seed: int, dist_info: DistInfo) -> None:
+        if size < batch * dist_info.world:
+            raise DrumDiffError(
+                f"the training split has {size} clips, fewer than one batch of {batch} x {dist_info.world} processes"
+            )
+        self.size, self.batch, self.seed, self.dist = size, batch, seed, dist_info
+        self.epoch, self.position = 0, 0
+
+    def _order(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+
+    def next(self) -> np.ndarray:
+        global_batch = self.batch * self.dist.world
+        if self.position + global_batch > self.size:
+            self.epoch, self.position = self.epoch + 1, 0
+        chunk = self._order()[self.position : self.position + global_batch]
+        self.position += global_batch
+        return chunk[self.dist.rank :: self.dist.world]
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+def load_batch(
+    dataset: DrumDataset,
+    indices: np.ndarray,
+    config: Config,
+    *,
+    step: int,
+    train: bool,
+) -> tuple[Tensor, Tensor]:
+    clips = []
+    for i in indices:
+        clip = dataset.clip(int(i))
+        if train:
+            rng = np.random.default_rng([config.train.seed, step, int(i)])
+            clip = augment(clip, config.data.augment, rng)
+        clips.append(clip)
+    x = torch.from_numpy(np.stack(clips)) * config.diffusion.data_scale
+    y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
+    return x, y
+
+
+def adapt_state_for_classes(
+    state: dict[str, Tensor], old_classes: tuple[str, ...], new_classes: tuple[str, ...]
+) -> dict[str, Tensor]:
+    """Map a class-embedding table to a new class list by name (transfer learning).
+
+    Known classes keep their rows, the null class keeps its row, new classes start at the mean
+    of the old class rows (a neutral "some drum" starting point) plus small noise.
+    """
+    key = "class_embed.weight"
+    if key not in state or old_classes == new_classes:
+        return state
+    old = state[key]
+    mean = old[: len(old_classes)].mean(dim=0)
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for name in new_classes:
+        if name in old_classes:
+            rows.append(old[old_classes.index(name)])
+        else:
+            rows.append(mean + 0.01 * torch.randn(mean.shape, generator=gen).to(mean.dtype))
+    rows.append(old[len(old_classes)])  # null class
+    out = dict(state)
+    out[key] = torch.stack(rows)
+    return out
+
+
+@dataclass
+class TrainState:
+    step: int
+    loss: float
+
+
+class Trainer:
+    """Owns one run folder. `fit()` trains until `train.max_steps` or `stop_at`."""
+
+    def __init__(
+        self,
+        config: Config,
+        dataset_dir: str | Path,
+        run_dir: str | Path,
+        *,
+        device: torch.device | None = None,
+        init_checkpoint: str | Path | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.dist = init_distributed()
+        if device is None:
+            if torch.cuda.is_available():
+                device = torch.device("cuda", self.dist.rank % torch.cuda.device_count())
+            else:
+                device = torch.device("cpu")
+        self.device = device
+        self.run_dir = Path(run_dir)
+        self.log = log if self.dist.main else (lambda _msg: None)
+        self.train_set = DrumDataset(dataset_dir, config.model.classes, splits=("train",))
+        self.train_set.check_compatible(config.model)
+        self.val_set = DrumDataset(dataset_dir, config.model.classes, splits=("validation",))
+        torch.manual_seed(config.train.seed)
+        self.denoiser = build_model(config).to(device)
+        self.net: DrumUNet1d = self.denoiser.net
+        if init_checkpoint is not None:
+            self._init_from(init_checkpoint)
+        self.ema = EMA(self.net, config.train.ema_decay, config.train.ema_warmup)
+        self.optimizer = torch.optim.AdamW(
+            self.net.parameters(),
+            lr=config.train.lr,
+            betas=config.train.betas,
+            weight_decay=config.train.weight_decay,
+        )
+        self.model: nn.Module = self.net
+        if self.dist.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.stream = BatchStream(len(self.train_set), config.train.batch_size, config.train.seed, self.dist)
+        self.step = 0
+        self.writer: Any = None
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _init_from(self, path: str | Path) -> None:
+        payload = read_checkpoint(path)
+        state = payload.get("ema") or payload.get("model")
+        if state is None:
+            raise DrumDiffError(f"{path} holds no weights to start from")
+        old_classes = tuple(payload["config"]["model"]["classes"])
+        state = adapt_state_for_classes(
+            {k: v.float() for k, v in state.items()}, old_classes, self.config.model.classes
+        )
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        shape_errors = [k for k in state if k in dict(self.net.named_parameters()) and state[k].shape != dict(self.net.named_parameters())[k].shape]
+        if shape_errors:
+            raise DrumDiffError(f"{path}: weights do not fit this config ({shape_errors[0]})")
+        self.log(
+            f"initialised from {path} (classes {list(old_classes)} -> {list(self.config.model.classes)}; "
+            f"{len(missing)} new and {len(unexpected)} dropped tensors)"
+        )
+
+    def write_run_files(self) -> None:
+        if not self.dist.main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.resolved.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+
+    def resume(self) -> bool:
+        """Continue from `last.pt` in the run folder; False when there is none."""
+        last = self.run_dir / "last.pt"
+        if not last.exists():
+            return False
+        payload = read_checkpoint(last, map_location=self.device)
+        self.net.load_state_dict(payload["model"])
+        self.ema.model.load_state_dict(payload["ema"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.stream.load(payload["data"])
+        self.step = int(payload["step"])
+        self.log(f"resumed {self.run_dir} at step {self.step}")
+        return True
+
+    def save(self) -> None:
+        if not self.dist.main:
+            return
+        extra = {"optimizer": self.optimizer.state_dict(), "data": self.stream.state()}
+        ckpt = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
+        save_checkpoint(
+            ckpt, self.config, model_state=self.net.state_dict(), ema_state=self.ema.model.state_dict(),
+            step=self.step, extra=extra,
+        )
+        save_checkpoint(
+            self.run_dir / "last.pt", self.config, model_state=self.net.state_dict(),
+            ema_state=self.ema.model.state_dict(), step=self.step, extra=extra,
+        )
+
+    # -- loop -----------------------------------------------------------------------------
+    def train_step(self) -> float:
+        cfg = self.config.train
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, cfg.lr, cfg.warmup_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in range(cfg.grad_accumulation):
+            indices = self.stream.next()
+            x, y = load_batch(self.train_set, indices, self.config, step=self.step * cfg.grad_accumulation + micro, train=True)
+            x, y = x.to(self.device), y.to(self.device)
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * 1009 + micro * 31 + self.dist.rank)
+            with self._autocast():
+                loss = v_loss(
+                    self.model,  # type: ignore[arg-type]
+                    x,
+                    y,
+                    condition_dropout=self.config.diffusion.condition_dropout,
+                    weighting=self.config.diffusion.loss_weighting,
+                    generator=gen,
+                    null_class=self.net.null_class,
+                )
+            (loss / cfg.grad_accumulation).backward()
+            total += float(loss.detach()) / cfg.grad_accumulation
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
+        if not math.isfinite(total) or not math.isfinite(grad_norm):
+            raise DrumDiffError(f"training diverged at step {self.step} (loss {total}, grad norm {grad_norm})")
+        self.optimizer.step()
+        self.step += 1
+        self.ema.update(self.net, self.step)
+        self.last_grad_norm = grad_norm
+        return total
+
+    def _autocast(self) -> Any:
+        precision = self.config.train.precision
+        if self.device.type != "cuda" or precision == "fp32":
+            return torch.autocast("cpu", enabled=False)
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    @torch.no_grad()
+    def validate(self, batches: int = 4) -> float | None:
+        """EMA model's v-loss on the validation kits with fixed noise (comparable across steps)."""
+        if len(self.val_set) == 0:
+            return None
+        size = min(len(self.val_set), self.config.train.batch_size)
+        losses = []
+        for b in range(batches):
+            indices = np.random.default_rng([99, b]).choice(len(self.val_set), size, replace=False)
+            x, y = load_batch(self.val_set, indices, self.config, step=0, train=False)
+            gen = torch.Generator().manual_seed(1234 + b)
+            loss = v_loss(
+                self.ema.model, x.to(self.device), y.to(self.device), condition_dropout=0.0, generator=gen
+            )
+            losses.append(float(loss))
+        return float(np.mean(losses))
+
+    def _log_metrics(self, row: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, row["step"])
+
+    def _demo(self) -> None:
+        """A few renders per class into TensorBoard, as audio and spectrogram images."""
+        if self.writer is None:
+            return
+        from model.checkpoint import LoadedModel
+        from model.denoiser import Denoiser
+        from model.generate import render, settings_for
+
+        loaded = LoadedModel(Denoiser(self.ema.model), self.config, self.step, None)
+        settings = settings_for(loaded)
+        for cid, name in enumerate(self.config.model.classes):
+            audio = render(loaded, [cid, cid + 100], settings, classes=[name, name])
+            for k, hit in enumerate(audio):
+                self.writer.add_audio(f"demo/{name}_{k}", torch.from_numpy(hit[0]), self.step, self.config.model.sample_rate)
+            spec = torch.stft(torch.from_numpy(audio[0, 0]), 1024, 256, window=torch.hann_window(1024), return_complex=True)
+            image = (20 * spec.abs().clamp_min(1e-5).log10()).flip(0)
+            image = ((image + 100) / 100).clamp(0, 1)[None]
+            self.writer.add_image(f"spectrogram/{name}", image, self.step)
+
+    def fit(self, *, stop_at: int | None = None, progress: bool = True) -> TrainState:
+        cfg = self.config.train
+        target = min(cfg.max_steps, stop_at) if stop_at is not None else cfg.max_steps
+        if self.dist.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:
+                self.log("tensorboard is not installed; logging to metrics.jsonl only")
+        bar = None
+        if progress and self.dist.main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=target, initial=self.step, unit="step", dynamic_ncols=True)
+        loss = float("nan")
+        window: list[float] = []
+        started, clips = time.perf_counter(), 0
+        while self.step < target:
+            loss = self.train_step()
+            window.append(loss)
+            clips += cfg.batch_size * cfg.grad_accumulation * self.dist.world
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if self.step % cfg.log_every == 0:
+                elapsed = time.perf_counter() - started
+                self._log_metrics(
+                    {
+                        "step": self.step,
+                        "loss": float(np.mean(window)),
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "grad_norm": self.last_grad_norm,
+                        "clips_per_s": clips / elapsed if elapsed > 0 else 0.0,
+                        "time": time.time(),
+                    }
+                )
+                window, started, clips = [], time.perf_counter(), 0
+            if cfg.validate_every and self.step % cfg.validate_every == 0:
+                val = self.validate()
+                if val is not None:
+                    self._log_metrics({"step": self.step, "val_loss": val})
+            if cfg.demo_every and self.step % cfg.demo_every == 0 and self.dist.main:
+                self._demo()
+            if self.step % cfg.checkpoint_every == 0 or self.step == target:
+                self.save()
+        if bar is not None:
+            bar.close()
+        if self.writer is not None:
+            self.writer.flush()
+        return TrainState(self.step, loss)
