@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("drumdiff.prepare", "turn folders of samples into a training dataset"),
     "train": ("drumdiff.train", "train or fine-tune a model"),
     "serve": ("drumdiff.serve", "run the daemon (OSC, MIDI, watched folder, audio out)"),
+    "export": ("drumdiff.export", "turn a training checkpoint into a shippable fp16 model"),
     "eval": ("drumdiff.evaluate", "judge a checkpoint's sound quality on test kits"),
     "bench": ("drumdiff.bench", "measure speed and memory of each config"),
     "protocol": ("drumdiff.protocol_doc", "print or write the OSC protocol reference"),
