@@ -23,6 +23,9 @@ from model.unet import DrumUNet1d
 
 FORMAT = "drumdiff-checkpoint"
 FORMAT_VERSION = 1
+# Tensors kept in fp32 when a model is exported in fp16: the random Fourier frequencies reach
+# ~50, so fp16 rounding would shift the noise-level features by up to ~0.1 rad.
+KEEP_FP32 = ("fourier.weight",)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,13 @@ def save_checkpoint(
         if state is None:
             return None
         return {
-            k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().contiguous()
+            k: (
+                v.detach().half()
+                if half and v.is_floating_point() and not k.endswith(KEEP_FP32)
+                else v.detach()
+            )
+            .cpu()
+            .contiguous()
             for k, v in state.items()
         }
 
