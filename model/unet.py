@@ -136,6 +136,14 @@ class DrumUNet1d(nn.Module):
         bad = [lvl for lvl in cfg.attention_levels if not 0 <= lvl < levels]
         if bad:
             raise ValueError(f"attention level {bad[0]} out of range 0..{levels - 1}")
+        if cfg.fourier_features < 2 or cfg.fourier_features % 2:
+            raise ValueError(f"model.fourier_features must be even and >= 2, got {cfg.fourier_features}")
+        for lvl in sorted({*cfg.attention_levels, levels - 1}):  # the middle block always attends
+            width = cfg.widths[lvl]
+            if width % max(1, width // cfg.head_dim):
+                raise ValueError(
+                    f"model.widths[{lvl}] = {width} does not split into heads of ~{cfg.head_dim}"
+                )
         self.cfg = cfg
         self.num_classes = len(cfg.classes)
         patch_channels = cfg.patch_size * cfg.audio_channels
