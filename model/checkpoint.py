@@ -23,6 +23,7 @@ from model.unet import DrumUNet1d
 
 FORMAT = "drumdiff-checkpoint"
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"
 # Tensors kept in fp32 when a model is exported in fp16: the random Fourier frequencies reach
 # ~50, so fp16 rounding would shift the noise-level features by up to ~0.1 rad.
 KEEP_FP32 = ("fourier.weight",)
@@ -109,6 +110,13 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise CheckpointError(f"checkpoint {path} is a folder, not a file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != ZIP_MAGIC:  # torch.save writes a zip; anything else is foreign (or legacy)
+        raise CheckpointError(
+            f"checkpoint {path} is not a PyTorch zip file (starts with {magic!r}); "
+            "not a drumdiff checkpoint"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -117,7 +125,7 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"checkpoint {path} holds objects other than tensors and plain data; refused "
             f"without running it ({first[:160]})"
         ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"checkpoint {path} is truncated or not a PyTorch file ({first[:160]})"
@@ -149,6 +157,8 @@ def load_checkpoint(
         state = payload.get("model")
     if state is None:
         raise CheckpointError(f"{path} holds no weights")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: its weights are not a mapping of names to tensors")
     denoiser = build_model(config)
     try:
         denoiser.net.load_state_dict({k: v.float() for k, v in state.items()})
