@@ -1,0 +1,84 @@
+"""Run the drumdiff daemon: the model stays loaded and renders hits on OSC and MIDI triggers.
+
+Replies and the address space are in docs/protocol.md (`drumdiff protocol`). Stops cleanly on
+SIGINT/SIGTERM: queued requests are answered `shutting_down`, files in flight are finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from drumdiff.common import fail, parser, pick_device, resolve_model
+
+
+def build_parser():  # type: ignore[no-untyped-def]
+    p = parser(__doc__, "serve")
+    p.add_argument("--config", help="server YAML (see configs/server.yaml); default: built-in defaults")
+    p.add_argument("--checkpoint", help="checkpoint to serve (default: the config's, else the shipped model)")
+    p.add_argument("--model-config", help="serve a random-weight model of this model YAML (tests, benchmarks)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a server config value, e.g. osc.port=9001 (repeatable)")
+    p.add_argument("--port", type=int, default=None, help="OSC UDP port (overrides the config)")
+    p.add_argument("--folder", default=None, help="watched folder for new hits (overrides the config)")
+    p.add_argument("--no-midi", action="store_true", help="do not open MIDI ports")
+    p.add_argument("--seed", type=int, default=None, help="seed of the daemon's seed sequence")
+    p.add_argument("-v", "--verbose", action="store_true", help="log timings of every stage")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The imports pull in torch; keep `drumdiff serve --help` fast.
+    from model.errors import DrumDiffError
+    from server.config import load_server_config
+    from server.daemon import Daemon
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("drumdiff.server").info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    # Installed before loading: a SIGTERM during the warm-up still exits cleanly.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    overrides = list(args.overrides)
+    if args.port is not None:
+        overrides.append(f"osc.port={args.port}")
+    if args.folder is not None:
+        overrides.append(f"writer.folder={args.folder}")
+    if args.no_midi:
+        overrides.append("midi.enabled=false")
+    if args.seed is not None:
+        overrides.append(f"engine.seed={args.seed}")
+    try:
+        config = load_server_config(args.config, overrides)
+        device = pick_device(config.engine.device)
+        checkpoint = args.checkpoint or (None if args.model_config else config.checkpoint)
+        model = resolve_model(checkpoint, args.model_config, device)
+        daemon = Daemon(config, model)
+    except (DrumDiffError, OSError) as err:
+        return fail(str(err))
+    try:
+        daemon.start()
+    except (DrumDiffError, OSError) as err:
+        daemon.stop()
+        return fail(str(err))
+    host, port = daemon.osc_address or ("-", 0)
+    print(f"drumdiff serve: ready on udp {host}:{port}, writing to {daemon.writer.folder}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        daemon.stop()
+    return 0

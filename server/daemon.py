@@ -1,0 +1,325 @@
+"""The daemon: wires the engine to its transports (OSC, MIDI) and outputs (files, audio).
+
+Threads: the OSC receive loop and the MIDI thread turn messages into commands and call
+`handle` (validate and enqueue only); the engine's worker renders; its `on_hit` starts playback
+at once and queues the file; the writer thread publishes the file and only then replies `done`.
+
+Replies go where the request came from: to the port a client registered with `hello` (Max and
+Pd cannot receive on the port they send from), else to the sender's address. Hits triggered
+over MIDI are announced to every registered client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from model import __version__
+from model.checkpoint import LoadedModel
+from model.errors import DrumDiffError
+from server import protocol
+from server.audio_out import AudioOut
+from server.config import ServerConfig
+from server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
+from server.errors import LoadError, ProtocolError, ServerError
+from server.midi import MidiInput
+from server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
+from server.protocol import Command, Message, RequestId
+from server.writer import HitWriter, Published, WriteJob
+
+log = logging.getLogger("drumdiff.server")
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: int
+    reply_to: Address
+    name: str | None
+
+
+class Daemon:
+    """Build with a config and a loaded model; `start()`, then `stop()` (idempotent)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        model: LoadedModel,
+        *,
+        transport: ReplyTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = Engine(
+            model,
+            config.engine,
+            note_map=config.note_map(),
+            on_hit=self._on_hit,
+            on_fail=self._on_fail,
+            seed=config.engine.seed,
+        )
+        self.writer = HitWriter(config.writer, software=f"drumdiff {__version__}")
+        self.audio: AudioOut | None = (
+            AudioOut(config.audio_out, model.sample_rate) if config.audio_out.enabled else None
+        )
+        self.midi: MidiInput | None = (
+            MidiInput(config.midi, self._handle_midi) if config.midi.enabled else None
+        )
+        self.osc: UdpOscServer | None = None
+        self._transport = transport  # tests: a LoopbackTransport instead of UDP
+        self._clients: dict[Address, Client] = {}
+        self._clients_lock = threading.Lock()
+        self._next_client = 1
+        self._stopped = False
+        self._dispatcher = build_dispatcher(self.handle, self._answer_error)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.writer.start()
+        self.engine.start()
+        if self.audio is not None:
+            self.audio.start()
+        if self._transport is None:
+            osc = self.config.osc
+            self.osc = UdpOscServer(
+                osc.host, osc.port, handle=self.handle, on_error=self._answer_error, allow=osc.allow
+            )
+            self._transport = self.osc
+            self.osc.start()
+        if self.midi is not None:
+            self.midi.start()
+        log.info(
+            "serving %s on %s (engine seed %d, %d classes, pool %d per class) into %s",
+            model_name(self.engine.model),
+            self.engine.device,
+            self.engine.seed,
+            len(self.engine.model.classes),
+            self.config.engine.pool_size,
+            self.writer.folder,
+        )
+
+    def stop(self) -> None:
+        """Stop taking requests, finish the render in progress and every queued write, close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.midi is not None:
+            self.midi.close()
+        if self.osc is not None:
+            self.osc.stop_receiving()
+        self.engine.stop()
+        self.writer.stop()  # the `done` of every finished write is sent from here
+        if self.audio is not None:
+            self.audio.close()
+        if self._transport is not None:
+            self._transport.close()
+        log.info("stopped after %d hits", self.engine.served)
+
+    @property
+    def osc_address(self) -> Address | None:
+        return self.osc.address if self.osc is not None else None
+
+    def feed(self, data: bytes, sender: Address) -> None:
+        """Handle one datagram as if it had arrived over UDP (socket-free tests)."""
+        dispatch_datagram(self._dispatcher, data, sender, self._answer_error)
+
+    # ---- requests --------------------------------------------------------------------------
+
+    def handle(self, command: Command, sender: Address, arrived: float | None = None) -> None:
+        """An OSC command from `sender` (raises ServerError, answered by the transport)."""
+        self._dispatch(command, Origin("osc", sender), time.perf_counter() if arrived is None else arrived)
+
+    def _handle_midi(self, command: Command, arrived: float) -> None:
+        try:
+            self._dispatch(command, Origin("midi"), arrived)
+        except ServerError as err:
+            log.warning("MIDI %s: %s %s", type(command).__name__, err.code, err)
+            self._broadcast(protocol.fail(err.request_id, err.code, str(err)))
+
+    def _dispatch(self, command: Command, origin: Origin, arrived: float) -> None:
+        if isinstance(command, protocol.RenderRequest):
+            self.engine.submit(command, origin, arrived)
+        elif isinstance(command, protocol.Hello):
+            self._hello(command, origin)
+        elif isinstance(command, protocol.StatusQuery):
+            e = self.engine
+            self.reply(
+                origin,
+                protocol.status_reply(
+                    model_name(e.model),
+                    str(e.device),
+                    e.queue_length,
+                    e.pool_fill(),
+                    time.monotonic() - e.started,
+                    e.served,
+                ),
+            )
+        elif isinstance(command, protocol.Ping):
+            self.reply(origin, protocol.pong(command.nonce))
+        elif isinstance(command, protocol.SetParam):
+            value = self.engine.set_param(command.param, command.value)
+            log.info("set %s %s (%s)", command.param, value, origin.transport)
+            self.reply(origin, protocol.set_reply(command.param, value))
+        elif isinstance(command, protocol.Load):
+            self._load(command, origin, arrived)
+        elif isinstance(command, protocol.ClassesQuery):
+            self.reply(origin, protocol.classes_reply(self.engine.model.classes))
+        else:  # a parser was added without a handler
+            raise ProtocolError(f"{type(command).__name__} is not served yet")
+
+    def _hello(self, hello: protocol.Hello, origin: Origin) -> None:
+        if origin.address is None:
+            raise ProtocolError("hello is an OSC message")
+        with self._clients_lock:
+            known = self._clients.get(origin.address)
+            client_id = known.client_id if known else self._next_client
+            if known is None:
+                self._next_client += 1
+            client = Client(client_id, (origin.address[0], hello.reply_port), hello.client_name)
+            self._clients[origin.address] = client
+        log.info(
+            "hello from %s:%d (%s): client %d, replies to port %d",
+            origin.address[0],
+            origin.address[1],
+            hello.client_name or "unnamed",
+            client_id,
+            hello.reply_port,
+        )
+        self.reply(origin, protocol.hello_reply(__version__, client_id))
+
+    def _load(self, load: protocol.Load, origin: Origin, arrived: float) -> None:
+        try:
+            path = self.checkpoint_path(load.path)
+        except LoadError as err:
+            log.warning("load %s refused: %s", load.path[:200], err)
+            self.reply(origin, protocol.fail(protocol.LOAD_ID, err.code, str(err)))
+            return
+
+        def done(result: LoadedModel | DrumDiffError) -> None:
+            ms = 1e3 * (time.perf_counter() - arrived)
+            if isinstance(result, LoadedModel):
+                log.info("load %s: step %d, %d classes, %.0f ms", path, result.step, len(result.classes), ms)
+                self.reply(origin, protocol.loaded(str(path), result.step))
+            else:
+                code = getattr(result, "code", "bad_checkpoint")
+                log.warning("load %s failed (old model kept): %s", path, result)
+                self.reply(origin, protocol.fail(protocol.LOAD_ID, code, str(result)))
+
+        self.engine.request_load(path, done)
+
+    def checkpoint_path(self, text: str) -> Path:
+        """The checkpoint a `load` names, if it lies inside a configured model folder."""
+        folders = self.config.model_dirs()
+        raw = Path(text).expanduser()
+        candidates = [raw] if raw.is_absolute() else [folder / raw for folder in folders]
+        inside = False
+        for candidate in candidates:
+            try:
+                resolved = candidate.resolve()  # follows symlinks: no escaping through a link
+            except (OSError, ValueError, RuntimeError):
+                continue
+            if not any(resolved.is_relative_to(folder) for folder in folders):
+                continue
+            inside = True
+            if resolved.is_file():
+                return resolved
+        if inside:
+            raise LoadError(f"no checkpoint {text!r} in the model folders", code="not_found")
+        raise LoadError(
+            f"{text!r} is outside the configured model folders {[str(f) for f in folders]}",
+            code="not_allowed",
+        )
+
+    # ---- results (worker and writer threads) ------------------------------------------------
+
+    def _on_hit(self, hit: Hit) -> None:
+        task = hit.task
+        amp = 10.0 ** (task.gain_db / 20.0) * velocity_gain(task.velocity, self.config.engine.velocity_exponent)
+        if self.audio is not None:
+            self.audio.play(hit.audio, amp)  # before the file: the pad should sound now
+        file_amp = amp if self.config.engine.velocity_to_file else 10.0 ** (task.gain_db / 20.0)
+        samples = hit.audio if file_amp == 1.0 else hit.audio * file_amp
+        s = task.settings
+        job = WriteJob(
+            samples=samples,
+            sample_rate=hit.sample_rate,
+            drum_class=task.drum_class,
+            note=task.note,
+            velocity=task.velocity,
+            seed=int(task.seed or 0),
+            params={
+                "steps": s.steps,
+                "sampler": s.sampler,
+                "schedule": s.schedule,
+                "guidance": s.guidance,
+                "gain_db": task.gain_db,
+                "model": hit.model_name,
+                "source": hit.source,
+                "request_id": task.request_id,
+            },
+        )
+        self.writer.submit(job, lambda result: self._published(hit, result))
+
+    def _published(self, hit: Hit, result: Published | Exception) -> None:
+        task = hit.task
+        ms = 1e3 * (time.perf_counter() - task.submitted)
+        if isinstance(result, Exception):
+            self._on_fail(task, ServerError(f"writing the file failed: {result}", request_id=task.request_id))
+            return
+        log.info(
+            "render id=%s %s note=%s vel=%d seed=%s %s%s %.1f ms -> %s",
+            task.request_id,
+            task.drum_class,
+            task.note if task.note is not None else "-",
+            task.velocity,
+            task.seed,
+            hit.source,
+            f" batch={hit.batch_size}" if hit.source == "fresh" else "",
+            ms,
+            result.path.name,
+        )
+        log.debug(
+            "  id=%s: queued+rendered %.1f ms, written %.1f ms (%s)",
+            task.request_id,
+            1e3 * (hit.ready - task.submitted),
+            1e3 * result.seconds,
+            task.origin.transport,
+        )
+        message = protocol.done(task.request_id, str(result.path), task.drum_class, int(task.seed or 0), result.frames, hit.sample_rate)
+        self.reply(task.origin, message)
+        if task.stream and task.origin.address is not None:
+            for chunk in protocol.chunks(task.request_id, result.path.read_bytes()):
+                self.reply(task.origin, chunk)
+
+    def _on_fail(self, task: Task, err: DrumDiffError) -> None:
+        code = getattr(err, "code", "internal")
+        ms = 1e3 * (time.perf_counter() - task.submitted)
+        log.warning("render id=%s %s failed after %.1f ms: %s %s", task.request_id, task.drum_class, ms, code, err)
+        self.reply(task.origin, protocol.fail(task.request_id, code, str(err)))
+
+    def _answer_error(self, sender: Address, request_id: RequestId, err: ServerError) -> None:
+        """A message from `sender` could not be handled: one log line and a `fail`."""
+        log.info("%s:%d -> fail %s %s: %s", sender[0], sender[1], request_id, err.code, err)
+        self.reply(Origin("osc", sender), protocol.fail(request_id, err.code, str(err)))
+
+    # ---- replies ---------------------------------------------------------------------------
+
+    def reply(self, origin: Origin, message: Message) -> None:
+        if origin.address is None:  # MIDI (or local) requests: tell every registered client
+            self._broadcast(message)
+            return
+        with self._clients_lock:
+            client = self._clients.get(origin.address)
+        self._send(client.reply_to if client else origin.address, message)
+
+    def _broadcast(self, message: Message) -> None:
+        with self._clients_lock:
+            targets = {c.reply_to for c in self._clients.values()}
+        for dest in targets:
+            self._send(dest, message)
+
+    def _send(self, dest: Address, message: Message) -> None:
+        if self._transport is not None:
+            self._transport.send(dest, message)

@@ -1,0 +1,583 @@
+"""The engine: owns the model, one inference worker thread, a bounded queue, batching, a pool.
+
+Threads: transports call `submit` / `set_param` / `request_load` (they validate and enqueue, or
+hand out a pooled hit, never infer); the single worker thread owns every use of the model.
+Results leave through the `on_hit` / `on_fail` callbacks, which the daemon points at the audio
+output and the WAV writer.
+
+- Requests that wait in the queue together are rendered as one batch per batch key (kind and
+  sampling settings); `model.generate.render` makes a batch equal the same renders one by one.
+- A pool of pre-rendered hits per class (engine.pool_size) answers a trigger without any
+  inference; the worker refills it in small rounds whenever the queue is empty.
+- A full queue raises `BusyError` instead of growing: a late drum hit is worse than none.
+
+Extending (issue 6: variations, interpolation, inpainting, morphing): a request kind becomes a
+`Task` with its own `kind` and `extra` data, and a renderer `(model, tasks) -> (B, C, T)` in
+`RENDERERS` (or the `renderers` argument). Batching, queueing, delivery and replies are shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from model.checkpoint import LoadedModel, load_checkpoint
+from model.errors import DrumDiffError
+from model.generate import RenderSettings, render, settings_for
+from server.config import FALLBACK_CLASSES, EngineConfig
+from server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
+from server.protocol import MAX_SEED, PARAMS, RenderRequest, RequestId
+
+log = logging.getLogger("drumdiff.server.engine")
+
+UNCONDITIONAL = "any"  # the class label of a render without class conditioning
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, so its replies can find their way back."""
+
+    transport: str  # "osc", "midi" or "local"
+    address: tuple[str, int] | None = None  # OSC sender (host, port)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Render defaults that `/drumdiff/set` and MIDI CCs change."""
+
+    steps: int
+    sampler: str
+    schedule: str
+    guidance: float
+    eta: float
+    gain: float  # dB
+    variation: float  # 0..1: chance that a pooled trigger gets a new hit
+
+    def settings(self) -> RenderSettings:
+        return RenderSettings(
+            steps=self.steps,
+            sampler=self.sampler,
+            schedule=self.schedule,
+            guidance=self.guidance,
+            eta=self.eta,
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    """A resolved request: everything the worker needs; nothing from the wire is left to check."""
+
+    kind: str  # key into the renderers ("render"; issue 6 adds more)
+    request_id: RequestId
+    origin: Origin
+    drum_class: str  # label: a class name or UNCONDITIONAL
+    class_arg: str | None  # what render() gets (None = unconditional)
+    note: int | None  # MIDI root note for the file's smpl chunk
+    velocity: int
+    seed: int | None  # None only until the engine draws one
+    settings: RenderSettings
+    gain_db: float
+    stream: bool = False
+    fresh: bool = False
+    submitted: float = 0.0  # time.perf_counter() when the transport handed it over
+    extra: Mapping[str, Any] = field(default_factory=dict)  # kind-specific data
+
+    @property
+    def batch_key(self) -> tuple[Any, ...]:
+        return (self.kind, self.settings)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rendered (or pooled) hit on its way to the outputs."""
+
+    task: Task  # with the seed actually used
+    audio: np.ndarray  # (C, T) float32, before gain
+    source: str  # "fresh", "pool" or "repeat"
+    batch_size: int
+    ready: float  # time.perf_counter() when the audio existed for this request
+    model_name: str
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class _Pooled:
+    seed: int
+    settings: RenderSettings
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Control:
+    """Work for the worker thread that is not a render (e.g. swapping the model)."""
+
+    run: Callable[[], None]
+    name: str
+    request_id: RequestId
+
+
+Renderer = Callable[[LoadedModel, Sequence[Task]], np.ndarray]
+
+
+def render_tasks(model: LoadedModel, tasks: Sequence[Task]) -> np.ndarray:
+    """The plain class-conditional render of a batch of tasks that share their settings."""
+    return render(
+        model,
+        [int(t.seed) for t in tasks],  # type: ignore[arg-type]
+        tasks[0].settings,
+        classes=[t.class_arg for t in tasks],
+    )
+
+
+RENDERERS: dict[str, Renderer] = {"render": render_tasks}
+
+
+def model_name(model: LoadedModel) -> str:
+    if model.path is not None:
+        return model.path.name
+    return f"random:{model.config.name}"
+
+
+def velocity_gain(velocity: int, exponent: float) -> float:
+    """Amplitude factor of a MIDI velocity: (v / 127) ** exponent."""
+    return (max(0, min(velocity, 127)) / 127.0) ** exponent
+
+
+class Engine:
+    """One inference worker, a bounded queue, batching and a pool of pre-rendered hits."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        config: EngineConfig,
+        *,
+        note_map: Mapping[int, str],
+        on_hit: Callable[[Hit], None],
+        on_fail: Callable[[Task, DrumDiffError], None],
+        renderers: Mapping[str, Renderer] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self._model = model
+        self._note_map = dict(note_map)
+        self._on_hit = on_hit
+        self._on_fail = on_fail
+        self._renderers = dict(RENDERERS if renderers is None else renderers)
+        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+        self._rng = np.random.default_rng(self.seed)
+        self._rng_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._queue: queue.Queue[Union[Task, _Control]] = queue.Queue(maxsize=config.queue_size)
+        self._pool: dict[str, deque[_Pooled]] = {}
+        self._last: dict[str, _Pooled] = {}
+        self._pool_lock = threading.Lock()  # guards _pool and _last; never held during inference
+        self._defaults = self._defaults_for(model)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started = time.monotonic()
+        self.served = 0
+        self.busy_rejections = 0
+        self.batches: deque[int] = deque(maxlen=256)  # sizes of recent request batches
+        self._served_lock = threading.Lock()
+
+    # ---- state ---------------------------------------------------------------------------
+
+    @property
+    def model(self) -> LoadedModel:
+        return self._model
+
+    @property
+    def defaults(self) -> Defaults:
+        return self._defaults
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._model.denoiser.parameters()).device
+
+    @property
+    def queue_length(self) -> int:
+        return self._queue.qsize()
+
+    def pool_counts(self) -> dict[str, int]:
+        with self._pool_lock:
+            return {name: len(entries) for name, entries in self._pool.items()}
+
+    def pool_fill(self) -> float:
+        """Ready pooled hits over the pool's capacity, 0..1 (1 when there is no pool)."""
+        capacity = self.config.pool_size * len(self._model.classes)
+        if capacity == 0:
+            return 1.0
+        counts = self.pool_counts()
+        return sum(min(n, self.config.pool_size) for n in counts.values()) / capacity
+
+    def _defaults_for(self, model: LoadedModel) -> Defaults:
+        s = settings_for(model)
+        return Defaults(
+            steps=s.steps,
+            sampler=s.sampler,
+            schedule=s.schedule,
+            guidance=s.guidance,
+            eta=s.eta,
+            gain=self.config.gain_db,
+            variation=1.0,
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("engine already started")
+        if self.config.warmup:
+            started = time.perf_counter()
+            with self._precision():
+                render(self._model, [0], self._defaults.settings(), classes=[self._model.classes[0]])
+            log.info("warm-up render took %.0f ms", 1e3 * (time.perf_counter() - started))
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._work, name="drumdiff-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in progress; answer queued requests with `shutting_down`."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("worker did not finish within %.0f s", timeout)
+        self._drain_failed()
+
+    def _drain_failed(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Task):
+                self._fail(item, ShuttingDown("the daemon is stopping", request_id=item.request_id))
+
+    # ---- requests (transport threads) -----------------------------------------------------
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def resolve(self, request: RenderRequest, origin: Origin, submitted: float | None = None) -> Task:
+        """Check a render request against the loaded model and fill in the defaults."""
+        model = self._model
+        d = self._defaults
+        if isinstance(request.target, int):
+            note: int | None = request.target
+            wanted = self._note_map.get(request.target, "percussion")
+            class_arg = self._class_for(wanted, model.classes)
+        else:
+            if request.target not in model.classes:
+                raise ProtocolError(
+                    f"unknown class {request.target!r}; expected one of {list(model.classes)}",
+                    request_id=request.request_id,
+                )
+            class_arg = request.target
+            note = self._root_note(request.target)
+        settings = RenderSettings(
+            steps=d.steps if request.steps is None else request.steps,
+            sampler=d.sampler if request.sampler is None else request.sampler,
+            schedule=d.schedule,
+            guidance=d.guidance if request.guidance is None else request.guidance,
+            eta=d.eta,
+        )
+        return Task(
+            kind=request.kind,
+            request_id=self.next_id() if request.request_id is None else request.request_id,
+            origin=origin,
+            drum_class=class_arg or UNCONDITIONAL,
+            class_arg=class_arg,
+            note=note,
+            velocity=request.velocity,
+            seed=request.seed,
+            settings=settings,
+            gain_db=d.gain if request.gain_db is None else request.gain_db,
+            stream=request.stream,
+            fresh=request.fresh,
+            submitted=time.perf_counter() if submitted is None else submitted,
+        )
+
+    def submit(self, request: RenderRequest, origin: Origin, submitted: float | None = None) -> Task | None:
+        """Serve from the pool at once, or enqueue for the worker. None for a release.
+
+        Raises ProtocolError (bad request), BusyError (queue full), ShuttingDown.
+        """
+        if request.is_release:
+            return None
+        if self._stop.is_set():
+            raise ShuttingDown("the daemon is stopping", request_id=request.request_id)
+        task = self.resolve(request, origin, submitted)
+        poolable = (
+            not request.fresh
+            and request.seed is None
+            and request.steps is None
+            and request.sampler is None
+            and request.guidance is None
+            and task.class_arg is not None
+        )
+        if poolable:
+            hit = self._take_ready(task)
+            if hit is not None:
+                self._deliver(hit)
+                return hit.task
+        if task.seed is None:
+            task = replace(task, seed=self._draw_seed())
+        self.enqueue(task)
+        return task
+
+    def enqueue(self, task: Task) -> None:
+        """Queue a resolved task for the worker (other request kinds enter here)."""
+        if task.kind not in self._renderers:
+            raise ProtocolError(f"no renderer for request kind {task.kind!r}", request_id=task.request_id)
+        try:
+            self._queue.put_nowait(task)
+        except queue.Full:
+            self.busy_rejections += 1
+            raise BusyError("queue full", request_id=task.request_id) from None
+
+    def request_load(
+        self, path: Path, reply: Callable[[LoadedModel | DrumDiffError], None]
+    ) -> None:
+        """Load a checkpoint on the worker thread; `reply` gets the new model or the error.
+
+        The path must already be checked against the configured folders (the daemon does).
+        """
+        if self._stop.is_set():
+            raise ShuttingDown("the daemon is stopping")
+
+        def run() -> None:
+            try:
+                new = load_checkpoint(path, device=self.device)
+            except DrumDiffError as err:
+                reply(LoadError(str(err), code="bad_checkpoint"))
+                return
+            except Exception as err:  # a torch error we did not foresee: keep serving
+                log.exception("loading %s failed", path)
+                reply(LoadError(f"{path}: {type(err).__name__}: {err}", code="bad_checkpoint"))
+                return
+            self._swap(new)
+            reply(new)
+
+        try:
+            self._queue.put_nowait(_Control(run, "load", "load"))
+        except queue.Full:
+            raise BusyError("queue full") from None
+
+    def set_param(self, name: str, value: Any) -> int | float | str:
+        """Change a render default; returns the value in force. Stale pooled hits are dropped."""
+        spec = PARAMS.get(name)
+        if spec is None:
+            raise ProtocolError(f"unknown param {name!r}; expected one of {sorted(PARAMS)}")
+        value = spec.parse(value)
+        self._defaults = replace(self._defaults, **{name: value})
+        self._purge_stale()
+        return value
+
+    # ---- pool ------------------------------------------------------------------------------
+
+    def _take_ready(self, task: Task) -> Hit | None:
+        """A repeat of the class's last hit (per `variation`) or a pooled hit, if one fits."""
+        d = self._defaults
+        want = task.settings
+        with self._pool_lock:
+            last = self._last.get(task.drum_class)
+        if last is not None and d.variation < 1.0 and last.settings == want:
+            with self._rng_lock:
+                repeat = self._rng.random() >= d.variation
+            if repeat:
+                return self._hit_from(task, last, "repeat")
+        with self._pool_lock:
+            entries = self._pool.get(task.drum_class)
+            while entries:
+                entry = entries.popleft()
+                if entry.settings == want:
+                    return self._hit_from(task, entry, "pool")
+        return None
+
+    def _hit_from(self, task: Task, entry: _Pooled, source: str) -> Hit:
+        return Hit(
+            task=replace(task, seed=entry.seed),
+            audio=entry.audio,
+            source=source,
+            batch_size=1,
+            ready=time.perf_counter(),
+            model_name=model_name(self._model),
+            sample_rate=self._model.sample_rate,
+        )
+
+    def _purge_stale(self) -> None:
+        want = self._defaults.settings()
+        with self._pool_lock:
+            for entries in self._pool.values():
+                keep = [e for e in entries if e.settings == want]
+                entries.clear()
+                entries.extend(keep)
+
+    def _pool_wanted(self) -> list[str]:
+        """Classes below the pool size, emptiest first."""
+        size = self.config.pool_size
+        if size == 0:
+            return []
+        counts = self.pool_counts()
+        short = [(counts.get(c, 0), c) for c in self._model.classes if counts.get(c, 0) < size]
+        return [c for _, c in sorted(short, key=lambda x: x[0])]
+
+    def _refill(self, wanted: list[str]) -> None:
+        model = self._model
+        settings = self._defaults.settings()
+        size = self.config.pool_size
+        counts = self.pool_counts()
+        names: list[str] = []
+        # round-robin over the emptiest classes, never past pool_size
+        while len(names) < self.config.refill_batch:
+            progressed = False
+            for name in wanted:
+                if counts.get(name, 0) + names.count(name) < size and len(names) < self.config.refill_batch:
+                    names.append(name)
+                    progressed = True
+            if not progressed:
+                break
+        if not names:
+            return
+        seeds = [self._draw_seed() for _ in names]
+        with self._precision():
+            audio = render(model, seeds, settings, classes=names)
+        if model is not self._model:
+            return  # swapped meanwhile (cannot happen on this thread today; cheap to keep)
+        with self._pool_lock:
+            for name, seed, hit in zip(names, seeds, audio):
+                self._pool.setdefault(name, deque()).append(_Pooled(seed, settings, hit))
+        self._purge_stale()  # defaults may have changed during the render
+
+    # ---- worker ----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        torch.set_grad_enabled(False)
+        while not self._stop.is_set():
+            wanted = self._pool_wanted()
+            try:
+                first = self._queue.get(timeout=0.005 if wanted else 0.1)
+            except queue.Empty:
+                if wanted and not self._stop.is_set():
+                    try:
+                        self._refill(wanted)
+                    except Exception:
+                        log.exception("pool refill failed; retrying in 1 s")
+                        self._stop.wait(1.0)
+                continue
+            items: list[Task | _Control] = [first]
+            while len(items) < self.config.max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._process(items)
+
+    def _process(self, items: list[Task | _Control]) -> None:
+        """Controls run in arrival order; the tasks between them render grouped by batch key."""
+        pending: list[Task] = []
+        for item in items:
+            if isinstance(item, _Control):
+                self._render_groups(pending)
+                pending = []
+                item.run()
+            else:
+                pending.append(item)
+        self._render_groups(pending)
+
+    def _render_groups(self, tasks: list[Task]) -> None:
+        groups: dict[tuple[Any, ...], list[Task]] = {}
+        for task in tasks:
+            groups.setdefault(task.batch_key, []).append(task)
+        for group in groups.values():
+            self._render_group(group)
+
+    def _render_group(self, group: list[Task]) -> None:
+        model = self._model
+        try:
+            with self._precision():
+                audio = self._renderers[group[0].kind](model, group)
+        except Exception as err:
+            log.exception("render of %d request(s) failed", len(group))
+            for task in group:
+                self._fail(task, RenderError(f"{type(err).__name__}: {err}", request_id=task.request_id))
+            return
+        ready = time.perf_counter()
+        self.batches.append(len(group))
+        name = model_name(model)
+        for task, hit in zip(group, audio):
+            self._deliver(
+                Hit(task, hit, "fresh", len(group), ready, name, model.sample_rate)
+            )
+
+    def _deliver(self, hit: Hit) -> None:
+        with self._pool_lock:
+            self._last[hit.task.drum_class] = _Pooled(int(hit.task.seed or 0), hit.task.settings, hit.audio)
+        with self._served_lock:
+            self.served += 1
+        try:
+            self._on_hit(hit)
+        except Exception as err:
+            log.exception("delivering request %s failed", hit.task.request_id)
+            self._fail(hit.task, RenderError(f"{type(err).__name__}: {err}", request_id=hit.task.request_id))
+
+    def _fail(self, task: Task, err: DrumDiffError) -> None:
+        try:
+            self._on_fail(task, err)
+        except Exception:
+            log.exception("reporting the failure of request %s failed", task.request_id)
+
+    def _swap(self, new: LoadedModel) -> None:
+        """Worker thread only: replace the model, reset pool and defaults to the new model's."""
+        self._model = new
+        old = self._defaults
+        self._defaults = replace(self._defaults_for(new), gain=old.gain, variation=old.variation)
+        with self._pool_lock:
+            self._pool.clear()
+            self._last.clear()
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _draw_seed(self) -> int:
+        with self._rng_lock:
+            return int(self._rng.integers(0, MAX_SEED + 1))
+
+    @staticmethod
+    def _class_for(wanted: str, classes: Sequence[str]) -> str | None:
+        """The class a note plays: its mapped class, a fallback, or None (unconditional)."""
+        for name in (wanted, *FALLBACK_CLASSES):
+            if name in classes:
+                return name
+        return None
+
+    def _root_note(self, drum_class: str) -> int | None:
+        notes = [n for n, c in sorted(self._note_map.items()) if c == drum_class]
+        # GM lists 35 before 36 for kick, but 36 is what every pad and sampler calls "kick"
+        return 36 if drum_class == "kick" and 36 in notes else (notes[0] if notes else None)
+
+    @contextlib.contextmanager
+    def _precision(self) -> Iterator[None]:
+        device = self.device
+        precision = self.config.precision
+        if device.type != "cuda" or precision == "fp32":
+            yield
+            return
+        if precision == "auto":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        with torch.autocast("cuda", dtype=dtype):
+            yield

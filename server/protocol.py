@@ -1,0 +1,600 @@
+"""The OSC protocol of the daemon: addresses, argument schemas, parse and format. Pure: no sockets.
+
+Everything a frontend (Max for Live, Pure Data) relies on is defined here once; `drumdiff
+protocol` turns `MESSAGES`, `RENDER_KEYS`, `PARAMS` and the reason codes into docs/protocol.md.
+
+Conventions (scsynth/AbletonOSC style):
+- every address starts with `/drumdiff/`; a reply's address is the request's plus `.reply`,
+  or `/drumdiff/done` / `/drumdiff/fail` for jobs;
+- numbers may arrive as int or float (Pd sends only floats), so an integer argument accepts an
+  integral float; non-integral floats are rejected where an integer is needed, NaN/Inf always;
+- a parse function takes the message's argument list and returns a frozen command object, or
+  raises `ProtocolError` (answered with `/drumdiff/fail`).
+
+To add a request kind (e.g. variations, issue 6): define its command dataclass and parse
+function, add it to `PARSERS` and its `MessageSpec` to `MESSAGES`, then teach the engine its job.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+from model.sampling import SAMPLERS, SCHEDULES
+from server.errors import ProtocolError, UnknownAddress
+
+PREFIX = "/drumdiff/"
+
+HELLO = "/drumdiff/hello"
+HELLO_REPLY = "/drumdiff/hello.reply"
+RENDER = "/drumdiff/render"
+DONE = "/drumdiff/done"
+FAIL = "/drumdiff/fail"
+CHUNK = "/drumdiff/chunk"
+STATUS = "/drumdiff/status"
+STATUS_REPLY = "/drumdiff/status.reply"
+PING = "/drumdiff/ping"
+PONG = "/drumdiff/pong"
+LOAD = "/drumdiff/load"
+LOADED = "/drumdiff/loaded"
+SET = "/drumdiff/set"
+SET_REPLY = "/drumdiff/set.reply"
+CLASSES = "/drumdiff/classes"
+CLASSES_REPLY = "/drumdiff/classes.reply"
+
+#: The request id used in `fail` when a message is too broken to have one.
+NO_ID = -1
+#: The request-id slot of a failed `load` (agreed protocol: `/drumdiff/fail load <code> <text>`).
+LOAD_ID = "load"
+#: Seeds travel as OSC int32.
+MAX_SEED = 2**31 - 1
+#: Bytes of file data per `/drumdiff/chunk` blob: the whole datagram stays under 8 KB, which
+#: python-osc's socketserver servers, macOS (9216) and most OSC libraries accept.
+CHUNK_BYTES = 7168
+MAX_STEPS = 1000
+
+RequestId = Union[int, str]
+_ID_TEXT = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces: safe in logs and Max
+
+
+# ---------------------------------------------------------------------------------------------
+# Value coercion: every wire value passes through one of these.
+
+
+def _number(value: Any, what: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(f"{what} must be a number, got {_show(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"{what} must be finite, got {value}")
+    return value
+
+
+def as_int(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
+    """An integer from an OSC int or an integral float (Pd sends floats)."""
+    number = _number(value, what)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ProtocolError(f"{what} must be an integer, got {number}")
+        number = int(number)
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        raise ProtocolError(f"{what} must be in {lo}..{hi}, got {number}")
+    return number
+
+
+def as_float(value: Any, what: str, lo: float | None = None, hi: float | None = None) -> float:
+    number = float(_number(value, what))
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        raise ProtocolError(f"{what} must be in {lo}..{hi}, got {number:g}")
+    return number
+
+
+def as_str(value: Any, what: str, *, max_len: int = 256) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError(f"{what} must be a string, got {_show(value)}")
+    if not value or len(value) > max_len:
+        raise ProtocolError(f"{what} must be 1..{max_len} characters")
+    return value
+
+
+def as_flag(value: Any, what: str) -> bool:
+    """0/1 (int, float or OSC true/false)."""
+    if isinstance(value, bool):
+        return value
+    return bool(as_int(value, what, 0, 1))
+
+
+def as_choice(value: Any, what: str, choices: Sequence[str]) -> str:
+    text = as_str(value, what)
+    if text not in choices:
+        raise ProtocolError(f"unknown {what} {text!r}; expected one of {sorted(choices)}")
+    return text
+
+
+def as_request_id(value: Any) -> RequestId:
+    """A client's request id: an int, an integral float, or a short printable string."""
+    if isinstance(value, str):
+        if not _ID_TEXT.match(value):
+            raise ProtocolError("id must be 1..64 printable characters without spaces")
+        return value
+    return as_int(value, "id", -(2**31), 2**31 - 1)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: what a parsed message asks for.
+
+
+@dataclass(frozen=True)
+class Hello:
+    reply_port: int
+    client_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Render one hit of a class (name) or of a General MIDI drum note (int)."""
+
+    kind: ClassVar[str] = "render"
+
+    target: str | int  # class name, or GM note number 0..127
+    velocity: int  # 0..127; 0 = release (nothing rendered, nothing replied)
+    request_id: RequestId | None = None  # None: the daemon assigns an int
+    seed: int | None = None
+    steps: int | None = None
+    sampler: str | None = None
+    guidance: float | None = None
+    gain_db: float | None = None
+    fresh: bool = False  # True: render now; False: the pre-rendered pool may serve it
+    stream: bool = False  # True: also send the file as /drumdiff/chunk blobs
+
+    @property
+    def is_release(self) -> bool:
+        return self.velocity == 0
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    pass
+
+
+@dataclass(frozen=True)
+class Ping:
+    nonce: int | float | str | None = None
+
+
+@dataclass(frozen=True)
+class Load:
+    path: str
+
+
+@dataclass(frozen=True)
+class SetParam:
+    param: str
+    value: int | float | str
+
+
+@dataclass(frozen=True)
+class ClassesQuery:
+    pass
+
+
+Command = Union[Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery]
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas: the single source of the documentation and of the parsers' limits.
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    type: str  # as documented: int, float, number, string, blob, "string|int"...
+    doc: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    address: str
+    direction: str  # "in": to the daemon; "out": from the daemon
+    args: tuple[Arg, ...]
+    doc: str
+    replies: tuple[str, ...] = ()
+    variadic: str | None = None  # trailing "key value ..." pairs or repeated values, documented
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One optional `key value` pair of `/drumdiff/render`."""
+
+    name: str
+    type: str
+    doc: str
+    parse: Callable[[Any], Any]
+    field: str  # RenderRequest field it sets
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A daemon parameter settable with `/drumdiff/set` (and MIDI CCs)."""
+
+    name: str
+    type: str  # "int", "float" or "choice"
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: Any) -> int | float | str:
+        what = self.name
+        if self.type == "int":
+            return as_int(value, what, _opt_int(self.lo), _opt_int(self.hi))
+        if self.type == "float":
+            return as_float(value, what, self.lo, self.hi)
+        return as_choice(value, what, self.choices)
+
+    def from_unit(self, unit: float, lo: float | None = None, hi: float | None = None) -> int | float:
+        """Scale 0..1 (a MIDI CC) onto [lo, hi] (default: the param's own range)."""
+        if self.type == "choice":
+            raise ProtocolError(f"{self.name} is a choice and cannot follow a controller")
+        low = self.lo if lo is None else lo
+        high = self.hi if hi is None else hi
+        assert low is not None and high is not None
+        value = low + (high - low) * min(max(unit, 0.0), 1.0)
+        return int(round(value)) if self.type == "int" else value
+
+
+def _opt_int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+RENDER_KEYS: dict[str, KeySpec] = {
+    k.name: k
+    for k in (
+        KeySpec("id", "int or string", "client request id, echoed in the reply (default: the daemon assigns an int)", as_request_id, "request_id"),
+        KeySpec("seed", "int", f"noise seed 0..{MAX_SEED}; the same seed and settings give the same hit", lambda v: as_int(v, "seed", 0, MAX_SEED), "seed"),
+        KeySpec("steps", "int", f"sampling steps 1..{MAX_STEPS} (default: `set steps`)", lambda v: as_int(v, "steps", 1, MAX_STEPS), "steps"),
+        KeySpec("sampler", "string", f"one of {', '.join(sorted(SAMPLERS))}", lambda v: as_choice(v, "sampler", tuple(SAMPLERS)), "sampler"),
+        KeySpec("guidance", "float", "classifier-free guidance scale 0..50", lambda v: as_float(v, "guidance", 0.0, 50.0), "guidance"),
+        KeySpec("gain", "float", "gain in dB, -96..24, added to the velocity curve", lambda v: as_float(v, "gain", -96.0, 24.0), "gain_db"),
+        KeySpec("fresh", "0/1", "1 = render now; 0 = the pre-rendered pool may serve it (default 0)", lambda v: as_flag(v, "fresh"), "fresh"),
+        KeySpec("stream", "0/1", "1 = after `done`, also send the file as `/drumdiff/chunk` blobs (default 0)", lambda v: as_flag(v, "stream"), "stream"),
+    )
+}
+
+PARAMS: dict[str, ParamSpec] = {
+    p.name: p
+    for p in (
+        ParamSpec("steps", "int", "default sampling steps", 1, MAX_STEPS),
+        ParamSpec("guidance", "float", "default classifier-free guidance scale", 0.0, 50.0),
+        ParamSpec("sampler", "choice", "default sampler", choices=tuple(sorted(SAMPLERS))),
+        ParamSpec("schedule", "choice", "default noise schedule", choices=tuple(sorted(SCHEDULES))),
+        ParamSpec("eta", "float", "DDIM stochasticity", 0.0, 1.0),
+        ParamSpec("gain", "float", "default gain in dB", -96.0, 24.0),
+        ParamSpec(
+            "variation",
+            "float",
+            "chance that a pooled trigger gets a new hit; otherwise the class's last hit repeats",
+            0.0,
+            1.0,
+        ),
+    )
+}
+
+
+MESSAGES: tuple[MessageSpec, ...] = (
+    MessageSpec(
+        HELLO,
+        "in",
+        (
+            Arg("reply_port", "int", "UDP port on the sender's host where replies should go"),
+            Arg("client_name", "string", "a name for the logs", optional=True),
+        ),
+        "Register where replies to this sender address go (Max and Pd cannot receive on the port "
+        "they send from). Senders that never said hello get replies at their source address. "
+        "Registered clients also receive the `done` of hits triggered over MIDI.",
+        replies=(HELLO_REPLY,),
+    ),
+    MessageSpec(
+        HELLO_REPLY,
+        "out",
+        (
+            Arg("daemon_version", "string", "drumdiff version"),
+            Arg("client_id", "int", "this client's id"),
+        ),
+        "Answer to `hello`, sent to the registered reply port.",
+    ),
+    MessageSpec(
+        RENDER,
+        "in",
+        (
+            Arg("class_or_note", "string or int", "a class name (`kick`, `snare`, `closed_hat`...) or a General MIDI drum note 0..127"),
+            Arg("velocity", "int", "0..127; 0 is a release: nothing is rendered and nothing is replied"),
+        ),
+        "Render one hit. Without `fresh 1` (and without seed, steps, sampler or guidance) the "
+        "daemon answers at once from its pool of pre-rendered hits when it has one.",
+        replies=(DONE, FAIL, CHUNK),
+        variadic="key value ... (see Render options)",
+    ),
+    MessageSpec(
+        DONE,
+        "out",
+        (
+            Arg("request_id", "int or string", "the client's `id`, or the int the daemon assigned"),
+            Arg("abs_path", "string", "absolute path of the new WAV file (never overwritten)"),
+            Arg("class", "string", "class rendered (`any` for an unconditional render)"),
+            Arg("seed", "int", "noise seed used; send it back to recall the hit"),
+            Arg("frames", "int", "length in sample frames"),
+            Arg("sample_rate", "int", "Hz"),
+        ),
+        "A hit is published: the file was fsynced and renamed into place before this is sent.",
+    ),
+    MessageSpec(
+        FAIL,
+        "out",
+        (
+            Arg("request_id", "int or string", "the request's id; -1 when unknown; `load` for a failed load"),
+            Arg("reason_code", "string", "see Reason codes"),
+            Arg("text", "string", "human-readable reason"),
+        ),
+        "A request failed (or was malformed). Every malformed, unknown or out-of-range message "
+        "gets one.",
+    ),
+    MessageSpec(
+        CHUNK,
+        "out",
+        (
+            Arg("request_id", "int or string", "the render's id"),
+            Arg("seq", "int", "0-based chunk number"),
+            Arg("total", "int", "number of chunks"),
+            Arg("data", "blob", f"at most {CHUNK_BYTES} bytes of the WAV file"),
+        ),
+        "Only for `render ... stream 1`, after `done`: the WAV file's bytes for a client that "
+        "cannot read the daemon's disk. Concatenate the blobs in `seq` order; UDP may drop one, "
+        "so check that all `total` arrived (the file path stays the source of truth).",
+    ),
+    MessageSpec(
+        STATUS,
+        "in",
+        (),
+        "Ask for the daemon's state.",
+        replies=(STATUS_REPLY,),
+    ),
+    MessageSpec(
+        STATUS_REPLY,
+        "out",
+        (
+            Arg("model", "string", "checkpoint file name (or `random:<config>`)"),
+            Arg("device", "string", "cpu, cuda, cuda:1..."),
+            Arg("queue_length", "int", "requests waiting for the worker"),
+            Arg("pool_fill", "float", "0..1: pre-rendered hits ready over the pool's capacity"),
+            Arg("uptime_s", "float", "seconds since start"),
+            Arg("renders_served", "int", "hits published since start"),
+        ),
+        "Answer to `status`.",
+    ),
+    MessageSpec(
+        PING,
+        "in",
+        (Arg("nonce", "any", "echoed", optional=True),),
+        "Liveness check; answered immediately, even while the worker renders.",
+        replies=(PONG,),
+    ),
+    MessageSpec(PONG, "out", (Arg("nonce", "any", "the ping's nonce, if it had one", optional=True),), "Answer to `ping`."),
+    MessageSpec(
+        LOAD,
+        "in",
+        (Arg("checkpoint_path", "string", "absolute, or relative to a configured model folder"),),
+        "Load another checkpoint. Only files inside the server config's `model_folders` are "
+        "accepted. On failure the old model stays.",
+        replies=(LOADED, FAIL),
+    ),
+    MessageSpec(
+        LOADED,
+        "out",
+        (Arg("path", "string", "absolute path of the loaded checkpoint"), Arg("step", "int", "its training step")),
+        "The new model serves from now on; the pool was emptied and refills.",
+    ),
+    MessageSpec(
+        SET,
+        "in",
+        (Arg("param", "string", "see Parameters"), Arg("value", "number or string", "new value")),
+        "Set a daemon parameter (the defaults of later renders).",
+        replies=(SET_REPLY, FAIL),
+    ),
+    MessageSpec(
+        SET_REPLY,
+        "out",
+        (Arg("param", "string", "parameter"), Arg("value", "number or string", "the value now in force")),
+        "Answer to `set`.",
+    ),
+    MessageSpec(CLASSES, "in", (), "Ask which classes the loaded model renders.", replies=(CLASSES_REPLY,)),
+    MessageSpec(
+        CLASSES_REPLY,
+        "out",
+        (),
+        "Answer to `classes`: one string per class, in the model's order.",
+        variadic="class ...",
+    ),
+)
+
+SPECS: dict[str, MessageSpec] = {m.address: m for m in MESSAGES}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers: argument list -> command. Each raises ProtocolError on bad input.
+
+
+def _arity(address: str, args: Sequence[Any], lo: int, hi: int) -> None:
+    if not lo <= len(args) <= hi:
+        name = address.removeprefix(PREFIX)
+        expected = str(lo) if lo == hi else f"{lo}..{hi}"
+        raise ProtocolError(f"{name} takes {expected} arguments, got {len(args)}")
+
+
+def parse_hello(args: Sequence[Any]) -> Hello:
+    _arity(HELLO, args, 1, 2)
+    port = as_int(args[0], "reply_port", 1, 65535)
+    name = as_str(args[1], "client_name", max_len=64) if len(args) > 1 else None
+    return Hello(port, name)
+
+
+def parse_target(value: Any) -> str | int:
+    """A class name or a GM note; a numeric string (a Pd symbol) counts as a note."""
+    if isinstance(value, str):
+        if value.isdigit():
+            return as_int(int(value), "note", 0, 127)
+        return as_str(value, "class", max_len=64)
+    return as_int(value, "note", 0, 127)
+
+
+def parse_render(args: Sequence[Any]) -> RenderRequest:
+    if len(args) < 2:
+        raise ProtocolError(f"render takes <class_or_note> <velocity> [key value ...], got {len(args)} arguments")
+    target = parse_target(args[0])
+    velocity = as_int(args[1], "velocity", 0, 127)
+    options = list(args[2:])
+    if len(options) % 2:
+        raise ProtocolError("render options must be key value pairs; the last key has no value")
+    fields: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key, value in zip(options[::2], options[1::2]):
+        if not isinstance(key, str):
+            raise ProtocolError(f"render option key must be a string, got {_show(key)}")
+        spec = RENDER_KEYS.get(key)
+        if spec is None:
+            raise ProtocolError(f"unknown render option {key!r}; expected one of {sorted(RENDER_KEYS)}")
+        if key in seen:
+            raise ProtocolError(f"render option {key!r} given twice")
+        seen.add(key)
+        fields[spec.field] = spec.parse(value)
+    return RenderRequest(target, velocity, **fields)
+
+
+def parse_status(args: Sequence[Any]) -> StatusQuery:
+    _arity(STATUS, args, 0, 0)
+    return StatusQuery()
+
+
+def parse_ping(args: Sequence[Any]) -> Ping:
+    _arity(PING, args, 0, 1)
+    if not args:
+        return Ping()
+    nonce = args[0]
+    if isinstance(nonce, bool) or not isinstance(nonce, (int, float, str)):
+        raise ProtocolError(f"ping nonce must be a number or string, got {_show(nonce)}")
+    if isinstance(nonce, float) and not math.isfinite(nonce):
+        raise ProtocolError("ping nonce must be finite")
+    return Ping(nonce)
+
+
+def parse_load(args: Sequence[Any]) -> Load:
+    _arity(LOAD, args, 1, 1)
+    return Load(as_str(args[0], "checkpoint_path", max_len=4096))
+
+
+def parse_set(args: Sequence[Any]) -> SetParam:
+    _arity(SET, args, 2, 2)
+    name = as_choice(args[0], "param", tuple(PARAMS))
+    return SetParam(name, PARAMS[name].parse(args[1]))
+
+
+def parse_classes(args: Sequence[Any]) -> ClassesQuery:
+    _arity(CLASSES, args, 0, 0)
+    return ClassesQuery()
+
+
+#: Incoming address -> parser. The OSC dispatcher maps exactly these addresses.
+PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
+    HELLO: parse_hello,
+    RENDER: parse_render,
+    STATUS: parse_status,
+    PING: parse_ping,
+    LOAD: parse_load,
+    SET: parse_set,
+    CLASSES: parse_classes,
+}
+
+
+def parse(address: str, args: Sequence[Any]) -> Command:
+    """The command a message asks for; `UnknownAddress` or `ProtocolError` otherwise."""
+    parser = PARSERS.get(address)
+    if parser is None:
+        raise UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md")
+    return parser(args)
+
+
+def request_id_of(address: str, args: Sequence[Any]) -> RequestId:
+    """Best-effort id of a message that failed to parse, so its `fail` can be matched."""
+    if address == RENDER:
+        options = list(args[2:])
+        for key, value in zip(options[::2], options[1::2]):
+            if key == "id":
+                try:
+                    return as_request_id(value)
+                except ProtocolError:
+                    return NO_ID
+    if address == LOAD:
+        return LOAD_ID
+    return NO_ID
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies: plain (address, args) values; the transport encodes them.
+
+
+@dataclass(frozen=True)
+class Message:
+    address: str
+    args: tuple[Any, ...] = ()
+
+
+def hello_reply(version: str, client_id: int) -> Message:
+    return Message(HELLO_REPLY, (version, int(client_id)))
+
+
+def done(request_id: RequestId, path: str, drum_class: str, seed: int, frames: int, sample_rate: int) -> Message:
+    return Message(DONE, (request_id, path, drum_class, int(seed), int(frames), int(sample_rate)))
+
+
+def fail(request_id: RequestId | None, code: str, text: str) -> Message:
+    rid: RequestId = NO_ID if request_id is None else request_id
+    return Message(FAIL, (rid, code, text[:512]))
+
+
+def chunks(request_id: RequestId, data: bytes) -> list[Message]:
+    """The file split into `/drumdiff/chunk` messages of at most CHUNK_BYTES each."""
+    pieces = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+    return [Message(CHUNK, (request_id, seq, len(pieces), piece)) for seq, piece in enumerate(pieces)]
+
+
+def status_reply(
+    model: str, device: str, queue_length: int, pool_fill: float, uptime_s: float, renders_served: int
+) -> Message:
+    return Message(
+        STATUS_REPLY,
+        (model, device, int(queue_length), float(pool_fill), float(uptime_s), int(renders_served)),
+    )
+
+
+def pong(nonce: int | float | str | None) -> Message:
+    return Message(PONG, () if nonce is None else (nonce,))
+
+
+def loaded(path: str, step: int) -> Message:
+    return Message(LOADED, (path, int(step)))
+
+
+def set_reply(param: str, value: int | float | str) -> Message:
+    return Message(SET_REPLY, (param, value))
+
+
+def classes_reply(classes: Sequence[str]) -> Message:
+    return Message(CLASSES_REPLY, tuple(classes))
