@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         model = resolve_model(args.checkpoint, args.config, device)
         length = None
         if args.length is not None:
-            length = valid_length(model, int(round(args.length * model.sample_rate)))
+            length = int(round(args.length * model.sample_rate))
+            valid_length(model, length)  # refuses lengths that round to nothing
         settings = settings_for(
             model,
             steps=args.steps,

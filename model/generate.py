@@ -24,7 +24,8 @@ class RenderSettings:
     schedule: str = "karras"
     guidance: float = 2.0
     eta: float = 0.0
-    length: int | None = None  # samples; None = the model's training length
+    length: int | None = None  # samples; None = the model's training length (any length works:
+    # the network runs at the next length it accepts and the output is cut to this one)
 
 
 def settings_for(model: LoadedModel, **overrides: object) -> RenderSettings:
@@ -119,7 +120,9 @@ def render(
         generator=generators,
         eta=settings.eta,
     )
-    audio = (out.float() / model.config.diffusion.data_scale).cpu().numpy()
+    # The network runs at a length it accepts; the caller gets the length it asked for.
+    keep = settings.length if settings.length is not None else frames
+    audio = (out[..., :keep].float() / model.config.diffusion.data_scale).cpu().numpy()
     fade = int(FADE_OUT_S * cfg.sample_rate)
     for item in audio:
         apply_fade_out(item, fade)
