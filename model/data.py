@@ -191,6 +191,53 @@ def content_hash(clip: np.ndarray) -> str:
     return hashlib.sha1(quantised.tobytes()).hexdigest()[:16]
 
 
+#: Two normalised clips whose samples all differ by at most this are one sound (a copy saved at
+#: another level, bit depth or format). Coarse hashing alone misses them: a sample of one copy
+#: on a rounding boundary flips the whole hash.
+NEAR_DUPLICATE_TOLERANCE = 2.0 / 512
+
+
+class DuplicateFinder:
+    """Exact copies by content hash; near-exact copies by a max-difference check.
+
+    Candidates are found through the clip's mean absolute level (copies within the tolerance
+    lie in the same or a neighbouring bucket of that width), then a 64-block signature, then
+    the full clip, so a large dataset is not compared all against all.
+    """
+
+    def __init__(self, tolerance: float = NEAR_DUPLICATE_TOLERANCE) -> None:
+        self.tolerance = tolerance
+        self.by_hash: dict[str, str] = {}
+        self.buckets: dict[int, list[tuple[np.ndarray, np.ndarray, str]]] = {}
+
+    def _signature(self, clip: np.ndarray) -> np.ndarray:
+        flat = clip.reshape(-1)
+        blocks = 64 if flat.size % 64 == 0 else 1
+        return flat.reshape(blocks, -1).mean(axis=1)
+
+    def _bucket(self, clip: np.ndarray) -> int:
+        return int(float(np.abs(clip).mean()) // self.tolerance)
+
+    def find(self, clip: np.ndarray, digest: str) -> str | None:
+        """The source of an earlier clip this one duplicates, or None."""
+        if digest in self.by_hash:
+            return self.by_hash[digest]
+        signature, bucket = self._signature(clip), self._bucket(clip)
+        for b in (bucket - 1, bucket, bucket + 1):
+            for other, other_sig, source in self.buckets.get(b, ()):
+                if other.shape != clip.shape:
+                    continue
+                if np.abs(other_sig - signature).max() > self.tolerance:
+                    continue
+                if np.abs(other - clip).max() <= self.tolerance:
+                    return source
+        return None
+
+    def add(self, clip: np.ndarray, digest: str, source: str) -> None:
+        self.by_hash[digest] = source
+        self.buckets.setdefault(self._bucket(clip), []).append((clip, self._signature(clip), source))
+
+
 def processing_key(model: ModelConfig, data: DataConfig) -> dict[str, object]:
     return {
         "sample_rate": model.sample_rate,
@@ -274,7 +321,7 @@ def prepare_dataset(
         report.rejected.append(problem)
     clips: list[np.ndarray] = []
     rows: list[dict[str, object]] = []
-    seen: dict[str, str] = {}
+    duplicates = DuplicateFinder()
     iterator: Iterable[SourceItem] = progress(items) if progress else items
     for item in iterator:
         try:
@@ -295,14 +342,15 @@ def prepare_dataset(
             report.rejected.append({"source": str(item.path), "reason": reason, "detail": str(err)})
             continue
         digest = content_hash(clip)
-        if digest in seen:
+        original = duplicates.find(clip, digest)
+        if original is not None:
             report.duplicates += 1
             report.per_reason["duplicate"] += 1
             report.rejected.append(
-                {"source": str(item.path), "reason": "duplicate", "detail": f"same as {seen[digest]}"}
+                {"source": str(item.path), "reason": "duplicate", "detail": f"same as {original}"}
             )
             continue
-        seen[digest] = str(item.path)
+        duplicates.add(clip, digest, str(item.path))
         label = label_from_names(item.instrument, item.path.stem, item.path.parent.name)
         clips.append(clip)
         rows.append(
