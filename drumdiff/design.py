@@ -1,0 +1,292 @@
+"""Sound design from a checkpoint: variations, interpolation, inpainting, class morphing and
+checkpoint scrubbing, written as WAV files with every parameter in their INFO metadata."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drumdiff.common import fail, parser, pick_device, resolve_model
+from model import __version__
+from model.audio import DrumAudio
+from model.checkpoint import LoadedModel
+from model.errors import DrumDiffError
+from model.generate import RenderSettings, render, settings_for
+from model.sampling import SAMPLERS, SCHEDULES
+from model.sound_design import (
+    DEFAULT_ROOT_NOTE,
+    ModelCache,
+    extend,
+    inpaint,
+    interpolate,
+    list_checkpoints,
+    morph,
+    pick_checkpoint,
+    pitch_shift,
+    pitched_root_note,
+    variation,
+)
+from model.wav import SUBTYPES, write_wav_atomic
+
+
+def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: bool = True) -> None:
+    if model_flags:
+        p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped model)")
+        p.add_argument("--config", default=None, help="use a random-weight model of this config instead")
+    if seeded:
+        p.add_argument("-n", "--count", type=int, default=4, help="how many hits")
+        p.add_argument("--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default=None)
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None)
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
+    p.add_argument("--length", type=float, default=None, help="seconds (default: the model's length)")
+    p.add_argument("--pitch", type=float, default=0.0, help="repitch the result by this many semitones")
+    p.add_argument("--root-note", type=int, default=None,
+                   help=f"MIDI note the unpitched hit sounds at; written to the smpl chunk (default {DEFAULT_ROOT_NOTE} when --pitch is given)")
+    p.add_argument("--format", choices=SUBTYPES, default="PCM_24", help="WAV sample format")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", default="renders", help="output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser(__doc__, "design")
+    sub = p.add_subparsers(dest="op", required=True, metavar="OP")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    vary = sub.add_parser("vary", help="variations of a hit", formatter_class=fmt,
+                          description="Noise a hit to a level (0 = same, 1 = new sound) and denoise.")
+    vary.add_argument("input", help="WAV (or any libsndfile format) to vary")
+    vary.add_argument("--level", type=float, default=0.5, help="noise level 0..1")
+    vary.add_argument("--class", dest="drum_class", default=None, help="class condition (default: none)")
+    _common(vary)
+
+    inter = sub.add_parser("interpolate", help="hits between two hits", formatter_class=fmt,
+                           description="Invert both hits (DDIM backwards), slerp the latents, sample back.")
+    inter.add_argument("a", help="first hit")
+    inter.add_argument("b", help="second hit")
+    inter.add_argument("-n", "--count", type=int, default=5, help="hits, endpoints included")
+    inter.add_argument("--class-a", default=None, help="class of the first hit (default: none)")
+    inter.add_argument("--class-b", default=None, help="class of the second hit (default: none)")
+    inter.add_argument("--refine", type=int, default=2, help="fixed-point refinements per inversion step")
+    _common(inter, seeded=False)
+
+    inp = sub.add_parser("inpaint", help="regenerate part of a hit", formatter_class=fmt,
+                         description="Regenerate a time range (or extend: keep the attack or the tail).")
+    inp.add_argument("input", help="hit to inpaint")
+    where = inp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--range", nargs=2, type=float, metavar=("START", "END"), help="seconds to regenerate")
+    where.add_argument("--keep-attack", type=float, metavar="SECONDS", help="keep the first SECONDS, new tail")
+    where.add_argument("--keep-tail", type=float, metavar="SECONDS", help="keep from SECONDS on, new attack")
+    inp.add_argument("--seam-ms", type=float, default=5.0, help="crossfade into the new part")
+    inp.add_argument("--class", dest="drum_class", default=None, help="class condition (default: none)")
+    _common(inp)
+
+    mor = sub.add_parser("morph", help="render from a blend of classes", formatter_class=fmt,
+                         description="Blend class conditions, e.g. --mix kick=0.5 --mix tom=0.5.")
+    mor.add_argument("--mix", action="append", required=True, metavar="CLASS=WEIGHT",
+                     help="a class and its weight (repeat; normalised to sum 1)")
+    _common(mor)
+
+    scr = sub.add_parser("scrub", help="render with an earlier checkpoint of a run", formatter_class=fmt,
+                         description="Pick a checkpoint of a run folder by step or fraction of training.")
+    scr.add_argument("run", help="run folder (holding checkpoints/step-*.pt)")
+    pick = scr.add_mutually_exclusive_group()
+    pick.add_argument("--step", type=int, default=None, help="nearest checkpoint to this step")
+    pick.add_argument("--fraction", type=float, default=None, help="0 = first kept, 1 = newest")
+    scr.add_argument("--list", action="store_true", help="list the checkpoints and exit")
+    scr.add_argument("--class", dest="drum_class", default=None, help="class (default: unconditional)")
+    _common(scr, model_flags=False)
+    return p
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.count < 1:
+        raise DrumDiffError("-n must be at least 1")
+    base = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    return [base + i for i in range(args.count)]
+
+
+def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
+    if args.steps is not None and args.steps < 1:
+        raise DrumDiffError("--steps must be at least 1")
+    length = None
+    if args.length is not None:
+        if args.length <= 0:
+            raise DrumDiffError("--length must be positive")
+        length = max(1, int(round(args.length * model.sample_rate)))
+    return settings_for(
+        model, steps=args.steps, sampler=args.sampler, schedule=args.schedule,
+        guidance=args.guidance, eta=args.eta, length=length,
+    )
+
+
+def _load(path: str) -> DrumAudio:
+    return DrumAudio.from_file(path)
+
+
+def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
+    weights: dict[str | None, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise DrumDiffError(f"--mix takes CLASS=WEIGHT, got {item!r}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise DrumDiffError(f"--mix weight of {name!r} is not a number: {value!r}") from None
+        key = None if name in ("none", "null") else name
+        weights[key] = weights.get(key, 0.0) + weight
+    return weights
+
+
+class _Writer:
+    """Writes hits with their parameters (JSON in ICMT) and the pitched root note."""
+
+    def __init__(self, model: LoadedModel, args: argparse.Namespace, source: str) -> None:
+        self.model, self.args, self.source = model, args, source
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.written: list[Path] = []
+
+    def __call__(self, name: str, hit: np.ndarray, params: dict[str, Any]) -> None:
+        args = self.args
+        root = None
+        if args.pitch or args.root_note is not None:
+            root = pitched_root_note(args.pitch, DEFAULT_ROOT_NOTE if args.root_note is None else args.root_note)
+            hit = pitch_shift(hit, self.model.sample_rate, args.pitch)
+        params = {**params, "pitch": args.pitch, "model": self.source, "step": self.model.step}
+        path = self.out / f"{name}.wav"
+        write_wav_atomic(
+            path, hit, self.model.sample_rate, subtype=args.format, root_note=root,
+            info={
+                "software": f"drumdiff {__version__}",
+                "comment": json.dumps(params),
+                "title": path.stem,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        self.written.append(path)
+
+
+def _sampling(s: RenderSettings) -> dict[str, Any]:
+    return {"steps": s.steps, "sampler": s.sampler, "schedule": s.schedule, "guidance": s.guidance,
+            "eta": s.eta, "length": s.length}
+
+
+def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    settings, seeds = _settings(model, args), _seeds(args)
+    audio = variation(model, _load(args.input), args.level, seeds, settings, drum_class=args.drum_class)
+    stem = Path(args.input).stem
+    for seed, hit in zip(seeds, audio):
+        write(f"{stem}_vary{args.level:g}_seed{seed}", hit, {
+            "op": "vary", "input": str(args.input), "level": args.level, "seed": seed,
+            "class": args.drum_class, **_sampling(settings)})
+
+
+def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    settings = _settings(model, args)
+    audio = interpolate(
+        model, _load(args.a), _load(args.b), args.count, settings.steps,
+        class_a=args.class_a, class_b=args.class_b, guidance=args.guidance if args.guidance is not None else 1.0,
+        schedule=settings.schedule, refine=args.refine, length=settings.length,
+    )
+    fractions = np.linspace(0.0, 1.0, args.count)
+    stem = f"{Path(args.a).stem}_to_{Path(args.b).stem}"
+    for i, (w, hit) in enumerate(zip(fractions, audio)):
+        write(f"{stem}_{i:02d}", hit, {
+            "op": "interpolate", "a": str(args.a), "b": str(args.b), "index": i, "fraction": float(w),
+            "class_a": args.class_a, "class_b": args.class_b, "refine": args.refine,
+            "steps": settings.steps, "sampler": "ddim", "schedule": settings.schedule,
+            "guidance": args.guidance if args.guidance is not None else 1.0, "length": settings.length})
+
+
+def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    settings, seeds = _settings(model, args), _seeds(args)
+    source = _load(args.input)
+    sr = model.sample_rate
+    seam = int(round(args.seam_ms * 1e-3 * sr))
+    params: dict[str, Any] = {"op": "inpaint", "input": str(args.input), "class": args.drum_class,
+                              "seam_ms": args.seam_ms, **_sampling(settings)}
+    if args.range is not None:
+        start, end = (int(round(v * sr)) for v in args.range)
+        audio = inpaint(model, source, seeds, settings, regenerate=(start, end),
+                        drum_class=args.drum_class, seam=seam)
+        params["range_s"], tag = list(args.range), f"inpaint{args.range[0]:g}-{args.range[1]:g}"
+    else:
+        keep = "attack" if args.keep_attack is not None else "tail"
+        split_s = args.keep_attack if args.keep_attack is not None else args.keep_tail
+        audio = extend(model, source, seeds, settings, keep=keep, split=int(round(split_s * sr)),
+                       drum_class=args.drum_class, seam=seam)
+        params.update(keep=keep, split_s=split_s)
+        tag = f"keep{keep}{split_s:g}"
+    stem = Path(args.input).stem
+    for seed, hit in zip(seeds, audio):
+        write(f"{stem}_{tag}_seed{seed}", hit, {**params, "seed": seed})
+
+
+def _morph(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    settings, seeds = _settings(model, args), _seeds(args)
+    weights = _mix(model, args.mix)
+    audio = morph(model, weights, seeds, settings)
+    total = sum(weights.values())
+    mix = {str(k or "none"): v / total for k, v in weights.items()}
+    tag = "+".join(f"{k}{v:.2f}" for k, v in mix.items())
+    for seed, hit in zip(seeds, audio):
+        write(f"morph_{tag}_seed{seed}", hit, {"op": "morph", "mix": mix, "seed": seed, **_sampling(settings)})
+
+
+OPS: dict[str, Callable[[LoadedModel, argparse.Namespace, _Writer], None]] = {
+    "vary": _vary,
+    "interpolate": _interpolate,
+    "inpaint": _inpaint,
+    "morph": _morph,
+}
+
+
+def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Path]] | None:
+    entries = list_checkpoints(args.run)
+    if args.list or (args.step is None and args.fraction is None):
+        for e in entries:
+            print(f"{e.step:>9}  {e.path}")
+        return None
+    entry = pick_checkpoint(entries, step=args.step, fraction=args.fraction)
+    model = ModelCache(1, device=device).get(entry.path)
+    settings, seeds = _settings(model, args), _seeds(args)
+    write = _Writer(model, args, str(entry.path))
+    audio = render(model, seeds, settings, classes=[args.drum_class] * len(seeds))
+    label = args.drum_class or "any"
+    for seed, hit in zip(seeds, audio):
+        write(f"{label}_step{model.step}_seed{seed}", hit, {
+            "op": "scrub", "run": str(args.run), "picked_step": model.step, "asked_step": args.step,
+            "asked_fraction": args.fraction, "class": args.drum_class, "seed": seed, **_sampling(settings)})
+    return model, write.written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        device = pick_device(args.device)
+        if args.op == "scrub":
+            done = _scrub(args, device)
+            if done is None:
+                return 0
+            model, written = done
+        else:
+            model = resolve_model(args.checkpoint, args.config, device)
+            write = _Writer(model, args, str(model.path) if model.path else f"random:{args.config}")
+            OPS[args.op](model, args, write)
+            written = write.written
+    except (DrumDiffError, ValueError) as err:
+        return fail(str(err))
+    for path in written:
+        print(path.resolve())
+    print(f"{args.op}: wrote {len(written)} file(s) into {Path(args.out).resolve()}", flush=True)
+    return 0
