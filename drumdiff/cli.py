@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("drumdiff.evaluate", "judge a checkpoint's sound quality on test kits"),
     "bench": ("drumdiff.bench", "measure speed and memory of each config"),
     "protocol": ("drumdiff.protocol_doc", "print or write the OSC protocol reference"),
+    "design": ("drumdiff.design", "sound design: vary, interpolate, inpaint, morph, scrub checkpoints"),
 }
 
 
