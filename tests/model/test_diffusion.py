@@ -1,0 +1,162 @@
+"""v-objective identities on the cosine schedule, and the training loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from model.config import Config
+from model.denoiser import Denoiser
+from model.diffusion import (
+    add_noise,
+    alpha_sigma,
+    eps_from_v,
+    t_from_alpha_sigma,
+    t_from_log_snr,
+    v_target,
+    x0_from_v,
+)
+from model.loss import v_loss
+
+
+@pytest.fixture
+def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(5, 2, 64, generator=gen, dtype=torch.float64)
+    noise = torch.randn(5, 2, 64, generator=gen, dtype=torch.float64)
+    t = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.float64)
+    return x0, noise, t
+
+
+def test_schedule_endpoints() -> None:
+    alpha, sigma = alpha_sigma(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    assert alpha[0] == 1.0 and sigma[0] == 0.0
+    assert alpha[2] == pytest.approx(0.0, abs=1e-15) and sigma[2] == 1.0
+    assert alpha[1] == pytest.approx(math.sqrt(0.5)) and sigma[1] == pytest.approx(math.sqrt(0.5))
+
+
+def test_schedule_is_variance_preserving_and_monotone() -> None:
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    alpha, sigma = alpha_sigma(t)
+    torch.testing.assert_close(alpha**2 + sigma**2, torch.ones_like(t))
+    assert bool((alpha[1:] < alpha[:-1]).all()) and bool((sigma[1:] > sigma[:-1]).all())
+
+
+def test_t_round_trips_through_alpha_sigma_and_log_snr() -> None:
+    t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
+    alpha, sigma = alpha_sigma(t)
+    torch.testing.assert_close(t_from_alpha_sigma(alpha, sigma), t)
+    torch.testing.assert_close(t_from_log_snr(torch.log(alpha**2 / sigma**2)), t)
+
+
+def test_add_noise_at_the_endpoints(batch: tuple[torch.Tensor, ...]) -> None:
+    x0, noise, t = batch
+    xt = add_noise(x0, noise, t)
+    torch.testing.assert_close(xt[0], x0[0], rtol=0, atol=0)
+    torch.testing.assert_close(xt[-1], noise[-1], rtol=0, atol=1e-15)
+
+
+def test_v_target_reconstructs_x0_and_noise(batch: tuple[torch.Tensor, ...]) -> None:
+    x0, noise, t = batch
+    xt = add_noise(x0, noise, t)
+    v = v_target(x0, noise, t)
+    torch.testing.assert_close(x0_from_v(xt, v, t), x0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(eps_from_v(xt, v, t), noise, rtol=0, atol=1e-12)
+
+
+def test_v_target_in_float32_is_exact_to_rounding(batch: tuple[torch.Tensor, ...]) -> None:
+    x0, noise, t = (b.float() for b in batch)
+    xt = add_noise(x0, noise, t)
+    v = v_target(x0, noise, t)
+    torch.testing.assert_close(x0_from_v(xt, v, t), x0, rtol=0, atol=1e-5)
+    torch.testing.assert_close(eps_from_v(xt, v, t), noise, rtol=0, atol=1e-5)
+
+
+def test_v_target_endpoints(batch: tuple[torch.Tensor, ...]) -> None:
+    x0, noise, t = batch
+    v = v_target(x0, noise, t)
+    torch.testing.assert_close(v[0], noise[0])  # t = 0: v = eps
+    torch.testing.assert_close(v[-1], -x0[-1])  # t = 1: v = -x0
+
+
+def test_denoiser_returns_x0_from_the_network_v(tiny_denoiser: Denoiser) -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 1, 2048, generator=gen)
+    t = torch.tensor([0.3, 0.8])
+    ids = torch.tensor([0, 1])
+    v = tiny_denoiser.net(x, t, ids)
+    torch.testing.assert_close(tiny_denoiser(x, t, class_ids=ids), x0_from_v(x, v, t))
+
+
+# -- loss --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "snr-clamp"])
+def test_loss_is_finite_and_has_gradients(
+    tiny_denoiser: Denoiser, tiny_config: Config, weighting: str
+) -> None:
+    tiny_denoiser.train()
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 1, tiny_config.model.length, generator=gen) * 0.3
+    loss = v_loss(
+        tiny_denoiser.net, x0, torch.tensor([0, 1, 2]), weighting=weighting, generator=gen
+    )
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
+    loss.backward()
+    grads = [p.grad for p in tiny_denoiser.net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_loss_is_reproducible_with_a_generator(tiny_denoiser: Denoiser) -> None:
+    x0 = torch.zeros(2, 1, 2048)
+    ids = torch.tensor([0, 1])
+    a = v_loss(tiny_denoiser.net, x0, ids, generator=torch.Generator().manual_seed(5))
+    b = v_loss(tiny_denoiser.net, x0, ids, generator=torch.Generator().manual_seed(5))
+    c = v_loss(tiny_denoiser.net, x0, ids, generator=torch.Generator().manual_seed(6))
+    assert a == b and a != c
+
+
+def test_loss_of_a_perfect_v_predictor_is_zero() -> None:
+    """The loss compares against v = alpha * eps - sigma * x0: an oracle net scores 0."""
+
+    class Oracle(torch.nn.Module):
+        null_class = 3
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            alpha, sigma = alpha_sigma(t)
+            # x0 is the constant 0.5 clip, so v follows from x_t alone.
+            x0 = torch.full_like(x, 0.5)
+            eps = (x - alpha[:, None, None] * x0) / sigma[:, None, None].clamp_min(1e-12)
+            return v_target(x0, eps, t)
+
+    x0 = torch.full((4, 1, 32), 0.5)
+    gen = torch.Generator().manual_seed(2)
+    loss = v_loss(Oracle(), x0, torch.zeros(4, dtype=torch.long), generator=gen)  # type: ignore[arg-type]
+    assert float(loss) < 1e-8
+
+
+def test_condition_dropout_feeds_the_null_class() -> None:
+    seen: list[torch.Tensor] = []
+
+    class Spy(torch.nn.Module):
+        null_class = 9
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            seen.append(ids)
+            return torch.zeros_like(x)
+
+    x0 = torch.zeros(64, 1, 8)
+    ids = torch.zeros(64, dtype=torch.long)
+    v_loss(Spy(), x0, ids, condition_dropout=0.0)  # type: ignore[arg-type]
+    v_loss(Spy(), x0, ids, condition_dropout=1.0)  # type: ignore[arg-type]
+    v_loss(Spy(), x0, ids, condition_dropout=0.5, generator=torch.Generator().manual_seed(0))  # type: ignore[arg-type]
+    assert bool((seen[0] == 0).all())
+    assert bool((seen[1] == 9).all())
+    assert 10 < int((seen[2] == 9).sum()) < 54
+
+
+def test_unknown_loss_weighting_is_refused(tiny_denoiser: Denoiser) -> None:
+    with pytest.raises(ValueError, match="unknown loss weighting 'min-snr'"):
+        v_loss(tiny_denoiser.net, torch.zeros(1, 1, 2048), torch.tensor([0]), weighting="min-snr")
