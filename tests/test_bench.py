@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG
+from drumdiff_testkit import TINY_CONFIG
 
 from drumdiff import bench, cli
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TINY_CONFIG
+from drumdiff_testkit import TINY_CONFIG
 
 from drumdiff import cli
 from drumdiff.common import DEFAULT_CHECKPOINT

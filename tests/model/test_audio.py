@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_hit
+from drumdiff_testkit import make_hit
 
 from model.audio import DrumAudio, apply_fade_out, peak_safe
 from model.errors import AudioError, DrumDiffError

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, TINY_CONFIG, is_model_config, model_config_paths
+from drumdiff_testkit import CONFIGS, TINY_CONFIG, is_model_config, model_config_paths
 
 from model.checkpoint import build_model
 from model.config import (

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import randomize
+from drumdiff_testkit import randomize
 
 from model.config import Config, ModelConfig
 from model.unet import DrumUNet1d, FourierFeatures, count_parameters
