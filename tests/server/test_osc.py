@@ -1,0 +1,218 @@
+"""OSC round trips over real UDP on loopback, plus the socket-free datagram path."""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import build_msg
+
+from model.checkpoint import LoadedModel, save_checkpoint
+from model.config import load_config
+from model.generate import render, settings_for
+from server import protocol
+from server.osc import LoopbackTransport
+from tests.server.conftest import TINY
+
+
+def test_render_by_class_replies_done_with_a_published_file(daemon_factory: Any, client_factory: Any, tiny_model: LoadedModel) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    address, args = client.ask(protocol.RENDER, "kick", 127, "seed", 11, "id", "k1")
+    assert address == protocol.DONE
+    rid, path, drum_class, seed, frames, sr = args
+    assert (rid, drum_class, seed, frames, sr) == ("k1", "kick", 11, 2048, 44100)
+    assert Path(path).is_absolute() and Path(path).parent == daemon.writer.folder
+    data, file_sr = sf.read(path, dtype="float32")
+    assert file_sr == 44100 and len(data) == frames
+    expected = render(tiny_model, [11], settings_for(tiny_model), classes=["kick"])[0, 0]
+    np.testing.assert_allclose(data, expected, atol=2**-22)  # 24-bit file, velocity 127 = 0 dB
+
+
+def test_pd_style_floats_and_a_gm_note(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    address, args = client.ask(protocol.RENDER, 38.0, 64.0, "seed", 3.0, "gain", -6.0)
+    assert address == protocol.DONE
+    assert args[2] == "snare" and args[3] == 3 and isinstance(args[0], int)
+    assert Path(args[1]).name.startswith("snare_n038_v064_s3_")
+
+
+def test_release_gets_no_reply(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    client.send(protocol.RENDER, "kick", 0)
+    client.expect_nothing()
+    assert not list(daemon.writer.folder.iterdir())
+
+
+def test_status_ping_classes_set(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    assert client.ask(protocol.PING, 42) == (protocol.PONG, [42])
+    assert client.ask(protocol.PING) == (protocol.PONG, [])
+    address, args = client.ask(protocol.STATUS)
+    assert address == protocol.STATUS_REPLY
+    model, device, queue_length, pool_fill, uptime, served = args
+    assert (model, device, queue_length, served) == ("random:tiny-test", "cpu", 0, 0)
+    assert 0.0 <= pool_fill <= 1.0 and uptime >= 0.0
+    assert client.ask(protocol.CLASSES) == (protocol.CLASSES_REPLY, ["kick", "snare", "closed_hat", "clap"])
+    assert client.ask(protocol.SET, "steps", 2.0) == (protocol.SET_REPLY, ["steps", 2])
+    assert client.ask(protocol.SET, "sampler", "ddim") == (protocol.SET_REPLY, ["sampler", "ddim"])
+    assert daemon.engine.defaults.steps == 2
+    client.ask(protocol.RENDER, "kick", 100, "seed", 1)
+    assert client.ask(protocol.STATUS)[1][5] == 1
+
+
+def test_hello_registers_a_separate_reply_port(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address, separate_reply_port=True)  # like Max and Pd
+    client.send(protocol.HELLO, float(client.reply_port), "maxdevice")
+    address, args = client.recv()
+    assert address == protocol.HELLO_REPLY and args[1] == 1
+    assert client.ask(protocol.PING, "x") == (protocol.PONG, ["x"])
+    # a second client gets another id; saying hello again keeps the id
+    other = client_factory(daemon.osc_address)
+    assert other.ask(protocol.HELLO, other.reply_port)[1][1] == 2
+    client.send(protocol.HELLO, client.reply_port)
+    assert client.recv()[1][1] == 1
+
+
+def test_errors_are_answered_never_crash(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+
+    def fail_of(*message: Any) -> list[Any]:
+        address, args = client.ask(*message)
+        assert address == protocol.FAIL, (message, address, args)
+        return args
+
+    assert fail_of(protocol.RENDER, "kik", 100)[:2] == [-1, "bad_request"]
+    assert "unknown class 'kik'" in fail_of(protocol.RENDER, "kik", 100)[2]
+    assert fail_of(protocol.RENDER, "kick", 100, "id", 9, "steps", 0)[:2] == [9, "bad_request"]
+    assert fail_of(protocol.RENDER, "kick", 100.5)[1] == "bad_request"
+    assert fail_of(protocol.RENDER, "kick", math.nan)[1] == "bad_request"
+    assert fail_of(protocol.RENDER)[1] == "bad_request"
+    assert fail_of(protocol.SET, "volume", 3)[1] == "bad_request"
+    assert fail_of("/drumdiff/explode", 1)[:2] == [-1, "unknown_address"]
+    assert fail_of("/other/app")[1] == "unknown_address"
+    assert fail_of("/drumdiff/*", 1)[1] == "malformed"
+    client.send_raw(b"\x00\x01garbage")
+    assert client.recv()[1][1] == "malformed"
+    client.send_raw(b"/drumdiff/render\x00\x00\x00\x00,ii\x00\x00\x00")  # arguments missing
+    assert client.recv()[1][1] == "malformed"
+    # more than python-osc's socketserver 8192-byte limit: read whole, answered precisely
+    big_id = "x" * 64
+    client.send(protocol.RENDER, "kick", 100, "id", big_id, "sampler", "y" * 9000)
+    assert client.recv()[1][:2] == [big_id, "bad_request"]
+    # still alive and serving
+    assert client.ask(protocol.PING, 1) == (protocol.PONG, [1])
+
+
+def test_bundles_are_flattened(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    bundle.add_content(build_msg(protocol.PING, [1]))
+    bundle.add_content(build_msg(protocol.PING, [2]))
+    client.send_raw(bundle.build().dgram)
+    assert sorted([client.recv()[1][0], client.recv()[1][0]]) == [1, 2]
+
+
+def test_stream_sends_the_file_in_chunks(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory("writer.subtype=FLOAT")
+    client = client_factory(daemon.osc_address)
+    client.send(protocol.RENDER, "snare", 100, "id", 5, "stream", 1, "seed", 2)
+    address, args = client.recv()
+    assert address == protocol.DONE
+    pieces: dict[int, bytes] = {}
+    total = None
+    while total is None or len(pieces) < total:
+        address, chunk = client.recv()
+        assert address == protocol.CHUNK and chunk[0] == 5
+        pieces[chunk[1]] = chunk[3]
+        total = chunk[2]
+    assert b"".join(pieces[i] for i in range(total)) == Path(args[1]).read_bytes()
+
+
+def test_load_only_from_model_folders_and_keeps_the_old_model_on_failure(
+    daemon_factory: Any, client_factory: Any, tmp_path: Path, tiny_model: LoadedModel
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(b"x")
+    assert client.ask(protocol.LOAD, str(outside))[1][:2] == ["load", "not_allowed"]
+    assert client.ask(protocol.LOAD, "../outside.pt")[1][:2] == ["load", "not_allowed"]
+    assert client.ask(protocol.LOAD, "missing.pt")[1][:2] == ["load", "not_found"]
+    (models / "broken.pt").write_bytes(b"not a checkpoint")
+    assert client.ask(protocol.LOAD, "broken.pt")[1][:2] == ["load", "bad_checkpoint"]
+    assert daemon.engine.model is tiny_model
+    # a symlink inside the folder that points outside is refused
+    (models / "link.pt").symlink_to(outside)
+    assert client.ask(protocol.LOAD, "link.pt")[1][:2] == ["load", "not_allowed"]
+    config = load_config(TINY)
+    good = save_checkpoint(models / "good.pt", config, model_state=tiny_model.denoiser.net.state_dict(), ema_state=None, step=17)
+    address, args = client.ask(protocol.LOAD, "good.pt")
+    assert (address, args) == (protocol.LOADED, [str(good.resolve()), 17])
+    assert daemon.engine.model.step == 17
+    assert client.ask(protocol.STATUS)[1][0] == "good.pt"
+    assert client.ask(protocol.RENDER, "kick", 100)[0] == protocol.DONE
+
+
+def test_busy_over_udp(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory("engine.queue_size=1", "engine.max_batch=1")
+    client = client_factory(daemon.osc_address)
+    n = 12
+    for i in range(n):
+        client.send(protocol.RENDER, "kick", 100, "id", i, "fresh", 1, "steps", 40)
+    replies = [client.recv() for _ in range(n)]
+    done = [a for a, _ in replies if a == protocol.DONE]
+    busy = [args for a, args in replies if a == protocol.FAIL]
+    assert len(done) + len(busy) == n
+    assert busy and all(args[1] == "busy" and args[2] == "queue full" for args in busy)
+
+
+def test_allow_list_drops_strangers(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory("osc.allow=[10.0.0.0/8]")
+    client = client_factory(daemon.osc_address)
+    client.send(protocol.PING, 1)
+    client.expect_nothing()
+    assert daemon.osc.dropped == 1
+
+
+def test_socket_free_datagrams_through_the_dispatcher(tiny_model: LoadedModel, tmp_path: Path) -> None:
+    from server.daemon import Daemon
+    from tests.server.conftest import make_config
+
+    transport = LoopbackTransport()
+    daemon = Daemon(make_config(tmp_path), tiny_model, transport=transport)
+    daemon.start()
+    try:
+        sender = ("127.0.0.1", 5555)
+        daemon.feed(build_msg(protocol.PING, [7.0]).dgram, sender)
+        daemon.feed(build_msg(protocol.HELLO, [6000]).dgram, sender)
+        daemon.feed(build_msg(protocol.RENDER, ["bass", 1]).dgram, sender)
+        daemon.feed(struct.pack(">i", 5), sender)
+    finally:
+        daemon.stop()
+    sent = [(dest, m.address, m.args[:2]) for dest, m in transport.sent]
+    assert sent == [
+        (sender, protocol.PONG, (7.0,)),
+        (("127.0.0.1", 6000), protocol.HELLO_REPLY, (protocol_version(), 1)),
+        (("127.0.0.1", 6000), protocol.FAIL, (-1, "bad_request")),
+        (("127.0.0.1", 6000), protocol.FAIL, (-1, "malformed")),
+    ]
+
+
+def protocol_version() -> str:
+    from model import __version__
+
+    return __version__
