@@ -86,6 +86,20 @@ def render_markdown() -> str:
     ]
     for key in protocol.RENDER_KEYS.values():
         lines.append(f"| `{key.name}` | {key.type} | {_cell(key.doc)} |")
+    lines += [
+        "",
+        "## Sound design options",
+        "",
+        "Optional `key value` pairs after `vary`, `interpolate`, `inpaint`, `morph` and `scrub` "
+        "(each message's row lists which it takes). A request with `count` n is answered with n "
+        "`done` messages under its one request id; each hit is remembered by that id (the newest "
+        "of a request), so later requests can use it as a source.",
+        "",
+        "| Key | Type | Meaning |",
+        "|---|---|---|",
+    ]
+    for key in protocol.DESIGN_KEYS.values():
+        lines.append(f"| `{key.name}` | {key.type} | {_cell(key.doc)} |")
     lines += ["", "## Parameters (`/drumdiff/set`)", "", "| Param | Type | Range | Meaning |", "|---|---|---|---|"]
     for param in protocol.PARAMS.values():
         if param.type == "choice":
@@ -123,6 +137,10 @@ def render_markdown() -> str:
         "<- /drumdiff/done 7 /home/me/hits/snare_n038_v127_s42_20260101-120001-456_2.wav snare 42 32768 44100",
         "-> /drumdiff/render kik 100",
         "<- /drumdiff/fail -1 bad_request \"unknown class 'kik'; expected one of [...]\"",
+        "-> /drumdiff/vary last class kick count 8 level 0.4 id v1",
+        "<- /drumdiff/done v1 /home/me/hits/kick_nxxx_v127_s77_20260101-120002-001_3.wav kick 77 32768 44100   (x8)",
+        "-> /drumdiff/morph kick tom 0.5 seed 3",
+        "-> /drumdiff/scrub snare fraction 0.1 seed 3",
         "-> /drumdiff/set steps 8",
         "<- /drumdiff/set.reply steps 8",
         "```",

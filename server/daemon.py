@@ -28,6 +28,7 @@ from server.errors import LoadError, ProtocolError, ServerError
 from server.midi import MidiInput
 from server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
 from server.protocol import Command, Message, RequestId
+from server.sound_design import DesignService
 from server.writer import HitWriter, Published, WriteJob
 
 log = logging.getLogger("drumdiff.server")
@@ -59,6 +60,7 @@ class Daemon:
             on_fail=self._on_fail,
             seed=config.engine.seed,
         )
+        self.design = DesignService(self.engine)  # vary, interpolate, inpaint, morph, scrub
         self.writer = HitWriter(config.writer, software=f"drumdiff {__version__}")
         self.audio: AudioOut | None = (
             AudioOut(config.audio_out, model.sample_rate) if config.audio_out.enabled else None
@@ -166,6 +168,8 @@ class Daemon:
             self._load(command, origin, arrived)
         elif isinstance(command, protocol.ClassesQuery):
             self.reply(origin, protocol.classes_reply(self.engine.model.classes))
+        elif isinstance(command, protocol.DesignRequest):
+            self.design.submit(command, origin, arrived)
         else:  # a parser was added without a handler
             raise ProtocolError(f"{type(command).__name__} is not served yet")
 
@@ -236,6 +240,7 @@ class Daemon:
 
     def _on_hit(self, hit: Hit) -> None:
         task = hit.task
+        self.design.record(hit)  # so `vary last`, `inpaint <id>`... can refer to it
         amp = 10.0 ** (task.gain_db / 20.0) * velocity_gain(task.velocity, self.config.engine.velocity_exponent)
         if self.audio is not None:
             self.audio.play(hit.audio, amp)  # before the file: the pad should sound now
@@ -258,6 +263,7 @@ class Daemon:
                 "model": hit.model_name,
                 "source": hit.source,
                 "request_id": task.request_id,
+                **({"design": task.extra["info"]} if "info" in task.extra else {}),
             },
         )
         self.writer.submit(job, lambda result: self._published(hit, result))

@@ -348,6 +348,14 @@ class Engine:
             self.busy_rejections += 1
             raise BusyError("queue full", request_id=task.request_id) from None
 
+    def add_renderer(self, kind: str, renderer: Renderer) -> None:
+        """Teach the worker a request kind (sound design, issue 6); call before `start`."""
+        self._renderers[kind] = renderer
+
+    def draw_seed(self) -> int:
+        """The next seed of the daemon's seed sequence (for requests that gave none)."""
+        return self._draw_seed()
+
     def request_load(
         self, path: Path, reply: Callable[[LoadedModel | DrumDiffError], None]
     ) -> None:

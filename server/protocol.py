@@ -44,6 +44,12 @@ SET = "/drumdiff/set"
 SET_REPLY = "/drumdiff/set.reply"
 CLASSES = "/drumdiff/classes"
 CLASSES_REPLY = "/drumdiff/classes.reply"
+# Sound design (issue 6): each answers with one `done` per hit, all under the request's id.
+VARY = "/drumdiff/vary"
+INTERPOLATE = "/drumdiff/interpolate"
+INPAINT = "/drumdiff/inpaint"
+MORPH = "/drumdiff/morph"
+SCRUB = "/drumdiff/scrub"
 
 #: The request id used in `fail` when a message is too broken to have one.
 NO_ID = -1
@@ -55,6 +61,10 @@ MAX_SEED = 2**31 - 1
 #: python-osc's socketserver servers, macOS (9216) and most OSC libraries accept.
 CHUNK_BYTES = 7168
 MAX_STEPS = 1000
+#: Hits one sound-design request may ask for.
+MAX_DESIGN_COUNT = 32
+#: A previous hit named by this instead of a request id: the newest one (of `class`, if given).
+LAST = "last"
 
 RequestId = Union[int, str]
 _ID_TEXT = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces: safe in logs and Max
@@ -185,7 +195,36 @@ class ClassesQuery:
     pass
 
 
-Command = Union[Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery]
+@dataclass(frozen=True)
+class DesignRequest:
+    """A sound-design request (issue 6): vary, interpolate, inpaint, morph or scrub.
+
+    `sources` name earlier hits by request id or LAST; `classes` are morph's two classes or
+    scrub's one; the rest are the optional `key value` pairs of DESIGN_KEYS (None = default).
+    """
+
+    kind: str  # "vary", "interpolate", "inpaint", "morph" or "scrub"
+    sources: tuple[RequestId, ...] = ()
+    classes: tuple[str, ...] = ()
+    mix: float | None = None  # morph: 0 = classes[0] .. 1 = classes[1]
+    request_id: RequestId | None = None
+    drum_class: str | None = None  # `class` key: condition, and which class `last` means
+    level: float | None = None
+    count: int | None = None
+    seed: int | None = None
+    steps: int | None = None
+    sampler: str | None = None
+    guidance: float | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    seam_ms: float | None = None
+    refine: int | None = None
+    checkpoint_step: int | None = None
+    checkpoint_fraction: float | None = None
+    stream: bool = False
+
+
+Command = Union[Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, DesignRequest]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +326,90 @@ PARAMS: dict[str, ParamSpec] = {
         ),
     )
 }
+
+
+def _fraction(v: Any) -> float:
+    return as_float(v, "fraction", 0.0, 1.0)
+
+
+#: Optional `key value` pairs of the sound-design messages (which message takes which: DESIGN_ALLOWED).
+DESIGN_KEYS: dict[str, KeySpec] = {
+    k.name: k
+    for k in (
+        KeySpec("id", "int or string", "client request id, echoed in every `done` of the request", as_request_id, "request_id"),
+        KeySpec("class", "string", "class condition (`any` = none); with source `last`: the newest hit of this class", lambda v: as_str(v, "class", max_len=64), "drum_class"),
+        KeySpec("level", "float", "vary: noise level 0..1 (0 = the same hit, 1 = a new one; default 0.5)", lambda v: as_float(v, "level", 0.0, 1.0), "level"),
+        KeySpec("count", "int", f"hits to make 1..{MAX_DESIGN_COUNT} (interpolate: 2.., endpoints included; default 1, interpolate 5)", lambda v: as_int(v, "count", 1, MAX_DESIGN_COUNT), "count"),
+        KeySpec("seed", "int", f"first seed 0..{MAX_SEED}; hit i uses seed + i", lambda v: as_int(v, "seed", 0, MAX_SEED - MAX_DESIGN_COUNT), "seed"),
+        KeySpec("steps", "int", f"sampling steps 1..{MAX_STEPS} (interpolate: inversion steps, default 32)", lambda v: as_int(v, "steps", 1, MAX_STEPS), "steps"),
+        KeySpec("sampler", "string", f"one of {', '.join(sorted(SAMPLERS))} (interpolate always uses ddim)", lambda v: as_choice(v, "sampler", tuple(SAMPLERS)), "sampler"),
+        KeySpec("guidance", "float", "classifier-free guidance scale 0..50 (interpolate: default 1)", lambda v: as_float(v, "guidance", 0.0, 50.0), "guidance"),
+        KeySpec("start", "float", "inpaint: seconds where the regenerated part begins (default 0)", lambda v: as_float(v, "start", 0.0, 60.0), "start_s"),
+        KeySpec("end", "float", "inpaint: seconds where it ends (default: the end of the hit)", lambda v: as_float(v, "end", 0.0, 60.0), "end_s"),
+        KeySpec("seam", "float", "inpaint: crossfade into the new part in ms, 0..100 (default 5)", lambda v: as_float(v, "seam", 0.0, 100.0), "seam_ms"),
+        KeySpec("refine", "int", "interpolate: fixed-point refinements per inversion step 0..8 (default 2)", lambda v: as_int(v, "refine", 0, 8), "refine"),
+        KeySpec("step", "int", "render with the checkpoint of the loaded model's run nearest this training step", lambda v: as_int(v, "step", 0, 2**31 - 1), "checkpoint_step"),
+        KeySpec("fraction", "float", "... or nearest this fraction of its training so far (0 = first kept, 1 = newest)", _fraction, "checkpoint_fraction"),
+        KeySpec("stream", "0/1", "1 = after each `done`, also send the file as `/drumdiff/chunk` blobs", lambda v: as_flag(v, "stream"), "stream"),
+    )
+}
+
+_COMMON_DESIGN = ("id", "seed", "count", "steps", "sampler", "guidance", "step", "fraction", "stream")
+DESIGN_ALLOWED: dict[str, tuple[str, ...]] = {
+    VARY: (*_COMMON_DESIGN, "class", "level"),
+    INTERPOLATE: ("id", "count", "steps", "guidance", "refine", "step", "fraction", "stream"),
+    INPAINT: (*_COMMON_DESIGN, "class", "start", "end", "seam"),
+    MORPH: _COMMON_DESIGN,
+    SCRUB: _COMMON_DESIGN,
+}
+
+_SOURCE_DOC = "a previous hit: its request id, or `last` (the newest hit; with `class`, the newest of that class)"
+
+
+def _design_spec(address: str, args: tuple[Arg, ...], doc: str) -> MessageSpec:
+    keys = ", ".join(DESIGN_ALLOWED[address])
+    return MessageSpec(address, "in", args, doc, replies=(DONE, FAIL, CHUNK), variadic=f"key value ... ({keys}; see Sound design options)")
+
+
+DESIGN_MESSAGES: tuple[MessageSpec, ...] = (
+    _design_spec(
+        VARY,
+        (Arg("source", "int or string", _SOURCE_DOC),),
+        "Variations of an earlier hit: noise it to `level` and denoise (`count` of them, seeds "
+        "seed..seed+count-1), conditioned on `class` or else the source's class. "
+        "\"8 variations of the last kick\": `vary last class kick count 8`.",
+    ),
+    _design_spec(
+        INTERPOLATE,
+        (Arg("source_a", "int or string", _SOURCE_DOC), Arg("source_b", "int or string", "the other hit, likewise")),
+        "`count` hits from one earlier hit to another (endpoints included): deterministic DDIM "
+        "inversion of both, spherical interpolation of the latents, DDIM back. No seeds: the "
+        "`done` seed is the hit's index 0..count-1.",
+    ),
+    _design_spec(
+        INPAINT,
+        (Arg("source", "int or string", _SOURCE_DOC),),
+        "Regenerate seconds `start`..`end` of an earlier hit and keep the rest exactly, with a "
+        "`seam` ms crossfade. `start 0.05` alone keeps the attack and grows a new tail; `end "
+        "0.02` alone keeps the tail and grows a new attack.",
+    ),
+    _design_spec(
+        MORPH,
+        (
+            Arg("class_a", "string", "first class"),
+            Arg("class_b", "string", "second class"),
+            Arg("mix", "float", "0 = class_a .. 1 = class_b; blends the class embeddings"),
+        ),
+        "Render hits from a blend of two classes (mix 0 equals a plain render of class_a with "
+        "the same seed).",
+    ),
+    _design_spec(
+        SCRUB,
+        (Arg("class", "string", "class to render (`any` = unconditional)"),),
+        "Render with an earlier checkpoint of the loaded model's run, chosen with `step` or "
+        "`fraction` (one of them required); a few stay loaded, so switching back is quick.",
+    ),
+)
 
 
 MESSAGES: tuple[MessageSpec, ...] = (
@@ -425,6 +548,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
     ),
 )
 
+MESSAGES = MESSAGES + DESIGN_MESSAGES
 SPECS: dict[str, MessageSpec] = {m.address: m for m in MESSAGES}
 
 
@@ -511,6 +635,79 @@ def parse_classes(args: Sequence[Any]) -> ClassesQuery:
     return ClassesQuery()
 
 
+def _source(value: Any, what: str) -> RequestId:
+    if value == LAST:
+        return LAST
+    try:
+        return as_request_id(value)
+    except ProtocolError as err:
+        raise ProtocolError(f"{what}: {err}") from None
+
+
+def _design_options(address: str, options: Sequence[Any]) -> dict[str, Any]:
+    name = address.removeprefix(PREFIX)
+    if len(options) % 2:
+        raise ProtocolError(f"{name} options must be key value pairs; the last key has no value")
+    allowed = DESIGN_ALLOWED[address]
+    fields: dict[str, Any] = {}
+    for key, value in zip(options[::2], options[1::2]):
+        if not isinstance(key, str):
+            raise ProtocolError(f"{name} option key must be a string, got {_show(key)}")
+        if key not in allowed:
+            raise ProtocolError(f"unknown {name} option {key!r}; expected one of {sorted(allowed)}")
+        spec = DESIGN_KEYS[key]
+        if spec.field in fields:
+            raise ProtocolError(f"{name} option {key!r} given twice")
+        fields[spec.field] = spec.parse(value)
+    if fields.get("checkpoint_step") is not None and fields.get("checkpoint_fraction") is not None:
+        raise ProtocolError(f"{name}: give step or fraction, not both")
+    return fields
+
+
+def _design_head(address: str, args: Sequence[Any], positional: int, usage: str) -> list[Any]:
+    if len(args) < positional:
+        raise ProtocolError(f"{address.removeprefix(PREFIX)} takes {usage}, got {len(args)} arguments")
+    return list(args[:positional])
+
+
+def parse_vary(args: Sequence[Any]) -> DesignRequest:
+    (source,) = _design_head(VARY, args, 1, "<source> [key value ...]")
+    return DesignRequest("vary", sources=(_source(source, "source"),), **_design_options(VARY, args[1:]))
+
+
+def parse_interpolate(args: Sequence[Any]) -> DesignRequest:
+    a, b = _design_head(INTERPOLATE, args, 2, "<source_a> <source_b> [key value ...]")
+    fields = _design_options(INTERPOLATE, args[2:])
+    if fields.get("count") is not None and fields["count"] < 2:
+        raise ProtocolError("interpolate count must be at least 2 (the two endpoints)")
+    return DesignRequest("interpolate", sources=(_source(a, "source_a"), _source(b, "source_b")), **fields)
+
+
+def parse_inpaint(args: Sequence[Any]) -> DesignRequest:
+    (source,) = _design_head(INPAINT, args, 1, "<source> [key value ...]")
+    fields = _design_options(INPAINT, args[1:])
+    start, end = fields.get("start_s"), fields.get("end_s")
+    if start is None and end is None:
+        raise ProtocolError("inpaint needs start or end (or both)")
+    if start is not None and end is not None and end <= start:
+        raise ProtocolError(f"inpaint end ({end:g} s) must be after start ({start:g} s)")
+    return DesignRequest("inpaint", sources=(_source(source, "source"),), **fields)
+
+
+def parse_morph(args: Sequence[Any]) -> DesignRequest:
+    a, b, mix = _design_head(MORPH, args, 3, "<class_a> <class_b> <mix> [key value ...]")
+    classes = (as_str(a, "class_a", max_len=64), as_str(b, "class_b", max_len=64))
+    return DesignRequest("morph", classes=classes, mix=as_float(mix, "mix", 0.0, 1.0), **_design_options(MORPH, args[3:]))
+
+
+def parse_scrub(args: Sequence[Any]) -> DesignRequest:
+    (name,) = _design_head(SCRUB, args, 1, "<class> step <n> | fraction <f> [key value ...]")
+    fields = _design_options(SCRUB, args[1:])
+    if fields.get("checkpoint_step") is None and fields.get("checkpoint_fraction") is None:
+        raise ProtocolError("scrub needs step or fraction")
+    return DesignRequest("scrub", classes=(as_str(name, "class", max_len=64),), **fields)
+
+
 #: Incoming address -> parser. The OSC dispatcher maps exactly these addresses.
 PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
     HELLO: parse_hello,
@@ -520,6 +717,11 @@ PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
     LOAD: parse_load,
     SET: parse_set,
     CLASSES: parse_classes,
+    VARY: parse_vary,
+    INTERPOLATE: parse_interpolate,
+    INPAINT: parse_inpaint,
+    MORPH: parse_morph,
+    SCRUB: parse_scrub,
 }
 
 
@@ -539,6 +741,13 @@ def request_id_of(address: str, args: Sequence[Any]) -> RequestId:
             if key == "id":
                 try:
                     return as_request_id(value)
+                except ProtocolError:
+                    return NO_ID
+    if address in DESIGN_ALLOWED:
+        for i, value in enumerate(args[:-1]):
+            if value == "id":
+                try:
+                    return as_request_id(args[i + 1])
                 except ProtocolError:
                     return NO_ID
     if address == LOAD:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import TINY_CONFIG, make_hit
+from drumdiff_testkit import TINY_CONFIG, make_hit
 from model.checkpoint import LoadedModel, save_checkpoint
 from model.config import Config
 from model.generate import RenderSettings, render, settings_for
