@@ -33,8 +33,11 @@ class Denoiser(nn.Module):
         class_weights: Tensor | None = None,
         guidance: float = 1.0,
     ) -> Tensor:
-        conditional = class_ids is not None or class_weights is not None
+        conditional = class_weights is not None or (
+            class_ids is not None and bool((class_ids != self.null_class).any())
+        )
         if not conditional or guidance == 1.0:
+            # All-null ids: guidance has nothing to contrast, so one pass is the exact answer.
             return self.net(x, t, class_ids, class_weights)
         null_ids = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
         if guidance == 0.0:

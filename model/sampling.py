@@ -207,9 +207,13 @@ def get_sampler(name: str) -> Sampler:
 
 
 def network_evaluations(sampler: str, steps: int) -> int:
-    """How many network calls `steps` steps of `sampler` cost (Heun saves its last one)."""
-    per = EVALS_PER_STEP[sampler]
-    return steps * per - (per - 1)
+    """How many network calls `steps` steps of `sampler` cost on schedules that start at t = 1.
+
+    Heun's first step (from pure noise) and its last (to 0) are Euler steps, one call each.
+    """
+    if EVALS_PER_STEP[sampler] == 1 or steps < 2:
+        return steps
+    return 2 * steps - 2
 
 
 def get_ts_linear(steps: int, *, device: torch.device | str = "cpu") -> Tensor:
