@@ -12,10 +12,14 @@ over MIDI are announced to every registered client.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from model import __version__
 from model.checkpoint import LoadedModel
@@ -32,6 +36,25 @@ from server.sound_design import DesignService
 from server.writer import HitWriter, Published, WriteJob
 
 log = logging.getLogger("drumdiff.server")
+
+
+def memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB; current is 0 where unknown."""
+    peak = 0.0
+    try:
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+    except ImportError:  # Windows
+        pass
+    current = 0.0
+    try:
+        with open("/proc/self/statm") as fh:
+            current = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, AttributeError):
+        pass
+    return current, peak
 
 
 @dataclass(frozen=True)
@@ -168,10 +191,32 @@ class Daemon:
             self._load(command, origin, arrived)
         elif isinstance(command, protocol.ClassesQuery):
             self.reply(origin, protocol.classes_reply(self.engine.model.classes))
+        elif isinstance(command, protocol.StatsQuery):
+            self.reply(origin, protocol.stats_reply(self.stats()))
         elif isinstance(command, protocol.DesignRequest):
             self.design.submit(command, origin, arrived)
         else:  # a parser was added without a handler
             raise ProtocolError(f"{type(command).__name__} is not served yet")
+
+    def stats(self) -> dict[str, int | float]:
+        """Resource and engine figures for `/drumdiff/stats`."""
+        e = self.engine
+        batches = list(e.batches)
+        gpu = gpu_peak = 0.0
+        if e.device.type == "cuda":
+            gpu = torch.cuda.memory_allocated(e.device) / 2**20
+            gpu_peak = torch.cuda.max_memory_allocated(e.device) / 2**20
+        rss, peak = memory_mb()
+        return {
+            "rss_mb": round(rss, 1),
+            "peak_rss_mb": round(peak, 1),
+            "gpu_mb": round(gpu, 1),
+            "gpu_peak_mb": round(gpu_peak, 1),
+            "busy_rejections": e.busy_rejections,
+            "mean_batch": round(sum(batches) / len(batches), 2) if batches else 0.0,
+            "pool_ready": sum(e.pool_counts().values()),
+            "writer_pending": self.writer.pending,
+        }
 
     def _hello(self, hello: protocol.Hello, origin: Origin) -> None:
         if origin.address is None:

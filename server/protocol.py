@@ -44,6 +44,8 @@ SET = "/drumdiff/set"
 SET_REPLY = "/drumdiff/set.reply"
 CLASSES = "/drumdiff/classes"
 CLASSES_REPLY = "/drumdiff/classes.reply"
+STATS = "/drumdiff/stats"
+STATS_REPLY = "/drumdiff/stats.reply"
 # Sound design (issue 6): each answers with one `done` per hit, all under the request's id.
 VARY = "/drumdiff/vary"
 INTERPOLATE = "/drumdiff/interpolate"
@@ -196,6 +198,11 @@ class ClassesQuery:
 
 
 @dataclass(frozen=True)
+class StatsQuery:
+    pass
+
+
+@dataclass(frozen=True)
 class DesignRequest:
     """A sound-design request (issue 6): vary, interpolate, inpaint, morph or scrub.
 
@@ -224,7 +231,7 @@ class DesignRequest:
     stream: bool = False
 
 
-Command = Union[Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, DesignRequest]
+Command = Union[Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, StatsQuery, DesignRequest]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,6 +553,22 @@ MESSAGES: tuple[MessageSpec, ...] = (
         "Answer to `classes`: one string per class, in the model's order.",
         variadic="class ...",
     ),
+    MessageSpec(
+        STATS,
+        "in",
+        (),
+        "Ask for resource and engine figures (monitoring, benchmarks).",
+        replies=(STATS_REPLY,),
+    ),
+    MessageSpec(
+        STATS_REPLY,
+        "out",
+        (),
+        "Answer to `stats`: `key value` pairs: `rss_mb`, `peak_rss_mb`, `gpu_mb`, `gpu_peak_mb` "
+        "(0 on CPU), `busy_rejections`, `mean_batch` (recent fresh batches), `pool_ready`, "
+        "`writer_pending`.",
+        variadic="key value ...",
+    ),
 )
 
 MESSAGES = MESSAGES + DESIGN_MESSAGES
@@ -635,6 +658,11 @@ def parse_classes(args: Sequence[Any]) -> ClassesQuery:
     return ClassesQuery()
 
 
+def parse_stats(args: Sequence[Any]) -> StatsQuery:
+    _arity(STATS, args, 0, 0)
+    return StatsQuery()
+
+
 def _source(value: Any, what: str) -> RequestId:
     if value == LAST:
         return LAST
@@ -717,6 +745,7 @@ PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
     LOAD: parse_load,
     SET: parse_set,
     CLASSES: parse_classes,
+    STATS: parse_stats,
     VARY: parse_vary,
     INTERPOLATE: parse_interpolate,
     INPAINT: parse_inpaint,
@@ -807,3 +836,10 @@ def set_reply(param: str, value: int | float | str) -> Message:
 
 def classes_reply(classes: Sequence[str]) -> Message:
     return Message(CLASSES_REPLY, tuple(classes))
+
+
+def stats_reply(values: dict[str, int | float]) -> Message:
+    flat: list[Any] = []
+    for key, value in values.items():
+        flat += [key, value]
+    return Message(STATS_REPLY, tuple(flat))

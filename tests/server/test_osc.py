@@ -67,6 +67,10 @@ def test_status_ping_classes_set(daemon_factory: Any, client_factory: Any) -> No
     assert daemon.engine.defaults.steps == 2
     client.ask(protocol.RENDER, "kick", 100, "seed", 1)
     assert client.ask(protocol.STATUS)[1][5] == 1
+    address, flat = client.ask(protocol.STATS)
+    stats = dict(zip(flat[::2], flat[1::2]))
+    assert address == protocol.STATS_REPLY and stats["peak_rss_mb"] > 0 and stats["gpu_mb"] == 0
+    assert stats["mean_batch"] == 1.0
 
 
 def test_hello_registers_a_separate_reply_port(daemon_factory: Any, client_factory: Any) -> None:
