@@ -1,0 +1,222 @@
+"""Judge a checkpoint's sound quality on the test kits: distances to real hits beside the
+real-vs-real floor, class fidelity, diversity, copies of training hits and producer descriptors,
+at several step counts. Writes report.json and index.html (with plots and audio) to --out.
+
+--n is the number of renders PER CLASS (total = n x classes, per step count).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from drumdiff.common import REPO, fail, parser, pick_device, resolve_model
+from model import __version__
+from model.config import DRUM_CLASSES
+from model.errors import DrumDiffError
+
+DEFAULT_CLASSIFIER = REPO / "model" / "weights" / "classifier.pt"
+
+
+def build_parser():  # type: ignore[no-untyped-def]
+    p = parser(__doc__, "eval")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint to judge (default: the shipped model)")
+    p.add_argument("--config", help="judge a random-weight model of this config instead (tests)")
+    p.add_argument("--data", required=True, help="prepared dataset folder (its test split is judged)")
+    p.add_argument("--out", help="report folder (report.json, index.html, audio/)")
+    p.add_argument("--n", type=int, default=200, help="renders PER CLASS at each step count")
+    p.add_argument("--steps", type=int, nargs="+", default=[4, 8, 12, 25, 50, 100], help="step counts")
+    p.add_argument("--seed", type=int, default=0, help="render i of every class uses seed+i")
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="drum classifier file")
+    p.add_argument("--train-classifier", metavar="PATH",
+                   help="train the classifier on --data's train split, save it to PATH and judge with it")
+    p.add_argument("--classifier-epochs", type=int, default=30)
+    p.add_argument("--reference-noise", action="store_true",
+                   help="also judge white-noise bursts (alone when no checkpoint or --config is given)")
+    p.add_argument("--sampler", default=None, help="override the model's sampler")
+    p.add_argument("--guidance", type=float, default=None, help="override the guidance scale")
+    p.add_argument("--repeats", type=int, default=10, help="random half-splits averaged per distance")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--audio-per-class", type=int, default=3, help="hits per class written as WAV for the page")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return p
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary_rows(results: list[dict[str, Any]]) -> list[str]:
+    """A fixed-width table of the headline numbers, one row per judged set."""
+    head = (f"{'set':<10} {'FDemb':>7} {'x floor':>7} {'KIDemb':>8} {'floor':>8} {'MMDemb x':>8} {'FDhand x':>8} "
+            f"{'MMDhand x':>9} "
+            f"{'fidel':>6} {'ceil':>6} {'recall':>6} {'cover':>6} {'pairw x':>7} {'copies':>6}")
+    lines = [head]
+    for r in results:
+        o = r["overall"]
+        emb, hand = o["distances"]["embedding"], o["distances"]["handcrafted"]
+        div, fid = o["diversity"], o["fidelity"]
+        lines.append(
+            f"{r['name']:<10} {_fmt(emb['fd'], '7.2f')} {_fmt(emb['fd_ratio'], '7.2f')} "
+            f"{_fmt(emb['kid'], '8.4f')} {_fmt(emb['kid_floor'], '8.4f')} {_fmt(emb['mmd_ratio'], '8.2f')} "
+            f"{_fmt(hand['fd_ratio'], '8.2f')} {_fmt(hand['mmd_ratio'], '9.2f')} "
+            f"{_fmt(fid['micro'], '6.2f')} {_fmt(fid['ceiling_micro'], '6.2f')} {_fmt(div['recall'], '6.2f')} "
+            f"{_fmt(div['coverage'], '6.2f')} {_fmt(div['pairwise_ratio'], '7.2f')} {len(r['copies']):>6}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.n < 2:
+        return fail("--n must be at least 2 (renders per class)")
+    if any(s < 1 for s in args.steps):
+        return fail("--steps must all be at least 1")
+    import torch
+
+    from model.classifier import load_classifier, train_classifier
+    from model.evaluate import (
+        build_reference,
+        classifier_accuracy_on,
+        judge,
+        noise_bursts,
+        real_hits,
+        render_hits,
+    )
+
+    try:
+        if args.train_classifier:
+            started = time.perf_counter()
+            with tqdm(total=args.classifier_epochs, unit="epoch", desc="classifier") as bar:
+                def tick(epoch: int, total: int, loss: float) -> None:
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                    bar.update(1)
+
+                clf = train_classifier(args.data, DRUM_CLASSES, epochs=args.classifier_epochs,
+                                       seed=args.seed, progress=tick)
+            clf.metrics["training"]["seconds"] = round(time.perf_counter() - started, 1)
+            clf.metrics["training"]["torch_threads"] = torch.get_num_threads()
+            path = clf.save(args.train_classifier)
+            for split in ("train", "validation", "test"):
+                m = clf.metrics.get(split)
+                if m:
+                    kits = f" (kits {', '.join(m['kits'])})" if m.get("kits") else ""
+                    print(f"classifier {split} accuracy: {m['accuracy']:.3f} on {m['count']} clips{kits}")
+            print(f"classifier written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
+            if not (args.checkpoint or args.config or args.reference_noise):
+                return 0
+            classifier_path = Path(args.train_classifier)
+        else:
+            classifier_path = Path(args.classifier)
+        if not args.out:
+            return fail("--out is required to write a report")
+        classifier = load_classifier(classifier_path)
+        device = pick_device(args.device)
+        model = None
+        if args.checkpoint or args.config or not args.reference_noise:
+            model = resolve_model(args.checkpoint, args.config, device, seed=args.seed)
+        classes = tuple(model.classes) if model is not None else tuple(DRUM_CLASSES)
+        test = real_hits(args.data, classes, "test")
+        train = real_hits(args.data, classes, "train")
+        meta = json.loads((Path(args.data) / "dataset.json").read_text())
+        sample_rate = int(meta["sample_rate"])
+        if model is not None:
+            from model.data import DrumDataset
+
+            DrumDataset(args.data, classes, splits=("test",)).check_compatible(model.config.model)
+        test_kits = sorted(k for k, s in meta.get("kits", {}).items() if s == "test")
+        print(f"real test hits: {len(test.labels)} from kits {test_kits}; training hits: {len(train.labels)}",
+              flush=True)
+        ref = build_reference(test, train, classifier, sample_rate, dataset=str(Path(args.data).resolve()),
+                              kits=test_kits)
+        judged = []
+        overrides = {"sampler": args.sampler, "guidance": args.guidance}
+        if model is not None:
+            for steps in args.steps:
+                total = len(classes) * args.n * steps
+                with tqdm(total=total, unit="hit-step", desc=f"render {steps:>3} steps",
+                          file=sys.stderr) as bar:
+                    hits, info = render_hits(model, args.n, steps, seed=args.seed, batch_size=args.batch_size,
+                                             overrides=overrides, progress=bar.update)
+                result = judge(ref, f"steps={steps}", hits, repeats=args.repeats, seed=args.seed,
+                               render_info=info, steps=steps)
+                judged.append(result)
+                print("\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]), flush=True)
+        if args.reference_noise:
+            length = int(test.audio.shape[-1])
+            noise = noise_bursts(classes, args.n, length, sample_rate, channels=test.audio.shape[1],
+                                 seed=args.seed)
+            judged.append(judge(ref, "noise", noise, repeats=args.repeats, seed=args.seed))
+        report = {
+            "drumdiff": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": "drumdiff eval " + " ".join(argv if argv is not None else sys.argv[2:]),
+            "model": None if model is None else {
+                "checkpoint": str(model.path) if model.path else None,
+                "config": args.config,
+                "name": model.config.name,
+                "step": model.step,
+                "classes": list(model.classes),
+                "default_steps": model.config.sampling.steps,
+            },
+            "dataset": {"path": ref.dataset, "test_kits": test_kits,
+                        "test_per_class": {c: int((test.labels == i).sum()) for i, c in enumerate(classes)},
+                        "train_clips": int(len(train.labels))},
+            "classifier": {"path": str(classifier_path.resolve()), "classes": list(classifier.classes),
+                           "trained": _plain(classifier.metrics),
+                           "on_this_test_set": classifier_accuracy_on(ref)},
+            "protocol": {
+                "n_per_class": args.n,
+                "n_meaning": "renders per class at every step count; total = n x classes",
+                "seeds": list(range(args.seed, args.seed + args.n)),
+                "seeds_meaning": "render i of every class, at every step count, uses seeds[i]",
+                "repeats": args.repeats,
+                "distances": "mean over repeats of d(generated subset, real half B) beside floor d(real half A, "
+                             "real half B); halves stratified by class, generated subset drawn with half A's "
+                             "class composition; ratio = distance / floor",
+                "kid": "unbiased MMD^2, kernel (x.y/D+1)^3; its floor between two halves of one finite set "
+                       "is negative on average, so the ratio is given on the biased MMD^2 (mmd_ratio)",
+                "copy_threshold": ref.copy_threshold,
+                "copy_threshold_from": ref.copy_reference,
+                "noise_bursts": "white noise, instant onset, exponential decay with time constant "
+                                "log-uniform in 20-400 ms, peak 0.95" if args.reference_noise else None,
+            },
+            "real": {"fidelity_ceiling": ref.ceiling},
+            "results": [{"name": j.name, "steps": j.steps, "render": j.render, **j.scores} for j in judged],
+        }
+        report = _plain(report)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        from model.eval_report import write_html
+
+        html = write_html(out, report, ref, judged, audio_per_class=args.audio_per_class)
+    except (DrumDiffError, ValueError) as err:
+        return fail(str(err))
+    print("\n".join(summary_rows(report["results"])))
+    print("(x = ratio to the real-vs-real floor; KID is unbiased, so its floor can be <= 0 and its ratio is "
+          "given on the biased MMD^2; fidel = class "
+          "fidelity, ceil = the same on real test hits; pairw x = mean pairwise embedding distance / real's)")
+    print(f"report: {(out / 'report.json').resolve()}\npage:   {html.resolve()}")
+    return 0

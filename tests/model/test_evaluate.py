@@ -1,0 +1,192 @@
+"""The quality judge on known cases: synthetic hits, tiny classifier, tiny random model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_CONFIG
+
+from model.classifier import ClassifierError, load_classifier, train_classifier_on_arrays
+from model.evaluate import (
+    HitSet,
+    build_reference,
+    frechet_distance,
+    judge,
+    kernel_distance,
+    noise_bursts,
+)
+from model.features import descriptors, handcrafted_features
+
+SR = 44100
+LENGTH = 2048  # configs/tiny-test.yaml
+LABELS = ("kick", "snare", "closed_hat")  # thumps, noise bursts, clicks
+CLASSES = ("kick", "snare", "closed_hat", "clap")  # the tiny config's classes
+
+
+def synth(label: str, seed: int, length: int = LENGTH) -> np.ndarray:
+    """A synthetic drum of a class, float32 (1, T), peak 0.9: low sine thump, noise burst, click."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / SR
+    if label == "kick":
+        f0 = rng.uniform(50, 90)
+        phase = 2 * np.pi * (f0 * t + rng.uniform(40, 80) * 0.01 * (1 - np.exp(-t / 0.01)))
+        x = np.sin(phase) * np.exp(-t / rng.uniform(0.012, 0.025))
+    elif label == "snare":
+        x = rng.standard_normal(length) * np.exp(-t / rng.uniform(0.004, 0.01))
+    else:
+        x = np.zeros(length)
+        ring = np.sin(2 * np.pi * rng.uniform(7000, 10000) * t) * np.exp(-t / rng.uniform(0.0005, 0.001))
+        x += ring + 0.2 * rng.standard_normal(length) * np.exp(-t / 0.0005)
+    return (0.9 * x / np.abs(x).max()).astype(np.float32)[None]
+
+
+def synth_set(per_label: int, seed: int) -> HitSet:
+    audio, labels = [], []
+    for li, label in enumerate(LABELS):
+        for i in range(per_label):
+            audio.append(synth(label, seed * 1000 + li * 100 + i))
+            labels.append(CLASSES.index(label))
+    return HitSet(np.stack(audio), np.asarray(labels), CLASSES, ids=tuple(range(len(audio))))
+
+
+@pytest.fixture(scope="module")
+def classifier():  # type: ignore[no-untyped-def]
+    train = synth_set(12, seed=1)
+    return train_classifier_on_arrays(train.audio, train.labels, CLASSES, SR, epochs=12, batch_size=12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def reference(classifier):  # type: ignore[no-untyped-def]
+    return build_reference(synth_set(10, seed=2), synth_set(8, seed=3), classifier, SR)
+
+
+def test_identical_sets_give_near_zero_distances() -> None:
+    hits = synth_set(8, seed=4)
+    feats = handcrafted_features(hits.audio, SR)
+    feats = (feats - feats.mean(0)) / np.maximum(feats.std(0), 1.0)
+    noise = handcrafted_features(noise_bursts(LABELS, 8, LENGTH, SR).audio, SR)
+    noise = (noise - feats.mean(0)) / np.maximum(feats.std(0), 1.0)
+    assert frechet_distance(feats, feats) < 1e-6 * frechet_distance(feats, noise)
+    # Unbiased KID of a set with itself is not exactly 0 (it drops the diagonal on one side only).
+    assert abs(kernel_distance(feats, feats)) < 0.05 * kernel_distance(feats, noise)
+
+
+def test_white_noise_scores_far_worse_than_real_like_hits(reference) -> None:  # type: ignore[no-untyped-def]
+    like = judge(reference, "like", synth_set(10, seed=5), repeats=4)
+    noise = judge(reference, "noise", noise_bursts(CLASSES, 10, LENGTH, SR), repeats=4)
+    for space in ("embedding", "handcrafted"):
+        good = like.scores["overall"]["distances"][space]
+        bad = noise.scores["overall"]["distances"][space]
+        assert good["fd_ratio"] < 3, space
+        assert bad["fd_ratio"] > 3 * good["fd_ratio"], space
+        assert bad["kid"] > 3 * max(good["kid"], good["kid_floor"]), space
+        assert bad["mmd_ratio"] > 3 * good["mmd_ratio"], space
+    assert like.scores["overall"]["fidelity"]["micro"] > 0.8
+    assert noise.scores["overall"]["fidelity"]["micro"] < like.scores["overall"]["fidelity"]["micro"]
+
+
+def test_copy_detector_flags_exact_and_gained_training_hits(reference) -> None:  # type: ignore[no-untyped-def]
+    train = synth_set(8, seed=3)  # the reference's training set
+    fresh = synth_set(1, seed=6)
+    audio = np.stack([train.audio[0], train.audio[0] * 10 ** (-4 / 20), *fresh.audio])
+    labels = np.concatenate([train.labels[:2], fresh.labels])
+    hits = HitSet(audio, labels, CLASSES, seeds=tuple(range(len(audio))))
+    result = judge(reference, "copies", hits, repeats=1)
+    flagged = sorted(c["item"] for c in result.scores["copies"])
+    assert flagged == [0, 1]
+    assert result.scores["copies"][0]["train_id"] == 0
+    assert 0 < reference.copy_threshold < 1
+
+
+def test_classifier_beats_chance_on_unseen_synthetic_hits(classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    test = synth_set(10, seed=7)
+    proba = classifier.predict_proba(test.audio, SR)
+    targets = np.array([classifier.classes.index(CLASSES[i]) for i in test.labels])
+    assert (proba.argmax(1) == targets).mean() > 0.8  # chance is 1/3
+    emb = classifier.embed(test.audio, SR)
+    assert emb.shape == (len(test.labels), classifier.config.embed_dim)
+    path = classifier.save(tmp_path / "clf.pt")
+    again = load_classifier(path)
+    np.testing.assert_allclose(again.predict_proba(test.audio, SR), proba, atol=1e-5)
+    with pytest.raises(ClassifierError, match="Hz"):
+        again.embed(test.audio, 22050)
+
+
+def test_classifier_files_with_objects_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "drumdiff-classifier", "payload": Path("x")}, path)
+    with pytest.raises(ClassifierError, match="refused"):
+        load_classifier(path)
+    with pytest.raises(ClassifierError, match="does not exist"):
+        load_classifier(tmp_path / "missing.pt")
+
+
+def test_descriptors_see_clipping_silence_and_decay() -> None:
+    t = np.arange(8192) / SR
+    short = np.sin(2 * np.pi * 200 * t) * np.exp(-t / 0.01)
+    long = np.sin(2 * np.pi * 200 * t) * np.exp(-t / 0.05)
+    clipped = np.clip(3 * long, -0.9, 0.9)
+    late = np.concatenate([1e-2 * np.ones(1000), short[:-1000]])  # -40 dBFS before the onset
+    offset = short + 0.05  # -26 dBFS of DC
+    d = descriptors(np.stack([short, long, clipped, late, offset])[:, None].astype(np.float32), SR)
+    assert d["decay_s"][1] > 3 * d["decay_s"][0]
+    assert list(d["clipped"]) == [0, 0, 1, 0, 0]
+    assert np.isnan(d["pre_onset_db"][0])
+    assert -41 < d["pre_onset_db"][3] < -39
+    assert d["dc_db"][0] < -40 and -27 < d["dc_db"][4] < -25
+    assert 150 < d["centroid_hz"][1] < 400
+
+
+def write_dataset(folder: Path) -> Path:
+    """A tiny prepared dataset in the format `drumdiff prepare` writes."""
+    folder.mkdir(parents=True)
+    clips, rows = [], []
+    for split, kit, per_label, seed in (("train", "A", 8, 11), ("validation", "V", 2, 12), ("test", "T", 6, 13)):
+        for li, label in enumerate(LABELS):
+            for i in range(per_label):
+                rows.append({"id": len(rows), "split": split, "label": label, "kit": kit, "licence": "CC0",
+                             "source": f"{kit}/{label}{i}.wav", "hash": f"{len(rows):016x}"})
+                clips.append(synth(label, seed * 1000 + li * 100 + i))
+    np.save(folder / "clips.npy", np.stack(clips))
+    (folder / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "dataset.json").write_text(json.dumps({
+        "sample_rate": SR, "audio_channels": 1, "length": LENGTH, "count": len(rows),
+        "kits": {"A": "train", "V": "validation", "T": "test"}}))
+    return folder
+
+
+def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
+    from drumdiff.cli import main
+
+    data = write_dataset(tmp_path / "data")
+    out = tmp_path / "report"
+    rc = main(["eval", "--config", str(TINY_CONFIG), "--data", str(data), "--n", "3", "--steps", "2", "3",
+               "--train-classifier", str(tmp_path / "clf.pt"), "--classifier-epochs", "2",
+               "--reference-noise", "--repeats", "2", "--audio-per-class", "1", "--out", str(out)])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [r["name"] for r in report["results"]] == ["steps=2", "steps=3", "noise"]
+    assert report["protocol"]["n_per_class"] == 3 and report["protocol"]["seeds"] == [0, 1, 2]
+    first = report["results"][0]
+    assert set(first["per_class"]) == set(CLASSES)
+    assert first["overall"]["distances"]["embedding"]["fd_floor"] > 0
+    assert "ratio" in first["overall"]["descriptors"]["decay_s"]
+    assert first["per_class"]["clap"]["fidelity"]["ceiling"] is None  # no real claps in the data
+    page = (out / "index.html").read_text()
+    assert "steps=2" in page and "<audio" in page
+    assert list((out / "audio").glob("kick_gen_seed0.wav"))
+    assert (out / "metrics_vs_steps.png").exists()
+
+
+def test_eval_without_a_classifier_fails_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from drumdiff.evaluate import main
+
+    data = write_dataset(tmp_path / "data")
+    rc = main(["--config", str(TINY_CONFIG), "--data", str(data), "--classifier", str(tmp_path / "none.pt"),
+               "--out", str(tmp_path / "r")])
+    assert rc == 1
+    assert "--train-classifier" in capsys.readouterr().err
