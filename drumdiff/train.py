@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             counts = trainer.train_set.class_counts()
             print(f"run folder: {run_dir.resolve()}", flush=True)
             print(f"training on {len(trainer.train_set)} clips {counts}; validation {len(trainer.val_set)}", flush=True)
+            sampling = "class-balanced draws" if config.train.balance_classes else "shuffled epochs"
+            print(
+                f"batch {trainer.batch_size} x {trainer.accumulation} accumulation x "
+                f"{trainer.dist.world} process(es) on {trainer.device}; {sampling}",
+                flush=True,
+            )
         state = trainer.fit(stop_at=args.stop_at, progress=not args.no_progress)
     except DrumDiffError as err:
         return fail(str(err))

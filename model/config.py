@@ -132,6 +132,24 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast on GPU)
     grad_accumulation: int = 1
     num_workers: int = 0
+    # On a GPU, find the largest micro-batch that fits its memory (doubling sizes with a real
+    # step), then accumulate gradients up to `target_batch`. On a CPU, batch_size is the
+    # micro-batch and accumulation still reaches `target_batch`.
+    auto_batch: bool = False
+    target_batch: int = 0  # effective batch for auto_batch (0 = batch_size * grad_accumulation)
+    # Draw each batch with per-class inverse-frequency weights (with replacement) instead of
+    # shuffled epochs, so rare classes are seen as often as common ones.
+    balance_classes: bool = False
+
+
+#: Fields added after the first training runs, with their defaults. `run_name` leaves them out
+#: of its hash while they hold these values, so an existing run keeps its folder name (and a
+#: re-run of the same command resumes it) after an upgrade.
+ADDED_DEFAULTS: dict[tuple[str, str], object] = {
+    ("train", "auto_batch"): False,
+    ("train", "target_batch"): 0,
+    ("train", "balance_classes"): False,
+}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ order, optimizer, EMA and step count as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -25,9 +26,9 @@ from torch import Tensor, nn
 
 from model.augment import augment
 from model.checkpoint import build_model, read_checkpoint, save_checkpoint
-from model.config import Config, to_dict
+from model.config import ADDED_DEFAULTS, Config, to_dict
 from model.data import DrumDataset
-from model.errors import DrumDiffError
+from model.errors import CheckpointError, DrumDiffError
 from model.loss import v_loss
 from model.unet import DrumUNet1d
 
@@ -35,8 +36,16 @@ import yaml
 
 
 def run_name(config: Config) -> str:
-    """`{name}_{sha1(resolved config)[:8]}`: the same config always names the same run."""
-    digest = hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:8]
+    """`{name}_{sha1(resolved config)[:8]}`: the same config always names the same run.
+
+    Fields added since the first runs are hashed only when they differ from their defaults,
+    so upgrading drumdiff does not rename (and so restart) a run that is under way.
+    """
+    data = to_dict(config)
+    for (section, key), default in ADDED_DEFAULTS.items():
+        if data[section].get(key) == default:
+            del data[section][key]
+    digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.name}_{digest}"
 
 
@@ -123,6 +132,78 @@ class BatchStream:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 
+class BalancedBatchStream(BatchStream):
+    """Batches drawn with replacement, each item with probability 1 / (its class's count).
+
+    Every class is then equally likely in every draw. Draw n is a pure function of
+    (seed, n), so `position` (the number of batches drawn) is the whole resume state.
+    """
+
+    def __init__(self, labels: list[int] | np.ndarray, batch: int, seed: int, dist_info: DistInfo) -> None:
+        super().__init__(len(labels), batch, seed, dist_info)
+        labels = np.asarray(labels, dtype=np.int64)
+        counts = np.bincount(labels)
+        weights = 1.0 / counts[labels]
+        self.p = weights / weights.sum()
+
+    def next(self) -> np.ndarray:
+        global_batch = self.batch * self.dist.world
+        # A separate stream tag (0xBA1) keeps these draws apart from the epoch permutations.
+        rng = np.random.default_rng([self.seed, 0xBA1, self.position])
+        chunk = rng.choice(self.size, size=global_batch, replace=True, p=self.p)
+        self.position += 1
+        self.epoch = self.position * global_batch // self.size
+        return chunk[self.dist.rank :: self.dist.world]
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "balanced": True}
+
+    def load(self, state: dict[str, Any]) -> None:
+        if not state.get("balanced"):
+            raise DrumDiffError(
+                "this checkpoint was trained with shuffled epochs; resume it with "
+                "train.balance_classes=false (or start a new run)"
+            )
+        super().load(state)
+
+
+def plan_batch(
+    target: int,
+    world: int,
+    *,
+    start: int,
+    limit: int,
+    fits: Callable[[int], bool] | None = None,
+) -> tuple[int, int]:
+    """(micro-batch per process, accumulation steps) for an effective batch of about `target`.
+
+    With `fits` (a real training step at a batch size, True when it fits in memory), tries
+    1, 2, 4, ... up to the per-process target and `limit`, keeps the largest that fits, then
+    accumulates. Without it (CPU), `start` is the micro-batch. The micro-batch is then evened
+    out so micro * accumulation * world is the smallest product >= target.
+    """
+    if target < 1 or world < 1 or limit < 1:
+        raise ValueError(f"target ({target}), world ({world}) and limit ({limit}) must be >= 1")
+    per_process = -(-target // world)
+    cap = min(per_process, limit)
+    if fits is None:
+        micro = max(1, min(start, cap))
+    else:
+        micro, size = 0, 1
+        while size <= cap:
+            if not fits(size):
+                break
+            micro, size = size, size * 2
+        else:
+            if micro < cap and fits(cap):
+                micro = cap
+        if micro == 0:
+            raise DrumDiffError("not even a batch of 1 fits in the device's memory")
+    accumulation = -(-per_process // micro)
+    micro = -(-per_process // accumulation)
+    return micro, accumulation
+
+
 def load_batch(
     dataset: DrumDataset,
     indices: np.ndarray,
@@ -191,10 +272,14 @@ class Trainer:
         self.config = config
         self.dist = init_distributed()
         if device is None:
-            if torch.cuda.is_available():
-                device = torch.device("cuda", self.dist.rank % torch.cuda.device_count())
-            else:
-                device = torch.device("cpu")
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.type == "cuda" and device.index is None:
+            # One GPU per process: torchrun's LOCAL_RANK picks it (a bare "cuda" would put
+            # every process of a node on GPU 0).
+            local = int(os.environ.get("LOCAL_RANK", self.dist.rank))
+            device = torch.device("cuda", local % torch.cuda.device_count())
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         self.device = device
         self.run_dir = Path(run_dir)
         self.log = log if self.dist.main else (lambda _msg: None)
@@ -213,17 +298,76 @@ class Trainer:
             betas=config.train.betas,
             weight_decay=config.train.weight_decay,
         )
+        self.batch_size, self.accumulation = config.train.batch_size, config.train.grad_accumulation
+        if config.train.auto_batch:
+            # Before DDP wraps the network: the probe's backward passes must not fire its hooks.
+            self.batch_size, self.accumulation = self._auto_batch()
         self.model: nn.Module = self.net
         if self.dist.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None
             )
-        self.stream = BatchStream(len(self.train_set), config.train.batch_size, config.train.seed, self.dist)
+        self.stream = self._make_stream()
+        # fp16 needs loss scaling or small gradients underflow; disabled it is a no-op.
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=device.type == "cuda" and config.train.precision == "fp16"
+        )
         self.step = 0
         self.writer: Any = None
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
     # -- set-up ---------------------------------------------------------------------------
+    def _make_stream(self) -> BatchStream:
+        cfg = self.config.train
+        if cfg.balance_classes:
+            return BalancedBatchStream(self.train_set.labels, self.batch_size, cfg.seed, self.dist)
+        return BatchStream(len(self.train_set), self.batch_size, cfg.seed, self.dist)
+
+    def _auto_batch(self) -> tuple[int, int]:
+        """The micro-batch and accumulation for `train.auto_batch` (see `plan_batch`)."""
+        cfg = self.config.train
+        target = cfg.target_batch or cfg.batch_size * cfg.grad_accumulation
+        limit = max(1, len(self.train_set) // self.dist.world)
+        fits = self._fits if self.device.type == "cuda" else None
+        micro, _ = plan_batch(target, self.dist.world, start=cfg.batch_size, limit=limit, fits=fits)
+        if self.dist.world > 1:
+            # Every rank must step with the same sizes; the smallest GPU decides.
+            agreed = torch.tensor([micro], device=self.device)
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+            micro = int(agreed.item())
+        micro, accumulation = plan_batch(target, self.dist.world, start=micro, limit=limit)
+        self.log(
+            f"auto batch: {micro} per step x {accumulation} accumulation x {self.dist.world} "
+            f"process(es) = {micro * accumulation * self.dist.world} (target {target})"
+        )
+        return micro, accumulation
+
+    def _fits(self, size: int, headroom: float = 0.85) -> bool:
+        """One forward and backward pass at batch `size` on the GPU; True if it fits.
+
+        Peak memory must stay under `headroom` of the card, leaving room for the optimizer's
+        state (two more copies of the weights), validation and allocator fragmentation. Inputs
+        come from a private CPU generator, so the probe leaves every training RNG untouched.
+        """
+        cfg = self.config.model
+        total = torch.cuda.get_device_properties(self.device).total_memory
+        gen = torch.Generator().manual_seed(size)
+        try:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            x = torch.randn((size, cfg.audio_channels, cfg.length), generator=gen).to(self.device)
+            y = torch.zeros(size, dtype=torch.long, device=self.device)
+            with self._autocast():
+                loss = v_loss(self.net, x, y, condition_dropout=0.0, generator=gen)
+            loss.backward()
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) <= headroom * total
+        except torch.cuda.OutOfMemoryError:
+            return False
+        finally:
+            self.net.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+
     def _init_from(self, path: str | Path) -> None:
         payload = read_checkpoint(path)
         state = payload.get("ema") or payload.get("model")
@@ -233,10 +377,17 @@ class Trainer:
         state = adapt_state_for_classes(
             {k: v.float() for k, v in state.items()}, old_classes, self.config.model.classes
         )
-        missing, unexpected = self.net.load_state_dict(state, strict=False)
-        shape_errors = [k for k in state if k in dict(self.net.named_parameters()) and state[k].shape != dict(self.net.named_parameters())[k].shape]
+        # Checked before loading: load_state_dict raises a bare RuntimeError on a shape
+        # mismatch even with strict=False.
+        own = self.net.state_dict()
+        shape_errors = [k for k in state if k in own and state[k].shape != own[k].shape]
         if shape_errors:
-            raise DrumDiffError(f"{path}: weights do not fit this config ({shape_errors[0]})")
+            key = shape_errors[0]
+            raise DrumDiffError(
+                f"{path}: weights do not fit this config ({key}: {tuple(state[key].shape)} in the "
+                f"checkpoint, {tuple(own[key].shape)} here); --init needs the same network sizes"
+            )
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
         self.log(
             f"initialised from {path} (classes {list(old_classes)} -> {list(self.config.model.classes)}; "
             f"{len(missing)} new and {len(unexpected)} dropped tensors)"
@@ -248,33 +399,66 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.resolved.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
 
+    def _newest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
+        """The readable checkpoint with the highest step among `last.pt` and `checkpoints/`.
+
+        `last.pt` is written first and is normally the newest, but a run killed between the
+        two writes, or a damaged `last.pt`, must not cost more than the steps since the last
+        good checkpoint.
+        """
+        candidates = [self.run_dir / "last.pt", *(self.run_dir / "checkpoints").glob("step-*.pt")]
+        best: tuple[Path, dict[str, Any]] | None = None
+        for path in candidates:
+            if not path.exists():
+                continue
+            try:
+                payload = read_checkpoint(path, map_location=self.device)
+            except CheckpointError as err:
+                self.log(f"skipping {path}: {err}")
+                continue
+            if "optimizer" not in payload or "data" not in payload:
+                continue  # a shipped or exported file, not a training state
+            if best is None or int(payload["step"]) > int(best[1]["step"]):
+                best = (path, payload)
+        return best
+
     def resume(self) -> bool:
-        """Continue from `last.pt` in the run folder; False when there is none."""
-        last = self.run_dir / "last.pt"
-        if not last.exists():
+        """Continue from the newest checkpoint in the run folder; False when there is none."""
+        found = self._newest_checkpoint()
+        if found is None:
             return False
-        payload = read_checkpoint(last, map_location=self.device)
+        last, payload = found
         self.net.load_state_dict(payload["model"])
         self.ema.model.load_state_dict(payload["ema"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        batch = payload.get("batch")
+        if self.config.train.auto_batch and batch:
+            # Keep the sizes the run started with: same steps, same data per step.
+            self.batch_size, self.accumulation = int(batch["size"]), int(batch["accumulation"])
+            self.stream = self._make_stream()
         self.stream.load(payload["data"])
+        if payload.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(payload["scaler"])
         self.step = int(payload["step"])
-        self.log(f"resumed {self.run_dir} at step {self.step}")
+        self.log(f"resumed {self.run_dir} at step {self.step}" + ("" if last.name == "last.pt" else f" ({last.name})"))
         return True
 
     def save(self) -> None:
         if not self.dist.main:
             return
-        extra = {"optimizer": self.optimizer.state_dict(), "data": self.stream.state()}
-        ckpt = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
-        save_checkpoint(
-            ckpt, self.config, model_state=self.net.state_dict(), ema_state=self.ema.model.state_dict(),
-            step=self.step, extra=extra,
-        )
-        save_checkpoint(
-            self.run_dir / "last.pt", self.config, model_state=self.net.state_dict(),
-            ema_state=self.ema.model.state_dict(), step=self.step, extra=extra,
-        )
+        extra: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "data": self.stream.state(),
+            "batch": {"size": self.batch_size, "accumulation": self.accumulation},
+        }
+        if self.scaler.is_enabled():
+            extra["scaler"] = self.scaler.state_dict()
+        # last.pt first: a kill between the two writes then leaves it the newest state.
+        for path in (self.run_dir / "last.pt", self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"):
+            save_checkpoint(
+                path, self.config, model_state=self.net.state_dict(),
+                ema_state=self.ema.model.state_dict(), step=self.step, extra=extra,
+            )
 
     # -- loop -----------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -284,12 +468,17 @@ class Trainer:
             group["lr"] = lr_at(self.step, cfg.lr, cfg.warmup_steps)
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for micro in range(cfg.grad_accumulation):
+        accumulation = self.accumulation
+        for micro in range(accumulation):
             indices = self.stream.next()
-            x, y = load_batch(self.train_set, indices, self.config, step=self.step * cfg.grad_accumulation + micro, train=True)
+            x, y = load_batch(self.train_set, indices, self.config, step=self.step * accumulation + micro, train=True)
             x, y = x.to(self.device), y.to(self.device)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * 1009 + micro * 31 + self.dist.rank)
-            with self._autocast():
+            # DDP averages gradients across processes on every backward; between micro-steps
+            # that is wasted traffic, so only the last one synchronises.
+            sync = self.dist.world == 1 or micro == accumulation - 1
+            no_sync = contextlib.nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
+            with no_sync, self._autocast():
                 loss = v_loss(
                     self.model,  # type: ignore[arg-type]
                     x,
@@ -299,12 +488,17 @@ class Trainer:
                     generator=gen,
                     null_class=self.net.null_class,
                 )
-            (loss / cfg.grad_accumulation).backward()
-            total += float(loss.detach()) / cfg.grad_accumulation
+                self.scaler.scale(loss / accumulation).backward()
+            total += float(loss.detach()) / accumulation
+        self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
-        if not math.isfinite(total) or not math.isfinite(grad_norm):
+        # With fp16 loss scaling an overflowing step is normal: the scaler skips it and lowers
+        # the scale. Anywhere else a non-finite loss or gradient means the run has diverged.
+        scaled_overflow = self.scaler.is_enabled() and math.isfinite(total)
+        if not math.isfinite(total) or (not math.isfinite(grad_norm) and not scaled_overflow):
             raise DrumDiffError(f"training diverged at step {self.step} (loss {total}, grad norm {grad_norm})")
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.step += 1
         self.ema.update(self.net, self.step)
         self.last_grad_norm = grad_norm
@@ -384,11 +578,11 @@ class Trainer:
         while self.step < target:
             loss = self.train_step()
             window.append(loss)
-            clips += cfg.batch_size * cfg.grad_accumulation * self.dist.world
+            clips += self.batch_size * self.accumulation * self.dist.world
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
-            if self.step % cfg.log_every == 0:
+            if cfg.log_every and self.step % cfg.log_every == 0:
                 elapsed = time.perf_counter() - started
                 self._log_metrics(
                     {
@@ -407,10 +601,11 @@ class Trainer:
                     self._log_metrics({"step": self.step, "val_loss": val})
             if cfg.demo_every and self.step % cfg.demo_every == 0 and self.dist.main:
                 self._demo()
-            if self.step % cfg.checkpoint_every == 0 or self.step == target:
+            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == target:
                 self.save()
         if bar is not None:
             bar.close()
         if self.writer is not None:
-            self.writer.flush()
+            self.writer.close()
+            self.writer = None
         return TrainState(self.step, loss)
