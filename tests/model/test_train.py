@@ -1,0 +1,348 @@
+"""Training: overfitting, exact resume (in-process and after SIGKILL), --init, logging, batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import load_checkpoint, read_checkpoint
+from model.config import Config, load_config
+from model.data import prepare_dataset
+from model.errors import DrumDiffError
+from model.loss import v_loss
+from model.train import (
+    BalancedBatchStream,
+    BatchStream,
+    DistInfo,
+    Trainer,
+    load_batch,
+    plan_batch,
+    run_name,
+)
+
+from _audio_fixtures import NO_AUGMENT, prepared, sustained_kit
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "tiny-test.yaml"
+QUIET = lambda _msg: None  # noqa: E731
+
+
+def tiny(*overrides: str) -> Config:
+    return load_config(TINY, list(overrides))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four kits of six clips: two train (12 clips), one validation, one test."""
+    return prepared(tmp_path_factory.mktemp("ds"), tiny(), kits=4, per_kit=6)
+
+
+def states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- learning ---------------------------------------------------------------------------------
+
+
+def test_tiny_model_overfits_four_clips(tmp_path: Path) -> None:
+    config = tiny(
+        *NO_AUGMENT,
+        "diffusion.condition_dropout=0",
+        "train.lr=5e-3",
+        "train.warmup_steps=0",
+        "train.max_steps=100",
+        "train.log_every=1",
+        "train.checkpoint_every=0",
+        "train.validate_every=0",
+    )
+    src = sustained_kit(tmp_path / "src")
+    prepare_dataset([src], tmp_path / "ds", config.model, config.data)
+    trainer = Trainer(config, tmp_path / "ds", tmp_path / "run", log=QUIET)
+    assert len(trainer.train_set) == 4
+
+    def fixed_noise_loss() -> float:
+        # The training loss on the four clips, with the noise and levels held fixed so that
+        # before and after compare the model, not the draw.
+        x, y = load_batch(trainer.train_set, np.arange(4), config, step=0, train=False)
+        with torch.no_grad():
+            return float(
+                np.mean(
+                    [
+                        float(v_loss(trainer.net, x, y, condition_dropout=0.0, generator=torch.Generator().manual_seed(k)))
+                        for k in range(8)
+                    ]
+                )
+            )
+
+    before = fixed_noise_loss()
+    state = trainer.fit(progress=False)
+    after = fixed_noise_loss()
+    assert state.step == 100
+    assert after <= 0.5 * before, (before, after)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:5])  # the logged loss falls too
+
+
+# -- exact resume -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [(), ("train.balance_classes=true", "train.grad_accumulation=2")],
+    ids=["default", "balanced-accumulated"],
+)
+def test_resume_matches_uninterrupted_run(dataset: Path, tmp_path: Path, overrides: tuple[str, ...]) -> None:
+    # Augmentation stays on: its seeding must survive the resume too.
+    config = tiny("train.max_steps=12", "train.checkpoint_every=4", "train.validate_every=5", *overrides)
+    whole = Trainer(config, dataset, tmp_path / "whole", log=QUIET)
+    whole.write_run_files()
+    whole.fit(progress=False)
+
+    first = Trainer(config, dataset, tmp_path / "split", log=QUIET)
+    first.write_run_files()
+    assert first.fit(stop_at=7, progress=False).step == 7
+    del first
+    second = Trainer(config, dataset, tmp_path / "split", log=QUIET)
+    assert second.resume()
+    assert second.step == 7
+    assert second.fit(progress=False).step == 12
+
+    assert states_equal(whole.net.state_dict(), second.net.state_dict())
+    assert states_equal(whole.ema.model.state_dict(), second.ema.model.state_dict())
+    assert whole.stream.state() == second.stream.state()
+    a, b = whole.optimizer.state_dict()["state"], second.optimizer.state_dict()["state"]
+    assert all(states_equal(a[k], b[k]) for k in a)
+    # Checkpoints are kept (undertrained ones are creatively useful), plus last.pt.
+    names = sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir())
+    assert names == ["step-0000004.pt", "step-0000007.pt", "step-0000008.pt", "step-0000012.pt"]
+    payload = read_checkpoint(tmp_path / "split" / "last.pt")
+    assert {"model", "ema", "optimizer", "data", "step"} <= payload.keys()
+    assert payload["step"] == 12 and {"epoch", "position"} <= payload["data"].keys()
+
+
+def test_resume_without_checkpoint_starts_fresh(dataset: Path, tmp_path: Path) -> None:
+    trainer = Trainer(tiny(), dataset, tmp_path / "run", log=QUIET)
+    assert not trainer.resume()
+    assert trainer.step == 0
+
+
+def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run(
+        [sys.executable, "-m", "drumdiff", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_sigkilled_cli_run_resumes_from_its_last_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    sets = ["--set", "train.checkpoint_every=5", "--set", "train.max_steps=100000", "--set", "train.validate_every=0"]
+    config = tiny("train.checkpoint_every=5", "train.max_steps=100000", "train.validate_every=0")
+    run_dir = runs / run_name(config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drumdiff", "train", str(TINY), "--data", str(dataset), "--runs", str(runs),
+         "--no-progress", *sets],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "step-0000010.pt").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint at step 10 within two minutes"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no chance to save anything
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    saved = max(int(p.stem.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*.pt"))
+    assert saved >= 10
+    stop = saved + 7
+    done = _run_cli("train", "--resume", str(run_dir), "--data", str(dataset), "--no-progress", "--stop-at", str(stop))
+    assert done.returncode == 0, done.stderr
+    assert f"resumed {run_dir} at step {saved}" in done.stdout + done.stderr
+    assert f"stopped at step {stop}" in done.stdout
+
+    # The same number of steps without the kill gives the same weights.
+    whole = Trainer(config, dataset, tmp_path / "whole", log=QUIET)
+    whole.fit(stop_at=stop, progress=False)
+    resumed = read_checkpoint(run_dir / "last.pt")
+    assert resumed["step"] == stop
+    assert states_equal(whole.net.state_dict(), resumed["model"])
+    assert states_equal(whole.ema.model.state_dict(), resumed["ema"])
+
+
+# -- fine-tuning ------------------------------------------------------------------------------
+
+
+def test_init_with_a_changed_class_list_loads_and_trains(dataset: Path, tmp_path: Path) -> None:
+    base = Trainer(tiny("train.max_steps=3"), dataset, tmp_path / "base", log=QUIET)
+    base.fit(progress=False)
+    ckpt = tmp_path / "base" / "last.pt"
+    old = base.ema.model.class_embed.weight.detach().clone()  # kick, snare, closed_hat, clap, null
+
+    messages: list[str] = []
+    config = tiny("model.classes=[snare, kick, tom, other]", "train.max_steps=3")
+    tuned = Trainer(config, dataset, tmp_path / "tuned", init_checkpoint=ckpt, log=messages.append)
+    new = tuned.net.class_embed.weight.detach()
+    assert new.shape == (5, old.shape[1])
+    torch.testing.assert_close(new[0], old[1])  # snare keeps its row, wherever it moves
+    torch.testing.assert_close(new[1], old[0])  # kick
+    torch.testing.assert_close(new[4], old[4])  # the null class (guidance) is kept
+    # New classes start near the mean of the known ones: closer than any known class is.
+    mean = old[:4].mean(dim=0)
+    spread = torch.linalg.vector_norm(old[:4] - mean, dim=1).min()
+    assert torch.linalg.vector_norm(new[2] - mean) < spread
+    assert torch.linalg.vector_norm(new[3] - mean) < spread
+    assert not torch.equal(new[2], new[3])  # new classes start apart
+    # Every other weight is the checkpoint's EMA.
+    ema = read_checkpoint(ckpt)["ema"]
+    assert all(torch.equal(v, ema[k]) for k, v in tuned.net.state_dict().items() if k != "class_embed.weight")
+    assert any("initialised from" in m and "'tom'" in m for m in messages)
+    # The optimizer and step count start fresh, and the run trains.
+    assert tuned.step == 0 and not tuned.optimizer.state
+    state = tuned.fit(progress=False)
+    assert state.step == 3 and np.isfinite(state.loss)
+    loaded = load_checkpoint(tmp_path / "tuned" / "last.pt")
+    assert loaded.classes == ("snare", "kick", "tom", "other")
+
+
+def test_init_cli_and_incompatible_weights(dataset: Path, tmp_path: Path) -> None:
+    from drumdiff.train import main
+
+    Trainer(tiny("train.max_steps=2"), dataset, tmp_path / "base", log=QUIET).fit(progress=False)
+    ckpt = str(tmp_path / "base" / "last.pt")
+    code = main([str(TINY), "--data", str(dataset), "--runs", str(tmp_path / "runs"), "--init", ckpt,
+                 "--set", "model.classes=[kick, ride]", "--stop-at", "2", "--no-progress"])
+    assert code == 0
+    with pytest.raises(DrumDiffError, match="weights do not fit"):
+        Trainer(tiny("model.widths=[16, 48]"), dataset, tmp_path / "bad", init_checkpoint=ckpt, log=QUIET)
+    assert main([str(TINY), "--data", str(dataset), "--runs", str(tmp_path / "runs"), "--init", ckpt,
+                 "--set", "model.widths=[16, 48]", "--no-progress"]) == 1
+
+
+def test_cli_refuses_a_folder_that_is_not_a_run(dataset: Path, tmp_path: Path) -> None:
+    from drumdiff.train import main
+
+    assert main(["--resume", str(tmp_path), "--data", str(dataset)]) == 1
+    assert main(["--data", str(dataset)]) == 1
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+def test_tiny_run_writes_tensorboard_events_and_metrics(dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny("train.max_steps=4", "train.log_every=2", "train.validate_every=4", "train.demo_every=4")
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    trainer.write_run_files()
+    trainer.fit(progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [2, 4]
+    for row in train_rows:
+        assert {"loss", "lr", "grad_norm", "clips_per_s", "time"} <= row.keys()
+        assert row["clips_per_s"] > 0 and np.isfinite(row["loss"])
+    assert [r["step"] for r in rows if "val_loss" in r] == [4]
+    assert (tmp_path / "run" / "config.resolved.yaml").exists()
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"audio": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss", "val_loss", "lr", "grad_norm", "clips_per_s"} <= set(tags["scalars"])
+    assert {f"demo/{c}_{k}" for c in config.model.classes for k in (0, 1)} <= set(tags["audio"])
+    assert {f"spectrogram/{c}" for c in config.model.classes} <= set(tags["images"])
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+def test_plan_batch_finds_the_largest_fitting_power_of_two() -> None:
+    tried: list[int] = []
+
+    def fits(size: int) -> bool:
+        tried.append(size)
+        return size <= 12
+
+    assert plan_batch(64, 1, start=16, limit=1000, fits=fits) == (8, 8)
+    assert tried == [1, 2, 4, 8, 16]
+    assert plan_batch(64, 2, start=16, limit=1000, fits=fits) == (8, 4)  # 8 x 4 x 2 processes
+    assert plan_batch(50, 1, start=16, limit=1000, fits=lambda b: b <= 16) == (13, 4)  # 52 >= 50
+    assert plan_batch(24, 1, start=16, limit=1000, fits=lambda b: True) == (24, 1)  # cap tried
+    assert plan_batch(64, 1, start=16, limit=6, fits=lambda b: True) == (6, 11)  # small dataset
+    assert plan_batch(64, 1, start=16, limit=1000) == (16, 4)  # CPU: batch_size as given
+    assert plan_batch(8, 1, start=16, limit=1000) == (8, 1)
+    with pytest.raises(DrumDiffError, match="not even a batch of 1"):
+        plan_batch(64, 1, start=16, limit=1000, fits=lambda b: False)
+    with pytest.raises(ValueError):
+        plan_batch(0, 1, start=16, limit=1000)
+
+
+def test_auto_batch_on_cpu_accumulates_to_the_target_and_resumes(dataset: Path, tmp_path: Path) -> None:
+    config = tiny("train.auto_batch=true", "train.target_batch=8", "train.max_steps=2")
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    assert (trainer.batch_size, trainer.accumulation) == (4, 2)
+    trainer.fit(progress=False)
+    # 2 steps x 2 micro-batches x 4 clips = 16 drawn from 12 training clips: one full epoch
+    # of three batches, then one batch into the next.
+    assert trainer.stream.state() == {"epoch": 1, "position": 4}
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["batch"] == {"size": 4, "accumulation": 2}
+    again = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    again.batch_size, again.accumulation = 1, 1  # as if another card had planned otherwise
+    assert again.resume()
+    assert (again.batch_size, again.accumulation) == (4, 2)
+    # Without auto_batch the config's sizes are used, as before.
+    plain = Trainer(tiny("train.grad_accumulation=3"), dataset, tmp_path / "plain", log=QUIET)
+    assert (plain.batch_size, plain.accumulation) == (4, 3)
+
+
+def test_balanced_stream_evens_out_classes_deterministically() -> None:
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    stream = BalancedBatchStream(labels, 30, 0, DistInfo())
+    drawn = np.concatenate([stream.next() for _ in range(100)])
+    share = Counter(labels[drawn].tolist())
+    assert all(0.28 < share[c] / drawn.size < 0.39 for c in range(3)), share
+    again = BalancedBatchStream(labels, 30, 0, DistInfo())
+    np.testing.assert_array_equal(np.concatenate([again.next() for _ in range(100)]), drawn)
+    # Resumable from its state alone.
+    state = stream.state()
+    following = [stream.next() for _ in range(3)]
+    restored = BalancedBatchStream(labels, 30, 0, DistInfo())
+    restored.load(state)
+    for expected in following:
+        np.testing.assert_array_equal(restored.next(), expected)
+    # Each process takes its share of one global draw.
+    ranks = [BalancedBatchStream(labels, 15, 0, DistInfo(r, 2)) for r in range(2)]
+    parts = [r.next() for r in ranks]
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.sort(BalancedBatchStream(labels, 30, 0, DistInfo()).next()))
+    with pytest.raises(DrumDiffError, match="shuffled epochs"):
+        restored.load(BatchStream(100, 30, 0, DistInfo()).state())
+
+
+def test_default_stream_is_seeded_epochs_without_repeats() -> None:
+    stream = BatchStream(10, 3, 5, DistInfo())
+    first_epoch = np.concatenate([stream.next() for _ in range(3)])
+    assert len(set(first_epoch.tolist())) == 9  # no repeats inside an epoch
+    assert stream.state() == {"epoch": 0, "position": 9}
+    assert stream.next().tolist() == np.random.default_rng([5, 1]).permutation(10)[:3].tolist()
+    with pytest.raises(DrumDiffError, match="fewer than one batch"):
+        BatchStream(3, 4, 0, DistInfo())
+
+
+def test_run_name_is_stable_for_added_fields_at_default() -> None:
+    config = tiny()
+    assert run_name(config) == run_name(tiny("train.balance_classes=false", "train.auto_batch=false"))
+    assert run_name(config) != run_name(tiny("train.balance_classes=true"))
+    assert run_name(config).startswith("tiny-test_")
