@@ -25,6 +25,10 @@ img{max-width:100%}details{margin:.5em 0}code{background:#f5f5f5;padding:0 3px}
 """
 
 
+class Raw(str):
+    """A table cell that is already HTML (every other string is escaped)."""
+
+
 def _f(value: Any, spec: str = ".3g") -> str:
     if value is None:
         return "-"
@@ -38,7 +42,7 @@ def _f(value: Any, spec: str = ".3g") -> str:
 def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
     out = [f"<table class='{cls}'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
     for row in rows:
-        out.append("<tr>" + "".join(f"<td>{c if isinstance(c, str) else _f(c)}</td>" for c in row) + "</tr>")
+        out.append("<tr>" + "".join(f"<td>{c if isinstance(c, Raw) else _f(c)}</td>" for c in row) + "</tr>")
     return "".join(out) + "</table>"
 
 
@@ -49,7 +53,7 @@ def _headline(name: str, entry: dict[str, Any]) -> list[Any]:
     fid = entry.get("fidelity", {})
     share = fid.get("micro", fid.get("share"))
     ceiling = fid.get("ceiling_micro", fid.get("ceiling"))
-    return [name, entry.get("generated"), entry.get("real"), d and emb.get("items_per_half"),
+    return [name, entry.get("generated"), entry.get("real"), emb.get("items_per_half"),
             emb.get("fd"), emb.get("fd_floor"), emb.get("fd_ratio"), emb.get("kid"), emb.get("kid_floor"),
             emb.get("mmd_ratio"), hand.get("fd_ratio"), hand.get("mmd_ratio"), share, ceiling, div.get("precision"),
             div.get("recall"), div.get("coverage"), div.get("pairwise_ratio"),
@@ -163,7 +167,7 @@ def _audio(out: Path, ref: Reference, focus: JudgedSet, per_class: int) -> str:
     folder.mkdir(exist_ok=True)
     rows = []
     for ci, name in enumerate(ref.classes):
-        cells = [html.escape(name)]
+        cells: list[Any] = [name]
         for label, audio, idx, tags in (
             ("gen", focus.hits.audio, np.nonzero(focus.hits.labels == ci)[0][:per_class], focus.hits.seeds),
             ("real", ref.test.audio, np.nonzero(ref.test.labels == ci)[0][:per_class], ref.test.ids),
@@ -175,9 +179,9 @@ def _audio(out: Path, ref: Reference, focus: JudgedSet, per_class: int) -> str:
                 write_wav_atomic(folder / fname, audio[i], ref.sample_rate, subtype="PCM_16")
                 players.append(f"<div>{html.escape(tag)}<br><audio controls preload='none' "
                                f"src='audio/{html.escape(fname)}'></audio></div>")
-            cells.append("".join(players) or "-")
+            cells.append(Raw("".join(players) or "-"))
         rows.append(cells)
-    return _table(["class", f"generated ({html.escape(focus.name)})", "real (test kits)"], rows, "clips")
+    return _table(["class", f"generated ({focus.name})", "real (test kits)"], rows, "clips")
 
 
 def write_html(out: Path, report: dict[str, Any], ref: Reference, judged: list[JudgedSet], *,
@@ -215,18 +219,21 @@ def write_html(out: Path, report: dict[str, Any], ref: Reference, judged: list[J
     if focus is not None:
         res = next(r for r in results if r["name"] == focus.name)
         t = res["targets"]
-        rows = [["FD emb / floor <= 3", _f(t["fd_embedding_ratio"]["value"]), _f(t["fd_embedding_ratio"]["met"])],
-                ["copies = 0", _f(t["copies"]["value"]), _f(t["copies"]["met"])]]
+        rows: list[list[Any]] = [
+            ["FD emb / floor <= 3", t["fd_embedding_ratio"]["value"], t["fd_embedding_ratio"]["met"]],
+            ["copies = 0", t["copies"]["value"], t["copies"]["met"]]]
         for name, v in t["class_fidelity"]["classes"].items():
-            rows.append([f"fidelity {name} >= 0.9 ceiling", _f(v["ratio"]), _f(v["met"])])
+            rows.append([f"fidelity {name} / ceiling >= 0.9", v["ratio"], v["met"]])
         for name, v in t["descriptor_medians"]["descriptors"].items():
-            rows.append([f"median {name} within 20%", _f(v["ratio"]), _f(v["met"])])
+            rows.append([f"median {name} generated / real within 0.8-1.2", v["ratio"], v["met"]])
         s = res["overall"]["sanity"]
-        rows += [[f"DC over -60 dBFS (of {s['count']})", _f(s["dc_over_-60dBFS"]), _f(s["dc_over_-60dBFS"] == 0)],
-                 ["clipped hits", _f(s["clipped"]), _f(s["clipped"] == 0)],
-                 ["pre-onset over -60 dBFS", _f(s["pre_onset_over_-60dBFS"]), _f(s["pre_onset_over_-60dBFS"] == 0)],
+        rows += [[f"hits with DC over -60 dBFS (of {s['count']}; real: {s['real_dc_over_-60dBFS']})",
+                  s["dc_over_-60dBFS"], s["dc_over_-60dBFS"] == 0],
+                 [f"hits with a clipped flat top (real: {s['real_clipped']})", s["clipped"], s["clipped"] == 0],
+                 ["hits with pre-onset audio over -60 dBFS", s["pre_onset_over_-60dBFS"],
+                  s["pre_onset_over_-60dBFS"] == 0],
                  ["tail median vs real (dBFS)", f"{_f(s['tail_median_db'])} vs {_f(s['real_tail_median_db'])}",
-                  _f(not s["tail_above_real"])]]
+                  not s["tail_above_real"]]]
         parts.append(f"<h2>Targets at {html.escape(focus.name)}</h2>")
         parts.append(_table(["target", "value", "met"], rows))
     plots = _plots(out, report, ref, focus, judged) if focus is not None else {}

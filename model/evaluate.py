@@ -394,7 +394,9 @@ def sanity(gen: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str,
     gen_tail = _quantiles(gen["tail_db"])[1]
     return {
         "dc_over_-60dBFS": int((gen["dc_db"] > -60).sum()),
+        "real_dc_over_-60dBFS": int((real["dc_db"] > -60).sum()),
         "clipped": int(np.nansum(gen["clipped"])),
+        "real_clipped": int(np.nansum(real["clipped"])),
         "pre_onset_over_-60dBFS": int((np.nan_to_num(pre, nan=-200.0) > -60).sum()),
         "tail_median_db": gen_tail,
         "real_tail_median_db": real_tail,
