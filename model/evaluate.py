@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from model.checkpoint import LoadedModel
 from model.classifier import DrumClassifierModel, accuracy_report
 from model.errors import DrumDiffError
 from model.features import DESCRIPTORS, copy_vectors, descriptors, handcrafted_features
@@ -493,7 +494,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_hits(
-    model: Any,
+    model: LoadedModel,
     n_per_class: int,
     steps: int,
     *,
