@@ -129,6 +129,14 @@ class BatchStream:
         return {"epoch": self.epoch, "position": self.position}
 
     def load(self, state: dict[str, Any]) -> None:
+        if state.get("balanced"):
+            raise DrumDiffError(
+                "this checkpoint was trained with class-balanced draws; resume it with "
+                "train.balance_classes=true (or start a new run)"
+            )
+        self._load(state)
+
+    def _load(self, state: dict[str, Any]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 
@@ -164,7 +172,7 @@ class BalancedBatchStream(BatchStream):
                 "this checkpoint was trained with shuffled epochs; resume it with "
                 "train.balance_classes=false (or start a new run)"
             )
-        super().load(state)
+        self._load(state)
 
 
 def plan_batch(

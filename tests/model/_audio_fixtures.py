@@ -118,6 +118,9 @@ def messy_source(root: Path) -> dict[str, object]:
     write(bad / "nan.wav", nan, subtype="FLOAT")
     write(bad / "loop_40s.wav", np.full((1, 40 * 8000), 0.1, np.float32), rate=8000)
     (bad / "notes.txt").write_text("not audio, not scanned")
+    zero_rate = bytearray((write(bad / "zero_rate.wav", tone(300))).read_bytes())
+    zero_rate[24:32] = bytes(8)  # the fmt chunk's sample rate and byte rate
+    (bad / "zero_rate.wav").write_bytes(bytes(zero_rate))
     new = root / "NewKit"
     (new / "drumkit.xml").parent.mkdir(parents=True, exist_ok=True)
     (new / "drumkit.xml").write_text(NEW_LAYOUT_XML)
@@ -154,6 +157,7 @@ def messy_source(root: Path) -> dict[str, object]:
             "corrupt.wav": "unreadable",
             "zero_bytes.wav": "unreadable",
             "empty.wav": "empty",
+            "zero_rate.wav": "unreadable",  # libsndfile refuses a zero rate itself
             "silent.wav": "silent",
             "nan.wav": "contains NaN or Inf",
             "loop_40s.wav": "too long",

@@ -136,6 +136,20 @@ def test_rerun_is_incremental_and_deterministic(
     assert fourth.reused == 0
 
 
+def test_prepare_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from drumdiff.prepare import main
+
+    messy_source(tmp_path / "src")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "src"), "--out", str(out), "--config", str(TINY), "--test-kit", "Old Kit"]) == 0
+    printed = capsys.readouterr().out
+    assert "kept 13 clips" in printed and '"unreadable": 3' in printed
+    assert {r["split"] for r in read_index(out) if r["kit"] == "Old Kit"} == {"test"}
+    assert main([str(tmp_path / "src"), "--out", str(out), "--config", str(TINY)]) == 0
+    assert "reused 14 processed files from the cache" in capsys.readouterr().out
+    assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 1
+
+
 def test_prepare_with_nothing_usable_fails_loudly(tmp_path: Path, config: Config) -> None:
     write(tmp_path / "src" / "silent.wav", np.zeros((1, 1000), np.float32))
     with pytest.raises(DrumDiffError, match="no usable audio"):

@@ -329,6 +329,8 @@ def test_balanced_stream_evens_out_classes_deterministically() -> None:
     np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.sort(BalancedBatchStream(labels, 30, 0, DistInfo()).next()))
     with pytest.raises(DrumDiffError, match="shuffled epochs"):
         restored.load(BatchStream(100, 30, 0, DistInfo()).state())
+    with pytest.raises(DrumDiffError, match="class-balanced"):
+        BatchStream(100, 30, 0, DistInfo()).load(state)
 
 
 def test_default_stream_is_seeded_epochs_without_repeats() -> None:
@@ -346,3 +348,16 @@ def test_run_name_is_stable_for_added_fields_at_default() -> None:
     assert run_name(config) == run_name(tiny("train.balance_classes=false", "train.auto_batch=false"))
     assert run_name(config) != run_name(tiny("train.balance_classes=true"))
     assert run_name(config).startswith("tiny-test_")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_batch_on_a_gpu_probes_real_steps(dataset: Path, tmp_path: Path) -> None:
+    config = tiny("train.auto_batch=true", "train.target_batch=64", "train.max_steps=2")
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    # The tiny model fits any batch; the 12 training clips cap the micro-batch.
+    assert trainer.device.type == "cuda"
+    assert trainer.batch_size <= 12 and trainer.batch_size * trainer.accumulation >= 64
+    assert trainer._fits(2)
+    assert trainer.net.class_embed.weight.grad is None  # the probe leaves no gradients
+    assert trainer.fit(progress=False).step == 2
