@@ -6,6 +6,7 @@ SIGINT/SIGTERM: queued requests are answered `shutting_down`, files in flight ar
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     # Installed before loading: a SIGTERM during the warm-up still exits cleanly.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack (a hung daemon)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     overrides = list(args.overrides)
     if args.port is not None:

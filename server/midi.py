@@ -64,7 +64,10 @@ class MidiInput:
         self._inbox.put((msg, time.perf_counter()))
 
     def start(self) -> bool:
-        """Open the ports; False (after one log line) when MIDI is not available."""
+        """Open the ports; False (after one log line each) when none can be opened.
+
+        Each port is tried on its own: Windows has no virtual ports, yet its loopMIDI ports work.
+        """
         # libjack would otherwise try to start a JACK server of its own.
         os.environ.setdefault("JACK_NO_START_SERVER", "1")
         try:
@@ -72,24 +75,33 @@ class MidiInput:
 
             api = RTMIDI_APIS[self.config.api]
             backend = mido.Backend("mido.backends.rtmidi" + (f"/{api}" if api else ""), load=True)
-            if self.config.virtual_port:
-                name = self.config.virtual_port
-                port = backend.open_input(name, virtual=True, client_name=name, callback=self._callback)
-                self._ports.append(port)
-                self.port_names.append(f"{name} (virtual)")
-            if self.config.ports:
-                available = backend.get_input_names()
-                for wanted in self.config.ports:
-                    match = _match_port(wanted, available)
-                    port = backend.open_input(match, callback=self._callback)
-                    self._ports.append(port)
-                    self.port_names.append(match)
-        except Exception as err:  # ImportError, OSError, rtmidi's SystemError: all "no MIDI"
-            self.close()
+        except Exception as err:  # ImportError (no rtmidi), unknown API
             log.warning("MIDI input unavailable (%s: %s); OSC keeps working", type(err).__name__, err)
             return False
+        if self.config.virtual_port:
+            name = self.config.virtual_port
+            try:
+                port = backend.open_input(name, virtual=True, client_name=name, callback=self._callback)
+            except Exception as err:  # rtmidi's SystemError/OSError: no ALSA sequencer, no JACK...
+                log.warning(
+                    "MIDI virtual port %r unavailable (%s: %s); OSC keeps working",
+                    name, type(err).__name__, err,
+                )
+            else:
+                self._ports.append(port)
+                self.port_names.append(f"{name} (virtual)")
+        for wanted in self.config.ports:
+            try:
+                match = _match_port(wanted, backend.get_input_names())
+                port = backend.open_input(match, callback=self._callback)
+            except Exception as err:
+                log.warning("MIDI input %r unavailable (%s: %s); OSC keeps working", wanted, type(err).__name__, err)
+                continue
+            self._ports.append(port)
+            self.port_names.append(match)
         if not self._ports:
-            log.info("MIDI input: no ports configured")
+            if not self.config.virtual_port and not self.config.ports:
+                log.info("MIDI input: no ports configured")
             return False
         self._thread = threading.Thread(target=self._work, name="drumdiff-midi", daemon=True)
         self._thread.start()

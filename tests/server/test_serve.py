@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,13 @@ def test_signal_finishes_in_flight_work_and_leaves_no_temporaries(
             address_, args = client.recv(timeout=30.0)
             if address_ in (protocol.DONE, protocol.FAIL):
                 replies[args[0]] = (address_, args)
-        assert proc.wait(60.0) == 0
+        try:
+            assert proc.wait(60.0) == 0
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # faulthandler: where is it stuck?
+            time.sleep(1.0)
+            proc.kill()
+            raise AssertionError(f"serve did not exit:\n{proc.communicate()[1][-6000:]}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
