@@ -208,7 +208,8 @@ class DuplicateFinder:
     def __init__(self, tolerance: float = NEAR_DUPLICATE_TOLERANCE) -> None:
         self.tolerance = tolerance
         self.by_hash: dict[str, str] = {}
-        self.buckets: dict[int, list[tuple[np.ndarray, np.ndarray, str]]] = {}
+        # bucket -> (clips, their signatures, their sources), appended in step
+        self.buckets: dict[int, tuple[list[np.ndarray], list[np.ndarray], list[str]]] = {}
 
     def _signature(self, clip: np.ndarray) -> np.ndarray:
         flat = clip.reshape(-1)
@@ -224,18 +225,23 @@ class DuplicateFinder:
             return self.by_hash[digest]
         signature, bucket = self._signature(clip), self._bucket(clip)
         for b in (bucket - 1, bucket, bucket + 1):
-            for other, other_sig, source in self.buckets.get(b, ()):
-                if other.shape != clip.shape:
-                    continue
-                if np.abs(other_sig - signature).max() > self.tolerance:
-                    continue
-                if np.abs(other - clip).max() <= self.tolerance:
-                    return source
+            if b not in self.buckets:
+                continue
+            clips, signatures, sources = self.buckets[b]
+            # One vectorised test of the whole bucket; only close signatures get a full compare.
+            close = np.abs(np.asarray(signatures) - signature).max(axis=1) <= self.tolerance
+            for i in np.flatnonzero(close):
+                other = clips[i]
+                if other.shape == clip.shape and np.abs(other - clip).max() <= self.tolerance:
+                    return sources[i]
         return None
 
     def add(self, clip: np.ndarray, digest: str, source: str) -> None:
         self.by_hash[digest] = source
-        self.buckets.setdefault(self._bucket(clip), []).append((clip, self._signature(clip), source))
+        clips, signatures, sources = self.buckets.setdefault(self._bucket(clip), ([], [], []))
+        clips.append(clip)
+        signatures.append(self._signature(clip))
+        sources.append(source)
 
 
 def processing_key(model: ModelConfig, data: DataConfig) -> dict[str, object]:
