@@ -54,7 +54,7 @@ def test_bench_skip_train_and_sampler(tmp_path: Path) -> None:
     (result,) = json.loads(out.read_text())["results"]
     assert result["train"] is None
     (entry,) = result["render"]
-    assert entry["sampler"] == "heun" and entry["network_evaluations"] == 3
+    assert entry["sampler"] == "heun" and entry["network_evaluations"] == 2  # Euler first and last steps
     assert entry["guidance"] == 1.0 and entry["network_batch"] == 1
 
 
