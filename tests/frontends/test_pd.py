@@ -1,4 +1,5 @@
-"""The Pure Data frontend: static checks of every patch, then real Pd against a fake and a real daemon.
+"""The Pure Data frontend: static checks of every patch, then real Pd against a fake and the real
+daemon.
 
 The real-Pd tests need Debian's `puredata-core` (`pd`); they run `pd -nogui -nosound` with DSP
 on, so the signal outlet is checked too. The daemon test starts `drumdiff serve` with a
@@ -101,7 +102,7 @@ def _used_objects() -> set[tuple[str, ...]]:
 
 @needs_pd
 def test_object_table_matches_real_pd(tmp_path: Path) -> None:
-    """For every object the patches use, Pd accepts its last inlet and outlet and refuses one more."""
+    """Pd accepts the last inlet and outlet of every object the patches use, and refuses one more."""
     lines = ["#N canvas 0 50 800 600 12;", "#X msg 10 10 0;", "#X obj 10 40 *~;"]
     connects, expected_failures = [], set()
     for n, atoms in enumerate(sorted(_used_objects())):
