@@ -102,7 +102,7 @@ def _used_objects() -> set[tuple[str, ...]]:
 
 @needs_pd
 def test_object_table_matches_real_pd(tmp_path: Path) -> None:
-    """Pd accepts the last inlet and outlet of every object the patches use, and refuses one more."""
+    """Pd takes the last inlet and outlet of each object the patches use, and refuses one more."""
     lines = ["#N canvas 0 50 800 600 12;", "#X msg 10 10 0;", "#X obj 10 40 *~;"]
     connects, expected_failures = [], set()
     for n, atoms in enumerate(sorted(_used_objects())):
