@@ -165,6 +165,13 @@ def jack_server() -> Iterator[None]:
             pytest.skip("jackd did not start")
         time.sleep(0.1)
     yield
+    # PortAudio must let go of the server first: its exit handler asserts if JACK vanished.
+    import sys
+
+    if "sounddevice" in sys.modules:
+        sd = sys.modules["sounddevice"]
+        while getattr(sd, "_initialized", 0) > 0:
+            sd._terminate()
     proc.terminate()
     try:
         proc.wait(5.0)

@@ -72,8 +72,20 @@ def test_note_on_through_jack_produces_a_file_and_done(
     patchbay = jack.Client("drumdiff-test-patchbay", no_start_server=True)
     try:
         patchbay.connect("drumdiff-test-sender:pads", f"{port}:{port}")
-        sender.send(mido.Message("control_change", control=20, value=127))
-        assert client.recv() == (protocol.SET_REPLY, ["steps", 50])
+        # the new connection takes effect within a JACK cycle or two: resend until it carries
+        for _ in range(20):
+            sender.send(mido.Message("control_change", control=20, value=127))
+            try:
+                reply = client.recv(timeout=0.5)
+                break
+            except TimeoutError:
+                continue
+        assert reply == (protocol.SET_REPLY, ["steps", 50])
+        while True:  # drop the answers to any resent controller messages
+            try:
+                assert client.recv(timeout=0.3) == (protocol.SET_REPLY, ["steps", 50])
+            except TimeoutError:
+                break
         sender.send(mido.Message("control_change", control=20, value=0))
         assert client.recv() == (protocol.SET_REPLY, ["steps", 2])
         sender.send(mido.Message("note_on", note=38, velocity=100))
