@@ -245,7 +245,8 @@ def write_html(out: Path, report: dict[str, Any], ref: Reference, judged: list[J
         if r.get("render"):
             parts.append("<p>render: " + ", ".join(f"{k} {_f(v)}" for k, v in r["render"].items()) + "</p>")
         parts.append(_table(HEADLINE, [_headline(c, e) for c, e in r["per_class"].items()]))
-        parts.append("<p>Per-class distances with fewer than 8 items per half are noisy.</p>")
+        parts.append("<p>Per-class distances with fewer than 8 items per half are noisy; below 3 per half "
+                     "they are not reported (-).</p>")
         desc = r["overall"]["descriptors"]
         parts.append(_table(
             ["descriptor", "unit", "gen median", "real median", "ratio / delta", "gen p10-p90", "real p10-p90"],

@@ -35,6 +35,9 @@ from model.features import DESCRIPTORS, copy_vectors, descriptors, handcrafted_f
 KEY_CLASSES = ("kick", "snare", "closed_hat", "clap")
 #: A half-set smaller than this gives distances too noisy to read much into; they are marked.
 RELIABLE_HALF = 8
+#: Below this many items per half no distance is reported: with two, a covariance is one line and
+#: a near-duplicate pair (two velocity layers of one drum) makes the floor ~0 and the ratio absurd.
+MIN_HALF = 3
 
 
 class EvaluationError(DrumDiffError, ValueError):
@@ -186,7 +189,7 @@ def distances_with_floor(
     for _ in range(repeats):
         ia, ib = stratified_halves(real_labels, rng)
         half = len(ia)
-        if half < 2:
+        if half < MIN_HALF:
             break
         ig = matched_subset(gen_labels, Counter(real_labels[ia].tolist()), rng)
         a, b, g = real[ia], real[ib], gen[ig]
