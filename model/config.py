@@ -67,9 +67,15 @@ class DiffusionConfig:
     """v-objective diffusion on the cosine schedule (alpha = cos(t*pi/2))."""
 
     condition_dropout: float = 0.1  # share of training items with the null class (for CFG)
-    # Clips are peak-normalised, so their std is ~0.1 and long tails sit near 0.01 RMS; scaling
-    # them up before noising spends less of the cosine schedule on levels where all is noise.
-    data_scale: float = 4.0
+    # Model space = audio * data_scale / envelope(time). v-prediction's "know nothing" answer is
+    # v = 0 only for unit-variance data; one-shots decay ~30 dB over a clip (head RMS ~0.3,
+    # tails ~0.01), so without the envelope the network must first learn a large, time- and
+    # noise-level-dependent gain in the tails and renders hiss meanwhile.
+    data_scale: float = 1.0
+    envelope: tuple[float, ...] = ()  # RMS of training clips per envelope_block; () = none
+    envelope_block: int = 1024  # samples per envelope value
+    envelope_floor: float = 0.003  # lower bound on the envelope, bounding the gain (~-50 dBFS)
+    learn_envelope: bool = True  # the trainer measures `envelope` on the train split if empty
     loss_weighting: str = "uniform"  # "uniform" or "snr-clamp"
 
 

@@ -7,9 +7,13 @@ predicts v = alpha * eps - sigma * x0. Everything here is plain maths over tenso
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from model.config import DiffusionConfig
 
 
 def alpha_sigma(t: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,3 +54,42 @@ def x0_from_v(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
 def eps_from_v(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
     alpha, sigma = alpha_sigma(t)
     return _expand(sigma, x_t) * x_t + _expand(alpha, x_t) * v
+
+
+def envelope_gain(cfg: DiffusionConfig, length: int) -> Tensor:
+    """Per-sample gain (length,) from audio to model space: data_scale / envelope.
+
+    The envelope is linear between block centres and held flat before the first and after the
+    last (so longer renders reuse the end of the clip's envelope).
+    """
+    if not cfg.envelope:
+        return torch.full((length,), float(cfg.data_scale))
+    env = np.maximum(np.asarray(cfg.envelope, dtype=np.float64), cfg.envelope_floor)
+    centres = (np.arange(len(env)) + 0.5) * cfg.envelope_block
+    curve = np.interp(np.arange(length) + 0.5, centres, env)
+    return torch.from_numpy(cfg.data_scale / curve).float()
+
+
+def audio_to_model(audio: Tensor, cfg: DiffusionConfig) -> Tensor:
+    """Audio (..., T) at clip level -> the space the network diffuses in."""
+    return audio * envelope_gain(cfg, audio.shape[-1]).to(audio.device, audio.dtype)
+
+
+def model_to_audio(x: Tensor, cfg: DiffusionConfig) -> Tensor:
+    """Inverse of `audio_to_model`."""
+    return x / envelope_gain(cfg, x.shape[-1]).to(x.device, x.dtype)
+
+
+def measure_envelope(clips: Sequence[np.ndarray] | np.ndarray, block: int) -> tuple[float, ...]:
+    """RMS over clips (N, C, T) per block of `block` samples, rounded for a readable config."""
+    total: np.ndarray | None = None
+    count = 0
+    for clip in clips:
+        frames = clip.shape[-1] // block
+        power = (np.asarray(clip, dtype=np.float64)[..., : frames * block] ** 2)
+        power = power.reshape(-1, frames, block).mean(axis=(0, 2))
+        total = power if total is None else total + power
+        count += 1
+    if total is None or count == 0:
+        raise ValueError("no clips to measure an envelope from")
+    return tuple(float(f"{v:.5g}") for v in np.sqrt(total / count))

@@ -10,6 +10,7 @@ import torch
 
 from model.audio import apply_fade_out, peak_safe
 from model.checkpoint import LoadedModel
+from model.diffusion import model_to_audio
 from model.sampling import generators_for, get_sampler, get_schedule, randn
 
 FADE_OUT_S = 0.005  # a short fade so a render never ends on a click
@@ -122,7 +123,7 @@ def render(
     )
     # The network runs at a length it accepts; the caller gets the length it asked for.
     keep = settings.length if settings.length is not None else frames
-    audio = (out[..., :keep].float() / model.config.diffusion.data_scale).cpu().numpy()
+    audio = model_to_audio(out.float(), model.config.diffusion)[..., :keep].cpu().numpy()
     fade = int(FADE_OUT_S * cfg.sample_rate)
     for item in audio:
         apply_fade_out(item, fade)

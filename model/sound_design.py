@@ -5,7 +5,7 @@ Every function takes a `LoadedModel` and plain arguments (no YAML, no argparse) 
 item i of a batch depends only on seeds[i], so results can be recalled from the seeds echoed in
 file metadata and daemon replies. Audio goes in and comes out as float32 numpy arrays, (C, T) for
 one hit and (B, C, T) for a batch, at the model's sample rate; inside, the model works on
-`audio * config.diffusion.data_scale`, as in training.
+`diffusion.audio_to_model(audio)`, as in training.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import Tensor
 
 from model.audio import DrumAudio, apply_fade_out, peak_safe
 from model.checkpoint import LoadedModel, load_checkpoint
-from model.diffusion import add_noise, alpha_sigma
+from model.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio
 from model.errors import CheckpointError, DrumDiffError
 from model.generate import FADE_OUT_S, RenderSettings, class_index, render, valid_length
 from model.sampling import (
@@ -85,12 +85,13 @@ def _device(model: LoadedModel) -> torch.device:
 
 def _to_model(model: LoadedModel, audio: np.ndarray) -> Tensor:
     """(…, C, T) audio -> the scaled space the network was trained on."""
-    scale = model.config.diffusion.data_scale
-    return torch.as_tensor(audio, dtype=torch.float32, device=_device(model)) * scale
+    return audio_to_model(
+        torch.as_tensor(audio, dtype=torch.float32, device=_device(model)), model.config.diffusion
+    )
 
 
 def _from_model(model: LoadedModel, x: Tensor) -> np.ndarray:
-    return (x.float() / model.config.diffusion.data_scale).cpu().numpy().astype(np.float32)
+    return model_to_audio(x.float(), model.config.diffusion).cpu().numpy().astype(np.float32)
 
 
 def _finish(model: LoadedModel, audio: np.ndarray, length: int | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from model.augment import augment
 from model.checkpoint import build_model, read_checkpoint, save_checkpoint
 from model.config import ADDED_DEFAULTS, Config, to_dict
 from model.data import DrumDataset
+from model.diffusion import audio_to_model, measure_envelope
 from model.errors import CheckpointError, DrumDiffError
 from model.loss import v_loss
 from model.unet import DrumUNet1d
@@ -227,7 +228,7 @@ def load_batch(
             rng = np.random.default_rng([config.train.seed, step, int(i)])
             clip = augment(clip, config.data.augment, rng)
         clips.append(clip)
-    x = torch.from_numpy(np.stack(clips)) * config.diffusion.data_scale
+    x = audio_to_model(torch.from_numpy(np.stack(clips)), config.diffusion)
     y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
     return x, y
 
@@ -294,6 +295,15 @@ class Trainer:
         self.train_set = DrumDataset(dataset_dir, config.model.classes, splits=("train",))
         self.train_set.check_compatible(config.model)
         self.val_set = DrumDataset(dataset_dir, config.model.classes, splits=("validation",))
+        if config.diffusion.learn_envelope and not config.diffusion.envelope:
+            # Measured once and written into the config, so checkpoints carry it and a resumed
+            # run (which reads config.resolved.yaml) keeps exactly the same model space.
+            envelope = measure_envelope(
+                (self.train_set.clip(i) for i in range(len(self.train_set))),
+                config.diffusion.envelope_block,
+            )
+            config = replace(config, diffusion=replace(config.diffusion, envelope=envelope))
+            self.config = config
         torch.manual_seed(config.train.seed)
         self.denoiser = build_model(config).to(device)
         self.net: DrumUNet1d = self.denoiser.net

@@ -160,3 +160,26 @@ def test_condition_dropout_feeds_the_null_class() -> None:
 def test_unknown_loss_weighting_is_refused(tiny_denoiser: Denoiser) -> None:
     with pytest.raises(ValueError, match="unknown loss weighting 'min-snr'"):
         v_loss(tiny_denoiser.net, torch.zeros(1, 1, 2048), torch.tensor([0]), weighting="min-snr")
+
+
+def test_envelope_maps_audio_to_unit_level_and_back() -> None:
+    import numpy as np
+
+    from model.config import DiffusionConfig
+    from model.diffusion import audio_to_model, envelope_gain, measure_envelope, model_to_audio
+
+    rng = np.random.default_rng(0)
+    decay = np.exp(-np.arange(4096) / 800.0)
+    clips = rng.standard_normal((64, 1, 4096)) * decay
+    envelope = measure_envelope(clips, 512)
+    assert len(envelope) == 8 and envelope[0] > 5 * envelope[-1]
+    cfg = DiffusionConfig(data_scale=1.0, envelope=envelope, envelope_block=512, envelope_floor=1e-4)
+    x = torch.from_numpy(clips).float()
+    m = audio_to_model(x, cfg)
+    block_rms = m.reshape(64, 8, 512).pow(2).mean(dim=(0, 2)).sqrt()
+    assert torch.allclose(block_rms, torch.ones(8), atol=0.15)  # flat in model space
+    torch.testing.assert_close(model_to_audio(m, cfg), x, rtol=1e-5, atol=1e-6)
+    # Longer than trained: the last value is held; the floor bounds the gain.
+    assert envelope_gain(cfg, 6000)[-1] == envelope_gain(cfg, 6000)[4500]
+    floored = DiffusionConfig(envelope=(1.0, 0.0), envelope_block=2, envelope_floor=0.01)
+    assert float(envelope_gain(floored, 4).max()) == pytest.approx(100.0)

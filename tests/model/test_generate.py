@@ -149,17 +149,19 @@ def test_progress_reports_every_step(tiny_model: LoadedModel) -> None:
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
-def test_render_undoes_the_data_scale(tiny_model: LoadedModel) -> None:
-    """Training scales clips by diffusion.data_scale; renders come back at the clip level."""
-    half = dataclasses.replace(
-        tiny_model.config,
-        diffusion=dataclasses.replace(
-            tiny_model.config.diffusion, data_scale=2 * tiny_model.config.diffusion.data_scale
-        ),
-    )
-    other = LoadedModel(tiny_model.denoiser, half, 0, None)
+def test_render_undoes_the_model_space(tiny_model: LoadedModel) -> None:
+    """Training maps clips into model space (data_scale / envelope); renders map back."""
+
+    def with_diffusion(**changes: object) -> LoadedModel:
+        cfg = dataclasses.replace(
+            tiny_model.config, diffusion=dataclasses.replace(tiny_model.config.diffusion, **changes)
+        )
+        return LoadedModel(tiny_model.denoiser, cfg, 0, None)
+
     s = _settings(tiny_model, sampler="ddim")
-    a = render(tiny_model, [1], s, classes=["kick"])
-    b = render(other, [1], s, classes=["kick"])
-    assert np.abs(a).max() < 0.99  # else peak_safe would rescale and hide the data scale
+    a = render(with_diffusion(data_scale=4.0, envelope=()), [1], s, classes=["kick"])
+    b = render(with_diffusion(data_scale=8.0, envelope=()), [1], s, classes=["kick"])
+    c = render(with_diffusion(data_scale=4.0, envelope=(0.5, 0.5)), [1], s, classes=["kick"])
+    assert np.abs(a).max() < 0.99  # else peak_safe would rescale and hide the scale
     np.testing.assert_allclose(b, a / 2, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(c, a / 2, rtol=1e-5, atol=1e-7)
