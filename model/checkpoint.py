@@ -90,6 +90,11 @@ def save_checkpoint(
     }
     if extra:
         payload.update(extra)
+    return save_payload_atomic(path, payload)
+
+
+def save_payload_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
+    """`torch.save` to a hidden temporary name, fsync, rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.checkpoint import save_payload_atomic
 from model.errors import CheckpointError, DrumDiffError
 from model.features import log_mel
 
@@ -145,15 +146,7 @@ class DrumClassifierModel:
             "state": {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
             "metrics": self.metrics,
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return path
+        return save_payload_atomic(path, payload)
 
 
 def load_classifier(path: str | Path) -> DrumClassifierModel:

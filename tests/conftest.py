@@ -35,7 +35,6 @@ from model.denoiser import Denoiser  # noqa: E402
 # Helpers live in a module with a unique name; re-exported here for `from conftest import ...`.
 from drumdiff_testkit import (  # noqa: E402,F401
     CONFIGS,
-    MODEL_SECTIONS,
     REPO,
     TINY_CONFIG,
     is_model_config,

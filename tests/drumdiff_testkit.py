@@ -12,20 +12,11 @@ import numpy as np
 import torch
 import yaml
 
+from drumdiff.bench import is_model_config
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 TINY_CONFIG = CONFIGS / "tiny-test.yaml"
-MODEL_SECTIONS = frozenset({"name", "model", "diffusion", "sampling", "data", "train"})
-
-
-def is_model_config(data: object) -> bool:
-    """A YAML mapping is a model config when its top-level keys are Config sections."""
-    return (
-        isinstance(data, dict)
-        and bool(data)
-        and set(data) <= MODEL_SECTIONS
-        and bool(set(data) & {"model", "diffusion", "train"})
-    )
 
 
 def model_config_paths() -> list[Path]:
