@@ -261,7 +261,10 @@ class Daemon:
     def checkpoint_path(self, text: str) -> Path:
         """The checkpoint a `load` names, if it lies inside a configured model folder."""
         folders = self.config.model_dirs()
-        raw = Path(text).expanduser()
+        try:
+            raw = Path(text).expanduser()
+        except (RuntimeError, ValueError):  # "~nosuchuser/...", a NUL byte: no such file anyway
+            raw = Path(text)
         candidates = [raw] if raw.is_absolute() else [folder / raw for folder in folders]
         inside = False
         for candidate in candidates:
@@ -272,7 +275,11 @@ class Daemon:
             if not any(resolved.is_relative_to(folder) for folder in folders):
                 continue
             inside = True
-            if resolved.is_file():
+            try:
+                is_file = resolved.is_file()
+            except (OSError, ValueError):  # e.g. a name longer than the file system allows
+                is_file = False
+            if is_file:
                 return resolved
         if inside:
             raise LoadError(f"no checkpoint {text!r} in the model folders", code="not_found")

@@ -2,9 +2,12 @@
 
 Not python-osc's socketserver servers: they truncate datagrams at 8192 bytes and swallow parse
 errors, and every malformed datagram here must be answered with `/drumdiff/fail`. So the loop
-does its own `recvfrom(65536)`, decodes with python-osc's `OscPacket` (bundles flattened,
-timetags ignored, as Pd's `oscparse` does: `Dispatcher(strict_timing=False)` never sleeps), and
-calls the dispatcher's handlers. Replies leave from the same socket.
+does its own `recvfrom(65536)`, walks bundles itself (flattened in order, timetags ignored, as
+Pd's `oscparse` does: `Dispatcher(strict_timing=False)` never sleeps), decodes each message with
+python-osc's `OscMessage`, and calls the dispatcher's handlers. Replies leave from the same socket.
+
+Bundles are not left to python-osc's `OscBundle`: its element loop steps back by a negative
+element size and never ends, so one 20-byte datagram would stop the daemon from listening.
 
 Transports follow mido's template: `ReplyTransport.send` validates, subclasses implement
 `_send`; `LoopbackTransport` records messages for socket-free tests.
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +28,6 @@ from typing import Any
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
 
 from server import protocol
 from server.errors import MalformedPacket, ServerError, UnknownAddress
@@ -39,6 +43,14 @@ ErrorHandler = Callable[[Address, RequestId, ServerError], None]
 
 _PATTERN_CHARS = set("*?[]{}")
 MAX_DATAGRAM = 65536
+#: Bundles inside bundles deeper than this are refused (no client nests them; recursion is finite).
+MAX_BUNDLE_DEPTH = 16
+#: The receive buffer asked of the kernel, so a burst of triggers from several clients waits
+#: in the socket instead of being dropped while the loop answers (Linux caps it at rmem_max).
+RECEIVE_BUFFER = 4 << 20
+_BUNDLE = b"#bundle\x00"
+_INT32 = (-(2**31), 2**31 - 1)
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 def encode(message: Message) -> bytes:
@@ -50,9 +62,13 @@ def encode(message: Message) -> bytes:
         if isinstance(value, bytes):
             builder.add_arg(value, OscMessageBuilder.ARG_TYPE_BLOB)
         elif isinstance(value, int):
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_INT)
+            # A ping nonce is echoed as it came: an int64 ('h') does not fit an 'i'.
+            small = _INT32[0] <= value <= _INT32[1]
+            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_INT if small else OscMessageBuilder.ARG_TYPE_INT64)
         elif isinstance(value, float):
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_FLOAT)
+            # Likewise a double ('d') beyond float32's range: struct cannot pack it as 'f'.
+            small = not math.isfinite(value) or abs(value) <= _FLOAT32_MAX
+            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_FLOAT if small else OscMessageBuilder.ARG_TYPE_DOUBLE)
         else:
             builder.add_arg(str(value), OscMessageBuilder.ARG_TYPE_STRING)
     return builder.build().dgram
@@ -80,17 +96,49 @@ def build_dispatcher(handle: CommandHandler, on_error: ErrorHandler) -> Dispatch
     return dispatcher
 
 
+def decode_datagram(data: bytes) -> list[OscMessage]:
+    """The messages of one datagram, bundles flattened in order; raises MalformedPacket."""
+    messages: list[OscMessage] = []
+    _collect(data, 0, messages)
+    return messages
+
+
+def _collect(data: bytes, depth: int, out: list[OscMessage]) -> None:
+    if data.startswith(_BUNDLE):
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise MalformedPacket(f"not an OSC packet (bundles nested deeper than {MAX_BUNDLE_DEPTH})")
+        if len(data) < 16:
+            raise MalformedPacket("not an OSC packet (bundle shorter than its 16-byte header)")
+        pos = 16  # "#bundle\0" and the timetag, which is ignored
+        while pos < len(data):
+            if pos + 4 > len(data):
+                raise MalformedPacket("not an OSC packet (bundle element size cut off)")
+            (size,) = struct.unpack_from(">i", data, pos)
+            pos += 4
+            # OSC 1.0: an element is a whole message or bundle, so its size is positive and a
+            # multiple of 4; anything else would make the walk step backwards or off the end.
+            if size <= 0 or size % 4 or pos + size > len(data):
+                raise MalformedPacket(f"not an OSC packet (bundle element size {size} at byte {pos - 4})")
+            _collect(data[pos : pos + size], depth + 1, out)
+            pos += size
+        return
+    if not data.startswith(b"/"):
+        raise MalformedPacket("not an OSC packet (neither a message nor a bundle)")
+    try:
+        out.append(OscMessage(data))
+    except Exception as err:  # ParseError, and struct/Unicode errors on some garbage
+        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise MalformedPacket(f"not an OSC packet ({detail})") from None
+
+
 def dispatch_datagram(
     dispatcher: Dispatcher, data: bytes, client: Address, on_error: ErrorHandler
 ) -> None:
     """Decode one datagram and run the handlers of each message it holds."""
     try:
-        messages: list[OscMessage] = [m.message for m in OscPacket(data).messages]
-    except ParseError as err:
-        on_error(client, protocol.NO_ID, MalformedPacket(f"not an OSC packet ({str(err)[:120]})"))
-        return
-    except Exception as err:  # python-osc raises other errors on some garbage (struct, Unicode)
-        on_error(client, protocol.NO_ID, MalformedPacket(f"not an OSC packet ({type(err).__name__})"))
+        messages = decode_datagram(data)
+    except MalformedPacket as err:
+        on_error(client, protocol.NO_ID, err)
         return
     for message in messages:
         address = message.address
@@ -152,6 +200,10 @@ class UdpOscServer(ReplyTransport):
         except OSError as err:
             self._sock.close()
             raise OSError(err.errno, f"cannot listen on udp {host}:{port}: {err.strerror}") from None
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError:  # some platforms refuse large buffers; the default still works
+            pass
         self._sock.settimeout(0.1)  # lets the loop notice stop() without a wake-up datagram
         self._allow = [ipaddress.ip_network(a, strict=False) for a in allow]
         self._on_error = on_error

@@ -596,7 +596,11 @@ def parse_hello(args: Sequence[Any]) -> Hello:
 def parse_target(value: Any) -> str | int:
     """A class name or a GM note; a numeric string (a Pd symbol) counts as a note."""
     if isinstance(value, str):
-        if value.isdigit():
+        # ASCII digits only: str.isdigit() also accepts "²", which int() rejects, and a few
+        # thousand digits exceed int()'s limit; both must be a bad_request, not a crash.
+        if value.isascii() and value.isdigit():
+            if len(value) > 3:
+                raise ProtocolError(f"note must be in 0..127, got {_show(value)}")
             return as_int(int(value), "note", 0, 127)
         return as_str(value, "class", max_len=64)
     return as_int(value, "note", 0, 127)
