@@ -28,7 +28,7 @@ from server import protocol
 from server.audio_out import AudioOut
 from server.config import ServerConfig
 from server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
-from server.errors import LoadError, ProtocolError, ServerError
+from server.errors import LoadError, ProtocolError, RenderError, ServerError
 from server.midi import MidiInput
 from server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
 from server.protocol import Command, Message, RequestId
@@ -324,7 +324,8 @@ class Daemon:
         task = hit.task
         ms = 1e3 * (time.perf_counter() - task.submitted)
         if isinstance(result, Exception):
-            self._on_fail(task, ServerError(f"writing the file failed: {result}", request_id=task.request_id))
+            # A full, read-only or missing folder is not a daemon bug: `render_error`, not `internal`.
+            self._on_fail(task, RenderError(f"writing the file failed: {result}", request_id=task.request_id))
             return
         log.info(
             "render id=%s %s note=%s vel=%d seed=%s %s%s %.1f ms -> %s",

@@ -34,6 +34,8 @@ log = logging.getLogger("drumdiff.server.writer")
 #: Names the daemon writes; retention only ever deletes files matching this.
 HIT_NAME = re.compile(r"^[a-z0-9_]+_n(\d{3}|xxx)_v\d{3}_s\d+_\d{8}-\d{6}-\d{3}_\d+\.wav$")
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
+#: The hidden temporary of a hit being written (`model.wav.write_wav_atomic`): `.<name>.part-<pid>`.
+_PARTIAL = re.compile(r"^\.(.+)\.part-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class HitWriter:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_partials()
         if self.config.keep:
             existing = [p for p in self.folder.iterdir() if HIT_NAME.match(p.name)]
             existing.sort(key=lambda p: (p.stat().st_mtime, p.name))
@@ -122,6 +125,12 @@ class HitWriter:
     def write(self, job: WriteJob) -> Published:
         """Publish one hit now (on the calling thread)."""
         started = time.perf_counter()
+        if not self.folder.is_dir():
+            # Deleted while serving (a user tidying up): make it again, but only the folder
+            # itself. A missing parent (an unmounted drive) or a file in its place stays an
+            # error that the request's `fail` reports; the next hit tries again.
+            self.folder.mkdir()
+            log.warning("the watched folder %s was gone; made it again", self.folder)
         now = datetime.now(timezone.utc)
         while True:
             self._counter += 1
@@ -151,6 +160,25 @@ class HitWriter:
             self._apply_retention()
         return Published(path, int(job.samples.shape[-1]), time.perf_counter() - started)
 
+    def _remove_stale_partials(self) -> None:
+        """Delete hidden temporaries that a killed daemon left (never another live writer's)."""
+        if os.name != "posix":  # os.kill(pid, 0) is no liveness probe on Windows
+            return
+        for entry in self.folder.iterdir():
+            match = _PARTIAL.match(entry.name)
+            if match is None or not HIT_NAME.match(match.group(1)):
+                continue
+            pid = int(match.group(2))
+            # Our own pid counts as stale: nothing has been written yet (a restarted container
+            # often gets the pid its killed predecessor had).
+            if pid != os.getpid() and _alive(pid):
+                continue
+            try:
+                entry.unlink()
+                log.info("removed %s, left by a daemon that was killed while writing", entry.name)
+            except OSError as err:
+                log.debug("cannot remove %s: %s", entry.name, err)
+
     def _apply_retention(self) -> None:
         while len(self._kept) > self.config.keep:
             old = self._kept[0]
@@ -171,3 +199,13 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
