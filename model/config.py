@@ -72,6 +72,14 @@ class DiffusionConfig:
     # tails ~0.01), so without the envelope the network must first learn a large, time- and
     # noise-level-dependent gain in the tails and renders hiss meanwhile.
     data_scale: float = 1.0
+    # Likewise in frequency: diffusion noise is white, drums are not (most energy below 1 kHz,
+    # ~40 dB less at 10 kHz). Dividing by the training set's amplitude spectrum makes the data
+    # white too, so v = 0 (x0 = alpha * x) is already the Wiener filter and residual errors come
+    # back shaped like drums instead of as hiss. Applied before the envelope.
+    spectrum: tuple[float, ...] = ()  # amplitude per band, bands evenly spaced 0..Nyquist; () = none
+    spectrum_bands: int = 513  # bands measured (43 Hz apart at 44.1 kHz)
+    spectrum_floor_db: float = -60.0  # bands quieter than the loudest by more are raised to this
+    learn_spectrum: bool = True  # the trainer measures `spectrum` on the train split if empty
     envelope: tuple[float, ...] = ()  # RMS of training clips per envelope_block; () = none
     envelope_block: int = 1024  # samples per envelope value
     envelope_floor: float = 0.003  # lower bound on the envelope, bounding the gain (~-50 dBFS)

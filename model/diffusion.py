@@ -7,7 +7,7 @@ predicts v = alpha * eps - sigma * x0. Everything here is plain maths over tenso
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -70,14 +70,67 @@ def envelope_gain(cfg: DiffusionConfig, length: int) -> Tensor:
     return torch.from_numpy(cfg.data_scale / curve).float()
 
 
+def spectrum_gain(cfg: DiffusionConfig, length: int) -> Tensor:
+    """Per-rfft-bin gain (length // 2 + 1,) that whitens audio: 1 / measured amplitude."""
+    bins = length // 2 + 1
+    if not cfg.spectrum:
+        return torch.ones(bins)
+    amp = np.asarray(cfg.spectrum, dtype=np.float64)
+    amp = np.maximum(amp, amp.max() * 10 ** (cfg.spectrum_floor_db / 20))
+    grid = np.linspace(0.0, 1.0, len(amp))
+    return torch.from_numpy(1.0 / np.interp(np.linspace(0.0, 1.0, bins), grid, amp)).float()
+
+
+def _filter(x: Tensor, gain: Tensor) -> Tensor:
+    """Zero-phase filtering over the whole clip (circular, so exactly invertible)."""
+    spec = torch.fft.rfft(x.float(), dim=-1) * gain.to(x.device)
+    return torch.fft.irfft(spec, n=x.shape[-1], dim=-1).to(x.dtype)
+
+
 def audio_to_model(audio: Tensor, cfg: DiffusionConfig) -> Tensor:
-    """Audio (..., T) at clip level -> the space the network diffuses in."""
-    return audio * envelope_gain(cfg, audio.shape[-1]).to(audio.device, audio.dtype)
+    """Audio (..., T) at clip level -> the space the network diffuses in.
+
+    Whitened in frequency by the measured spectrum, then flattened in time by the measured
+    envelope, then scaled: both are fixed, exactly invertible linear maps.
+    """
+    x = audio
+    if cfg.spectrum:
+        x = _filter(x, spectrum_gain(cfg, x.shape[-1]))
+    return x * envelope_gain(cfg, x.shape[-1]).to(x.device, x.dtype)
 
 
 def model_to_audio(x: Tensor, cfg: DiffusionConfig) -> Tensor:
     """Inverse of `audio_to_model`."""
-    return x / envelope_gain(cfg, x.shape[-1]).to(x.device, x.dtype)
+    audio = x / envelope_gain(cfg, x.shape[-1]).to(x.device, x.dtype)
+    if cfg.spectrum:
+        audio = _filter(audio, 1.0 / spectrum_gain(cfg, x.shape[-1]))
+    return audio
+
+
+def measure_spectrum(clips: Iterable[np.ndarray], bands: int) -> tuple[float, ...]:
+    """Mean amplitude spectrum of clips (C, T), in `bands` bands evenly spaced 0..Nyquist.
+
+    Scaled so that white noise of unit variance measures 1 in every band.
+    """
+    total: np.ndarray | None = None
+    count = 0
+    length = 0
+    for clip in clips:
+        clip = np.asarray(clip, dtype=np.float64)
+        length = clip.shape[-1]
+        power = (np.abs(np.fft.rfft(clip, axis=-1)) ** 2 / length).mean(axis=0)
+        total = power if total is None else total + power
+        count += 1
+    if total is None:
+        raise ValueError("no clips to measure a spectrum from")
+    mean = total / count
+    edges = np.linspace(0, len(mean), bands + 1).round().astype(int)
+    centres = np.linspace(0.0, 1.0, bands)
+    band_power = np.array([mean[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])
+    # Re-sample band means onto evenly spaced points (band k sits at k / (bands - 1) of Nyquist).
+    positions = (edges[:-1] + np.maximum(edges[1:] - 1, edges[:-1])) / 2 / max(1, len(mean) - 1)
+    amp = np.sqrt(np.interp(centres, positions, band_power))
+    return tuple(float(f"{v:.5g}") for v in amp)
 
 
 def measure_envelope(clips: Sequence[np.ndarray] | np.ndarray, block: int) -> tuple[float, ...]:

@@ -28,7 +28,7 @@ from model.augment import augment
 from model.checkpoint import build_model, read_checkpoint, save_checkpoint
 from model.config import ADDED_DEFAULTS, Config, to_dict
 from model.data import DrumDataset
-from model.diffusion import audio_to_model, measure_envelope
+from model.diffusion import audio_to_model, measure_envelope, measure_spectrum
 from model.errors import CheckpointError, DrumDiffError
 from model.loss import v_loss
 from model.unet import DrumUNet1d
@@ -233,6 +233,24 @@ def load_batch(
     return x, y
 
 
+def measure_model_space(config: Config, dataset: DrumDataset) -> Config:
+    """Fill in the spectrum and envelope of the model space from the train split, if asked.
+
+    Measured once and written into the config, so checkpoints carry them and a resumed run
+    (which reads config.resolved.yaml) keeps exactly the same model space. The envelope is
+    measured on whitened clips, the order `audio_to_model` applies them in.
+    """
+    diffusion = config.diffusion
+    clips = lambda: (dataset.clip(i) for i in range(len(dataset)))  # noqa: E731
+    if diffusion.learn_spectrum and not diffusion.spectrum:
+        diffusion = replace(diffusion, spectrum=measure_spectrum(clips(), diffusion.spectrum_bands))
+    if diffusion.learn_envelope and not diffusion.envelope:
+        plain = replace(diffusion, envelope=(), data_scale=1.0)
+        whitened = (audio_to_model(torch.from_numpy(c), plain).numpy() for c in clips())
+        diffusion = replace(diffusion, envelope=measure_envelope(whitened, diffusion.envelope_block))
+    return replace(config, diffusion=diffusion)
+
+
 def adapt_state_for_classes(
     state: dict[str, Tensor], old_classes: tuple[str, ...], new_classes: tuple[str, ...]
 ) -> dict[str, Tensor]:
@@ -295,15 +313,8 @@ class Trainer:
         self.train_set = DrumDataset(dataset_dir, config.model.classes, splits=("train",))
         self.train_set.check_compatible(config.model)
         self.val_set = DrumDataset(dataset_dir, config.model.classes, splits=("validation",))
-        if config.diffusion.learn_envelope and not config.diffusion.envelope:
-            # Measured once and written into the config, so checkpoints carry it and a resumed
-            # run (which reads config.resolved.yaml) keeps exactly the same model space.
-            envelope = measure_envelope(
-                (self.train_set.clip(i) for i in range(len(self.train_set))),
-                config.diffusion.envelope_block,
-            )
-            config = replace(config, diffusion=replace(config.diffusion, envelope=envelope))
-            self.config = config
+        config = measure_model_space(config, self.train_set)
+        self.config = config
         torch.manual_seed(config.train.seed)
         self.denoiser = build_model(config).to(device)
         self.net: DrumUNet1d = self.denoiser.net

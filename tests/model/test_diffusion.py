@@ -183,3 +183,28 @@ def test_envelope_maps_audio_to_unit_level_and_back() -> None:
     assert envelope_gain(cfg, 6000)[-1] == envelope_gain(cfg, 6000)[4500]
     floored = DiffusionConfig(envelope=(1.0, 0.0), envelope_block=2, envelope_floor=0.01)
     assert float(envelope_gain(floored, 4).max()) == pytest.approx(100.0)
+
+
+def test_spectrum_whitens_coloured_noise_and_inverts_exactly() -> None:
+    import numpy as np
+
+    from model.config import DiffusionConfig
+    from model.diffusion import audio_to_model, measure_spectrum, model_to_audio, spectrum_gain
+
+    rng = np.random.default_rng(1)
+    white = rng.standard_normal((32, 1, 4096))
+    # Brown-ish noise: strong lows, weak highs (like drums), 1/f^2 power.
+    spec = np.fft.rfft(white, axis=-1) / np.maximum(np.arange(2049), 8) * 8
+    coloured = np.fft.irfft(spec, n=4096, axis=-1)
+    amp = measure_spectrum(coloured, 65)
+    assert len(amp) == 65 and amp[1] > 10 * amp[-1]
+    assert np.allclose(measure_spectrum(white, 65)[1:], 1.0, atol=0.15)  # white measures 1
+    cfg = DiffusionConfig(spectrum=amp, spectrum_floor_db=-80.0)
+    x = torch.from_numpy(coloured).float()
+    m = audio_to_model(x, cfg)
+    power = (torch.fft.rfft(m, dim=-1).abs() ** 2 / 4096).mean(dim=(0, 1))
+    assert float(power[64:].mean()) == pytest.approx(float(power[1000:2000].mean()), rel=0.3)
+    torch.testing.assert_close(model_to_audio(m, cfg), x, rtol=1e-4, atol=1e-5)
+    # The floor bounds the gain of near-empty bands.
+    floored = DiffusionConfig(spectrum=(1.0, 1e-9), spectrum_floor_db=-40.0)
+    assert float(spectrum_gain(floored, 64).max()) == pytest.approx(100.0, rel=1e-4)
