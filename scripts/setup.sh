@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Set up drumdiff in ./.venv on a fresh Debian machine (Python 3.10+).
 #   scripts/setup.sh           the daemon and CLI
-#   scripts/setup.sh --test    plus test and training extras, and the Debian packages the
-#                              tests drive for real (JACK, Pure Data) when run as root
+#   scripts/setup.sh --test    plus the test and evaluation extras, and the Debian packages
+#                              the tests drive for real (JACK, Pure Data) when run as root
 # GPU users: install the CUDA build of torch into .venv first (see README), then run this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-if [[ $want_test == 1 && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+# Debian libraries the daemon loads (PortAudio for audio out, ALSA for MIDI); the tests also
+# drive a real JACK server and Pure Data. Installed only when running as root with apt.
+packages=(libportaudio2 libasound2)
+[[ $want_test == 1 ]] && packages+=(jackd2 puredata-core)
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
-  for pkg in jackd2 puredata-core; do
+  for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if (( ${#missing[@]} )); then
@@ -26,6 +30,6 @@ python3 -m venv .venv
 # torch 2.13.0 is the CPU wheel this project is tested with; keep an existing (e.g. CUDA) torch.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 extras="train"
-[[ $want_test == 1 ]] && extras="train,test"
+[[ $want_test == 1 ]] && extras="train,eval,test"
 .venv/bin/pip install -q -e ".[${extras}]"
 echo "drumdiff is set up in $(pwd)/.venv"
