@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs", help="folder that holds run folders")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--stop-at", type=int, help="stop at this step (resume later to go on)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (checkpointed; resume later)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     args = p.parse_args(argv)
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{trainer.dist.world} process(es) on {trainer.device}; {sampling}",
                 flush=True,
             )
-        state = trainer.fit(stop_at=args.stop_at, progress=not args.no_progress)
+        if args.minutes is not None and args.minutes <= 0:
+            return fail(f"--minutes must be positive, got {args.minutes}")
+        stop_after = args.minutes * 60 if args.minutes is not None else None
+        state = trainer.fit(stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress)
     except DrumDiffError as err:
         return fail(str(err))
     except KeyboardInterrupt:

@@ -434,6 +434,7 @@ class DrumDataset:
         )
         self.clips = np.load(clips_path, mmap_mode="r")
         self.classes = tuple(classes)
+        self.splits = tuple(splits)
         rows = [json.loads(line) for line in (self.folder / "index.jsonl").read_text().splitlines() if line]
         lookup = {c: i for i, c in enumerate(self.classes)}
         fallback = lookup.get("other")

@@ -6,6 +6,7 @@ predicts v = alpha * eps - sigma * x0. Everything here is plain maths over tenso
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -56,6 +57,7 @@ def eps_from_v(x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
     return _expand(sigma, x_t) * x_t + _expand(alpha, x_t) * v
 
 
+@functools.lru_cache(maxsize=16)
 def envelope_gain(cfg: DiffusionConfig, length: int) -> Tensor:
     """Per-sample gain (length,) from audio to model space: data_scale / envelope.
 
@@ -70,6 +72,7 @@ def envelope_gain(cfg: DiffusionConfig, length: int) -> Tensor:
     return torch.from_numpy(cfg.data_scale / curve).float()
 
 
+@functools.lru_cache(maxsize=16)
 def spectrum_gain(cfg: DiffusionConfig, length: int) -> Tensor:
     """Per-rfft-bin gain (length // 2 + 1,) that whitens audio: 1 / measured amplitude."""
     bins = length // 2 + 1

@@ -29,9 +29,11 @@ def v_loss(
     """
     b = x0.shape[0]
     device = x0.device
-    t = torch.rand(b, generator=generator).to(device)
-    noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)
-    drop = torch.rand(b, generator=generator).to(device) < condition_dropout
+    # Drawn on the generator's device (CPU when none is given), then moved.
+    draw = generator.device if generator is not None else torch.device("cpu")
+    t = torch.rand(b, generator=generator, device=draw).to(device)
+    noise = torch.randn(x0.shape, generator=generator, device=draw).to(device, x0.dtype)
+    drop = torch.rand(b, generator=generator, device=draw).to(device) < condition_dropout
     if null_class is None:
         null_class = net.null_class  # type: ignore[union-attr]
     ids = torch.where(drop, torch.full_like(class_ids, null_class), class_ids)

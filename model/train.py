@@ -24,12 +24,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from model.augment import augment
 from model.checkpoint import build_model, read_checkpoint, save_checkpoint
 from model.config import ADDED_DEFAULTS, Config, to_dict
 from model.data import DrumDataset
 from model.diffusion import audio_to_model, measure_envelope, measure_spectrum
 from model.errors import CheckpointError, DrumDiffError
+from model.loader import BatchPrefetcher, augmented_clips
 from model.loss import v_loss
 from model.unet import DrumUNet1d
 
@@ -220,15 +220,19 @@ def load_batch(
     *,
     step: int,
     train: bool,
+    device: torch.device | None = None,
 ) -> tuple[Tensor, Tensor]:
-    clips = []
-    for i in indices:
-        clip = dataset.clip(int(i))
-        if train:
-            rng = np.random.default_rng([config.train.seed, step, int(i)])
-            clip = augment(clip, config.data.augment, rng)
-        clips.append(clip)
-    x = audio_to_model(torch.from_numpy(np.stack(clips)), config.diffusion)
+    """Model-space clips and labels for `indices`; training batches are augmented (seeded by step)."""
+    augment_cfg = config.data.augment if train else None
+    audio = augmented_clips(dataset, indices, augment_cfg, seed=config.train.seed, key=step)
+    return to_model_batch(audio, dataset, indices, config, device)
+
+
+def to_model_batch(
+    audio: np.ndarray, dataset: DrumDataset, indices: np.ndarray, config: Config, device: torch.device | None
+) -> tuple[Tensor, Tensor]:
+    # Moved first, then whitened: on a GPU the FFTs of a large batch would otherwise bound the step.
+    x = audio_to_model(torch.from_numpy(audio).to(device or "cpu"), config.diffusion)
     y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
     return x, y
 
@@ -307,6 +311,9 @@ class Trainer:
             device = torch.device("cuda", local % torch.cuda.device_count())
         if device.type == "cuda":
             torch.cuda.set_device(device)
+            # Clip shapes never change within a run, so cuDNN's per-shape autotuning pays off.
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
         self.device = device
         self.run_dir = Path(run_dir)
         self.log = log if self.dist.main else (lambda _msg: None)
@@ -342,6 +349,7 @@ class Trainer:
             "cuda", enabled=device.type == "cuda" and config.train.precision == "fp16"
         )
         self.step = 0
+        self.prefetcher: BatchPrefetcher | None = None
         self.writer: Any = None
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
@@ -456,6 +464,7 @@ class Trainer:
         found = self._newest_checkpoint()
         if found is None:
             return False
+        self.close_loader()  # its look-ahead follows the old data position
         last, payload = found
         self.net.load_state_dict(payload["model"])
         self.ema.model.load_state_dict(payload["ema"])
@@ -471,6 +480,11 @@ class Trainer:
         self.step = int(payload["step"])
         self.log(f"resumed {self.run_dir} at step {self.step}" + ("" if last.name == "last.pt" else f" ({last.name})"))
         return True
+
+    def close_loader(self) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.close()
+            self.prefetcher = None
 
     def save(self) -> None:
         if not self.dist.main:
@@ -499,10 +513,24 @@ class Trainer:
         total = 0.0
         accumulation = self.accumulation
         for micro in range(accumulation):
+            key = self.step * accumulation + micro
+            if self.prefetcher is None and cfg.num_workers > 0:
+                self.prefetcher = BatchPrefetcher(
+                    self.train_set, self.stream, self.config.data.augment,
+                    seed=cfg.seed, first_key=key, workers=cfg.num_workers,
+                )
             indices = self.stream.next()
-            x, y = load_batch(self.train_set, indices, self.config, step=self.step * accumulation + micro, train=True)
-            x, y = x.to(self.device), y.to(self.device)
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step * 1009 + micro * 31 + self.dist.rank)
+            if self.prefetcher is not None:
+                audio = self.prefetcher.take(indices, key)
+                x, y = to_model_batch(audio, self.train_set, indices, self.config, self.device)
+            else:
+                x, y = load_batch(self.train_set, indices, self.config, step=key, train=True, device=self.device)
+            y = y.to(self.device)
+            # Noise is drawn where the step runs: on a GPU, CPU draws for a large batch would
+            # bound the step. (A CPU run keeps its CPU generator, so its resumes stay exact.)
+            gen = torch.Generator(self.device).manual_seed(
+                cfg.seed * 1_000_003 + self.step * 1009 + micro * 31 + self.dist.rank
+            )
             # DDP averages gradients across processes on every backward; between micro-steps
             # that is wasted traffic, so only the last one synchronises.
             sync = self.dist.world == 1 or micro == accumulation - 1
@@ -549,11 +577,10 @@ class Trainer:
         losses = []
         for b in range(batches):
             indices = np.random.default_rng([99, b]).choice(len(self.val_set), size, replace=False)
-            x, y = load_batch(self.val_set, indices, self.config, step=0, train=False)
+            x, y = load_batch(self.val_set, indices, self.config, step=0, train=False, device=self.device)
+            # CPU draws here keep validation noise identical on every device.
             gen = torch.Generator().manual_seed(1234 + b)
-            loss = v_loss(
-                self.ema.model, x.to(self.device), y.to(self.device), condition_dropout=0.0, generator=gen
-            )
+            loss = v_loss(self.ema.model, x, y.to(self.device), condition_dropout=0.0, generator=gen)
             losses.append(float(loss))
         return float(np.mean(losses))
 
@@ -586,9 +613,25 @@ class Trainer:
             image = ((image + 100) / 100).clamp(0, 1)[None]
             self.writer.add_image(f"spectrogram/{name}", image, self.step)
 
-    def fit(self, *, stop_at: int | None = None, progress: bool = True) -> TrainState:
+    def fit(
+        self, *, stop_at: int | None = None, stop_after_s: float | None = None, progress: bool = True
+    ) -> TrainState:
+        """Train to `stop_at` (or max_steps), or until `stop_after_s` seconds have passed.
+
+        Either way the last step is checkpointed, so a later resume goes on from exactly there.
+        """
         cfg = self.config.train
         target = min(cfg.max_steps, stop_at) if stop_at is not None else cfg.max_steps
+        if stop_after_s is not None and self.dist.world > 1:
+            raise DrumDiffError("a time limit needs one process (ranks would stop at different steps); use stop_at")
+        deadline = time.monotonic() + stop_after_s if stop_after_s is not None else None
+        try:
+            return self._fit(target, deadline, progress)
+        finally:
+            self.close_loader()
+
+    def _fit(self, target: int, deadline: float | None, progress: bool) -> TrainState:
+        cfg = self.config.train
         if self.dist.main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -630,8 +673,12 @@ class Trainer:
                     self._log_metrics({"step": self.step, "val_loss": val})
             if cfg.demo_every and self.step % cfg.demo_every == 0 and self.dist.main:
                 self._demo()
-            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == target:
+            out_of_time = deadline is not None and time.monotonic() >= deadline
+            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == target or out_of_time:
                 self.save()
+            if out_of_time:
+                self.log(f"time limit reached at step {self.step}")
+                break
         if bar is not None:
             bar.close()
         if self.writer is not None:

@@ -134,6 +134,30 @@ def test_resume_matches_uninterrupted_run(dataset: Path, tmp_path: Path, overrid
     assert payload["step"] == 12 and {"epoch", "position"} <= payload["data"].keys()
 
 
+def test_worker_processes_feed_exactly_the_inline_batches(dataset: Path, tmp_path: Path) -> None:
+    # Prefetching in worker processes is a speed-up only: same data, same weights, bit for bit.
+    config = tiny("train.max_steps=5", "train.checkpoint_every=0", "train.validate_every=0", "train.grad_accumulation=2")
+    inline = Trainer(config, dataset, tmp_path / "inline", log=QUIET)
+    inline.fit(progress=False)
+    workers = Trainer(tiny("train.max_steps=5", "train.checkpoint_every=0", "train.validate_every=0",
+                           "train.grad_accumulation=2", "train.num_workers=2"), dataset, tmp_path / "workers", log=QUIET)
+    workers.fit(progress=False)
+    assert workers.prefetcher is None  # closed when fit returns
+    assert states_equal(inline.net.state_dict(), workers.net.state_dict())
+    assert inline.stream.state() == workers.stream.state()
+
+
+def test_time_limit_stops_and_checkpoints_the_last_step(dataset: Path, tmp_path: Path) -> None:
+    config = tiny("train.max_steps=50", "train.checkpoint_every=0", "train.validate_every=0")
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    trainer.write_run_files()
+    state = trainer.fit(stop_after_s=0.0, progress=False)
+    assert state.step == 1
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["step"] == 1
+    again = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    assert again.resume() and again.step == 1
+
+
 def test_resume_without_checkpoint_starts_fresh(dataset: Path, tmp_path: Path) -> None:
     trainer = Trainer(tiny(), dataset, tmp_path / "run", log=QUIET)
     assert not trainer.resume()
