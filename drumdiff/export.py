@@ -1,4 +1,9 @@
-"""Export a training checkpoint as a shippable model: EMA weights only, fp16, config kept."""
+"""Export a training checkpoint as a shippable model: EMA weights only, fp16, config kept.
+
+--set changes render defaults only (sampling.* and finish.*): they do not touch the weights.
+--data measures the class envelopes of render finishing on that dataset's train split when the
+checkpoint has none (checkpoints from before finishing existed).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from pathlib import Path
 
 from drumdiff.common import fail, parser
 from model.checkpoint import read_checkpoint, save_checkpoint
-from model.config import config_from_dict
+from model.config import apply_override, config_from_dict
 from model.errors import DrumDiffError
 
 
@@ -15,10 +20,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="a training checkpoint (e.g. RUN/last.pt)")
     p.add_argument("--out", required=True, help="where to write the shipped model")
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="render default to change (sampling.* or finish.*)")
+    p.add_argument("--data", help="dataset whose train split gives the class envelopes, if missing")
     args = p.parse_args(argv)
+    for override in args.set:
+        if not override.startswith(("sampling.", "finish.")):
+            return fail(f"--set {override}: only sampling.* and finish.* can change without retraining")
     try:
         payload = read_checkpoint(args.checkpoint)
-        config = config_from_dict(payload["config"])
+        data = payload["config"]
+        for override in args.set:
+            apply_override(data, override)
+        config = config_from_dict(data)
+        if args.data:
+            from model.data import DrumDataset
+            from model.train import measure_finish
+
+            dataset = DrumDataset(args.data, config.model.classes, splits=("train",))
+            dataset.check_compatible(config.model)
+            config = measure_finish(config, dataset)
         weights = payload.get("ema") or payload.get("model")
         if weights is None:
             return fail(f"{args.checkpoint} holds no weights")

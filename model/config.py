@@ -167,6 +167,22 @@ ADDED_DEFAULTS: dict[tuple[str, str], object] = {
 
 
 @dataclass(frozen=True)
+class FinishConfig:
+    """What every render goes through after the sampler (see model/finish.py)."""
+
+    # Per class, the loudest plausible envelope: the `envelope_percentile` of block RMS (dB
+    # relative to the clip's peak) over the training clips of that class. Renders are turned down
+    # wherever they exceed it, which removes the faint noise bed a model leaves under short hits.
+    class_envelopes: tuple[tuple[float, ...], ...] = ()  # () = no limit
+    learn_envelopes: bool = True  # the trainer (or `drumdiff export --data`) measures them if empty
+    envelope_percentile: float = 75.0
+    envelope_block: int = 1024  # samples per envelope value
+    envelope_margin_db: float = 0.0  # headroom above the measured envelope
+    dc_cutoff_hz: float = 10.0  # one-pole DC blocker (0 = off)
+    peak: float = 0.95  # normalise every render to this peak, as prepare does the training clips (0 = only keep it under 0.999)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a training run or a checkpoint needs to rebuild itself."""
 
@@ -176,6 +192,7 @@ class Config:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    finish: FinishConfig = field(default_factory=FinishConfig)
 
 
 T = TypeVar("T")
@@ -271,7 +288,7 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
-def _apply_override(data: dict[str, Any], override: str) -> None:
+def apply_override(data: dict[str, Any], override: str) -> None:
     if "=" not in override:
         raise ConfigError(f"override {override!r} is not of the form section.key=value")
     dotted, raw = override.split("=", 1)
@@ -316,7 +333,7 @@ def load_config(
     """Load a training/model config: YAML over defaults, then `section.key=value` overrides."""
     data = read_yaml(path) if path is not None else {}
     for override in overrides:
-        _apply_override(data, override)
+        apply_override(data, override)
     try:
         return from_dict(Config, data)
     except ConfigError as err:

@@ -1,4 +1,4 @@
-"""Render one-shots from a loaded model: seeds in, peak-safe float32 audio out."""
+"""Render one-shots from a loaded model: seeds in, finished float32 audio out."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model.audio import apply_fade_out, peak_safe
 from model.checkpoint import LoadedModel
 from model.diffusion import model_to_audio
+from model.finish import envelope_bound, finish_render
 from model.sampling import generators_for, get_sampler, get_schedule, randn
 
 FADE_OUT_S = 0.005  # a short fade so a render never ends on a click
@@ -78,7 +78,8 @@ def render(
     class_weights: np.ndarray | torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Render len(seeds) hits; returns float32 (B, C, T), peak-safe, faded at the end.
+    """Render len(seeds) hits; returns float32 (B, C, T), finished (model/finish.py): envelope
+    limited for their class, DC-free, faded at the end and normalised to the config's peak.
 
     Item i depends only on seeds[i] and its class, so a batch equals the same renders one by one.
     `class_weights` (B, num_classes + 1) blends classes (morphing) instead of `classes`.
@@ -98,12 +99,14 @@ def render(
                 f"class_weights must have shape ({len(seeds)}, {len(model.classes) + 1})"
             )
         extra["class_weights"] = weights
+        rows = weights.cpu().numpy()
     else:
         names = list(classes) if classes is not None else [None] * len(seeds)
         if len(names) != len(seeds):
             raise ValueError(f"got {len(names)} classes for {len(seeds)} seeds")
         ids = [class_index(model, n) for n in names]
         extra["class_ids"] = torch.tensor(ids, dtype=torch.long, device=device)
+        rows = np.eye(len(model.classes) + 1)[ids]
     generators = generators_for(seeds)
     x = randn((len(seeds), cfg.audio_channels, frames), generators, device=device)
     ts = get_schedule(settings.schedule, settings.steps, device="cpu")
@@ -124,7 +127,8 @@ def render(
     # The network runs at a length it accepts; the caller gets the length it asked for.
     keep = settings.length if settings.length is not None else frames
     audio = model_to_audio(out.float(), model.config.diffusion)[..., :keep].cpu().numpy()
+    finish = model.config.finish
     fade = int(FADE_OUT_S * cfg.sample_rate)
-    for item in audio:
-        apply_fade_out(item, fade)
-    return np.stack([peak_safe(item) for item in audio])
+    return np.stack(
+        [finish_render(item, finish, cfg.sample_rate, envelope_bound(finish, row), fade) for item, row in zip(audio, rows)]
+    )

@@ -29,6 +29,7 @@ from model.config import ADDED_DEFAULTS, Config, to_dict
 from model.data import DrumDataset
 from model.diffusion import audio_to_model, measure_envelope, measure_spectrum
 from model.errors import CheckpointError, DrumDiffError
+from model.finish import measure_class_envelopes
 from model.loader import BatchPrefetcher, augmented_clips
 from model.loss import v_loss
 from model.unet import DrumUNet1d
@@ -43,6 +44,8 @@ def run_name(config: Config) -> str:
     so upgrading drumdiff does not rename (and so restart) a run that is under way.
     """
     data = to_dict(config)
+    # Render-time finishing changes no training step, so it never renames a run.
+    del data["finish"]
     for (section, key), default in ADDED_DEFAULTS.items():
         if data[section].get(key) == default:
             del data[section][key]
@@ -252,7 +255,21 @@ def measure_model_space(config: Config, dataset: DrumDataset) -> Config:
         plain = replace(diffusion, envelope=(), data_scale=1.0)
         whitened = (audio_to_model(torch.from_numpy(c), plain).numpy() for c in clips())
         diffusion = replace(diffusion, envelope=measure_envelope(whitened, diffusion.envelope_block))
-    return replace(config, diffusion=diffusion)
+    return measure_finish(replace(config, diffusion=diffusion), dataset)
+
+
+def measure_finish(config: Config, dataset: DrumDataset) -> Config:
+    """Fill in the per-class envelope limits of render finishing from `dataset`, if asked."""
+    finish = config.finish
+    if not finish.learn_envelopes or finish.class_envelopes:
+        return config
+    envelopes = measure_class_envelopes(
+        ((dataset.clip(i), dataset.labels[i]) for i in range(len(dataset))),
+        len(config.model.classes),
+        finish.envelope_block,
+        finish.envelope_percentile,
+    )
+    return replace(config, finish=replace(finish, class_envelopes=envelopes))
 
 
 def adapt_state_for_classes(

@@ -2,15 +2,17 @@
 # Train the default model on a GPU machine for a fixed time, starting from the shipped weights,
 # and leave fp16 EMA exports of a few checkpoints (plus the log and metrics) in $OUT.
 #
-#   DATA=packed-dataset CONFIG=config.yaml MINUTES=7 OUT=/tmp/out bash scripts/gpu_train.sh [--set KEY=VALUE ...]
+#   DATA=packed-dataset [INIT=weights.pt] [CONFIG=config.yaml] MINUTES=7 OUT=/tmp/out \
+#       bash scripts/gpu_train.sh [--set KEY=VALUE ...]
 #
-# DATA is a prepared (or packed: scripts/pack_dataset.py) dataset; CONFIG defaults to the shipped
-# model's config, so the run keeps its model space. The machine needs torch, numpy, pyyaml, tqdm
+# DATA is a prepared (or packed: scripts/pack_dataset.py) dataset; INIT defaults to the shipped
+# model and CONFIG to INIT's own config, so the run keeps its model space. The machine needs torch, numpy, pyyaml, tqdm
 # and soxr; wheels in .whl/ are installed first when present (for machines without an index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATA:?set DATA to a prepared dataset}" "${OUT:?set OUT to a folder for the results}"
 MINUTES=${MINUTES:-7}
+INIT=${INIT:-model/weights/default.pt}
 RUNS=${RUNS:-/tmp/drumdiff-runs}
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -27,12 +29,12 @@ if [ -z "${CONFIG:-}" ]; then
     python3 -c "
 import sys, yaml
 from model.checkpoint import read_checkpoint
-yaml.safe_dump(read_checkpoint('model/weights/default.pt')['config'], open(sys.argv[1], 'w'), sort_keys=False)" "$CONFIG"
+yaml.safe_dump(read_checkpoint(sys.argv[2])['config'], open(sys.argv[1], 'w'), sort_keys=False)" "$CONFIG" "$INIT"
 fi
-python3 -m drumdiff train "$CONFIG" --data "$DATA" --init model/weights/default.pt --runs "$RUNS" \
+python3 -m drumdiff train "$CONFIG" --data "$DATA" --init "$INIT" --runs "$RUNS" \
     --minutes "$MINUTES" --no-progress "$@" 2>&1 | tee "$OUT/train.log"
 RUN=$(sed -n 's/^run folder: //p' "$OUT/train.log" | tail -1)
-cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
+if [ -f "$RUN/metrics.jsonl" ]; then cp "$RUN/metrics.jsonl" "$OUT/"; fi
 # The last checkpoint and three evenly spaced earlier ones, as shippable fp16 EMA files.
 python3 - "$RUN" "$OUT" <<'PY'
 import subprocess, sys

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.config import _apply_override, from_dict, read_yaml
+from model.config import apply_override, from_dict, read_yaml
 from model.errors import ConfigError
 from model.wav import SUBTYPES
 
@@ -215,7 +215,7 @@ def load_server_config(
     """YAML over the defaults, then `section.key=value` overrides (as `load_config` does)."""
     data = read_yaml(path) if path is not None else {}
     for override in overrides:
-        _apply_override(data, override)
+        apply_override(data, override)
     try:
         return from_dict(ServerConfig, data)
     except ConfigError as err:

@@ -1,4 +1,4 @@
-"""render(): seeds in, peak-safe float32 audio out; batches equal singles."""
+"""render(): seeds in, finished float32 audio out; batches equal singles."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model.checkpoint import LoadedModel
+from model.config import FinishConfig
 from model.generate import (
     FADE_OUT_S,
     RenderSettings,
@@ -153,8 +154,10 @@ def test_render_undoes_the_model_space(tiny_model: LoadedModel) -> None:
     """Training maps clips into model space (data_scale / envelope); renders map back."""
 
     def with_diffusion(**changes: object) -> LoadedModel:
+        # Finishing off (no DC blocker, no normalisation): the raw scale must show through.
+        raw = FinishConfig(peak=0.0, dc_cutoff_hz=0.0, learn_envelopes=False)
         cfg = dataclasses.replace(
-            tiny_model.config, diffusion=dataclasses.replace(tiny_model.config.diffusion, **changes)
+            tiny_model.config, diffusion=dataclasses.replace(tiny_model.config.diffusion, **changes), finish=raw
         )
         return LoadedModel(tiny_model.denoiser, cfg, 0, None)
 

@@ -373,6 +373,7 @@ def test_default_stream_is_seeded_epochs_without_repeats() -> None:
 def test_run_name_is_stable_for_added_fields_at_default() -> None:
     config = tiny()
     assert run_name(config) == run_name(tiny("train.balance_classes=false", "train.auto_batch=false"))
+    assert run_name(config) == run_name(tiny("finish.peak=0.5"))  # render-time only
     assert run_name(config) != run_name(tiny("train.balance_classes=true"))
     assert run_name(config).startswith("tiny-test_")
 
@@ -388,3 +389,35 @@ def test_auto_batch_on_a_gpu_probes_real_steps(dataset: Path, tmp_path: Path) ->
     assert trainer._fits(2)
     assert trainer.net.class_embed.weight.grad is None  # the probe leaves no gradients
     assert trainer.fit(progress=False).step == 2
+
+
+def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drumdiff.export import main as export_main
+    from model.checkpoint import save_payload_atomic
+
+    config = tiny("train.max_steps=1", "train.checkpoint_every=0", "train.validate_every=0")
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    trainer.fit(progress=False)
+    payload = read_checkpoint(tmp_path / "run" / "last.pt")
+    envelopes = payload["config"]["finish"]["class_envelopes"]
+    assert len(envelopes) == len(config.model.classes)
+    assert any(len(e) == config.model.length // config.finish.envelope_block for e in envelopes)
+
+    out = tmp_path / "shipped.pt"
+    assert export_main([str(tmp_path / "run" / "last.pt"), "--out", str(out), "--set", "sampling.guidance=5.5"]) == 0
+    shipped = read_checkpoint(out)
+    assert shipped["config"]["sampling"]["guidance"] == 5.5
+    assert shipped["config"]["finish"]["class_envelopes"] == envelopes
+    assert "optimizer" not in shipped
+    assert export_main([str(out), "--out", str(tmp_path / "x.pt"), "--set", "train.lr=1"]) == 1
+    assert "only sampling.* and finish.*" in capsys.readouterr().err
+
+    # A checkpoint from before finishing existed gets its envelopes measured by --data.
+    old = dict(payload, config={k: v for k, v in payload["config"].items() if k != "finish"})
+    save_payload_atomic(tmp_path / "old.pt", old)
+    assert export_main([str(tmp_path / "old.pt"), "--out", str(tmp_path / "old-shipped.pt")]) == 0
+    assert read_checkpoint(tmp_path / "old-shipped.pt")["config"]["finish"]["class_envelopes"] == []
+    assert export_main([str(tmp_path / "old.pt"), "--out", str(tmp_path / "measured.pt"), "--data", str(dataset)]) == 0
+    assert read_checkpoint(tmp_path / "measured.pt")["config"]["finish"]["class_envelopes"] == envelopes

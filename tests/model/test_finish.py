@@ -1,0 +1,104 @@
+"""Render finishing: class envelope limit, DC blocker, normalisation, and their place in render()."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from model.checkpoint import LoadedModel
+from model.config import FinishConfig
+from model.finish import (
+    block_rms_db,
+    dc_block,
+    envelope_bound,
+    finish_render,
+    limit_to_envelope,
+    measure_class_envelopes,
+    normalise_peak,
+)
+from model.generate import render, settings_for
+
+SR = 44100
+
+
+def decaying(seconds_tau: float, length: int = 8192, seed: int = 0) -> np.ndarray:
+    t = np.arange(length) / SR
+    noise = np.random.default_rng(seed).standard_normal(length)
+    return (noise * np.exp(-t / seconds_tau))[None].astype(np.float32)
+
+
+def test_measured_envelope_is_the_percentile_of_block_levels_per_class() -> None:
+    short = [decaying(0.01, seed=s) for s in range(5)]
+    long = [decaying(0.2, seed=10 + s) for s in range(5)]
+    clips = [(c, 0) for c in short] + [(c, 1) for c in long]
+    envelopes = measure_class_envelopes(iter(clips), 3, 1024, 50.0)
+    assert len(envelopes[0]) == len(envelopes[1]) == 8 and envelopes[2] == ()
+    # Relative to each clip's peak: the short class falls far below the long one by the end.
+    assert envelopes[0][-1] < envelopes[1][-1] - 40
+    expected = np.median([block_rms_db(c / np.abs(c).max(), 1024) for c in short], axis=0)
+    np.testing.assert_allclose(envelopes[0], expected, atol=0.01)
+
+
+def test_limit_only_turns_down_what_exceeds_the_bound() -> None:
+    clip = decaying(0.2)
+    bound = tuple(block_rms_db(clip / np.abs(clip).max(), 1024))
+    # Inside its own envelope: untouched, bit for bit.
+    assert limit_to_envelope(clip, bound, 1024, 0.0) is clip
+    # A bound that falls 30 dB faster: the tail comes down to it, the head stays.
+    steep = tuple(b - 30 * k / 7 for k, b in enumerate(bound))
+    out = limit_to_envelope(clip, steep, 1024, 0.0)
+    level = block_rms_db(out / np.abs(clip).max(), 1024)
+    assert level[-1] < bound[-1] - 20
+    assert np.abs(out[:, :256] - clip[:, :256]).max() < 0.05 * np.abs(clip).max()
+    assert (np.abs(out) <= np.abs(clip) + 1e-7).all()  # never louder anywhere
+
+
+def test_dc_blocker_removes_an_offset_and_matches_the_recursion() -> None:
+    x = (np.random.default_rng(1).standard_normal((1, 12000)) * 0.1 + 0.5).astype(np.float32)
+    y = dc_block(x, SR, 10.0)
+    r = np.exp(-2 * np.pi * 10.0 / SR)
+    ref, prev_x, prev_y = np.zeros(12000), 0.0, 0.0
+    for n in range(12000):
+        prev_y = x[0, n] - prev_x + r * prev_y
+        prev_x, ref[n] = x[0, n], prev_y
+    np.testing.assert_allclose(y[0], ref, atol=1e-5)
+    assert abs(y[0, 6000:].mean()) < 0.01 < abs(x[0, 6000:].mean())
+    assert dc_block(x, SR, 0.0) is x
+
+
+def test_bounds_for_classes_blends_and_the_null_class() -> None:
+    cfg = FinishConfig(class_envelopes=((-1.0, -20.0), (-3.0, -10.0), ()))
+    assert envelope_bound(cfg, [1, 0, 0, 0]) == (-1.0, -20.0)
+    assert envelope_bound(cfg, [0.5, 0.5, 0, 0]) == (-1.0, -10.0)  # the louder of the two
+    assert envelope_bound(cfg, [1, 0, 0, 0.5]) is None  # partly unconditional
+    assert envelope_bound(cfg, [0, 0, 1, 0]) is None  # a class never measured
+    assert envelope_bound(FinishConfig(), [1, 0]) is None
+
+
+def test_finish_normalises_to_the_configured_peak_or_only_keeps_it_safe() -> None:
+    quiet = decaying(0.05) * 0.1
+    out = finish_render(quiet.copy(), FinishConfig(), SR, None, 64)
+    assert np.abs(out).max() == pytest.approx(0.95, abs=1e-6)
+    assert out[0, -1] == 0.0
+    raw = finish_render(quiet.copy(), FinishConfig(peak=0.0, dc_cutoff_hz=0.0), SR, None, 64)
+    assert np.abs(raw).max() == pytest.approx(np.abs(quiet).max(), rel=1e-6)  # never boosted
+    assert normalise_peak(np.zeros((1, 8), np.float32), 0.95).max() == 0.0
+
+
+def test_render_applies_the_class_limit(tiny_model: LoadedModel) -> None:
+    length = tiny_model.config.model.length
+    blocks = length // 256
+    # A bound that dives 80 dB after the first block, for "kick" only.
+    steep = (0.0,) + (-80.0,) * (blocks - 1)
+    envelopes = tuple(steep if name == "kick" else () for name in tiny_model.classes)
+    finish = dataclasses.replace(tiny_model.config.finish, class_envelopes=envelopes, envelope_block=256)
+    limited = LoadedModel(tiny_model.denoiser, dataclasses.replace(tiny_model.config, finish=finish), 0, None)
+    s = settings_for(tiny_model, steps=3)
+    free = render(tiny_model, [5, 5], s, classes=["kick", "snare"])
+    held = render(limited, [5, 5], s, classes=["kick", "snare"])
+    assert np.abs(held).max(axis=(1, 2)) == pytest.approx([0.95, 0.95], abs=1e-6)
+    tail = slice(2 * 256, None)
+    assert np.abs(held[0, :, tail]).max() < 0.05 * np.abs(free[0, :, tail]).max()
+    np.testing.assert_array_equal(held[1], free[1])  # no bound measured for snare
