@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     args = p.parse_args(argv)
+    if args.minutes is not None and args.minutes <= 0:
+        return fail(f"--minutes must be positive, got {args.minutes}")
     from model.train import Trainer, run_name
 
     try:
@@ -55,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{trainer.dist.world} process(es) on {trainer.device}; {sampling}",
                 flush=True,
             )
-        if args.minutes is not None and args.minutes <= 0:
-            return fail(f"--minutes must be positive, got {args.minutes}")
         stop_after = args.minutes * 60 if args.minutes is not None else None
         state = trainer.fit(stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress)
     except DrumDiffError as err:

@@ -263,6 +263,7 @@ def test_cli_refuses_a_folder_that_is_not_a_run(dataset: Path, tmp_path: Path) -
 
     assert main(["--resume", str(tmp_path), "--data", str(dataset)]) == 1
     assert main(["--data", str(dataset)]) == 1
+    assert main([str(TINY), "--data", str(dataset), "--runs", str(tmp_path), "--minutes", "0"]) == 1
 
 
 # -- logging ----------------------------------------------------------------------------------
