@@ -239,14 +239,14 @@
 					"saved_attribute_attributes": {
 						"valueof": {
 							"parameter_initial": [
-								1.0
+								8.0
 							],
 							"parameter_initial_enable": 1,
 							"parameter_longname": "Guidance",
 							"parameter_shortname": "Guidance",
 							"parameter_type": 0,
 							"parameter_mmin": 0.0,
-							"parameter_mmax": 10.0,
+							"parameter_mmax": 12.0,
 							"parameter_unitstyle": 1
 						}
 					}
