@@ -12,6 +12,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 import numpy as np
@@ -102,12 +103,18 @@ class BatchPrefetcher:
             self.next_key += 1
 
     def take(self, indices: np.ndarray, key: int) -> np.ndarray:
-        self._fill()
-        want, want_key, future = self.pending.popleft()
-        if want_key != key or not np.array_equal(want, indices):
-            raise DrumDiffError(f"batch prefetch out of step: expected key {want_key}, asked for {key}")
-        self._fill()
-        return future.result()
+        try:
+            self._fill()
+            want, want_key, future = self.pending.popleft()
+            if want_key != key or not np.array_equal(want, indices):
+                raise DrumDiffError(f"batch prefetch out of step: expected key {want_key}, asked for {key}")
+            self._fill()
+            return future.result()
+        except BrokenProcessPool as err:
+            raise DrumDiffError(
+                "a batch loader process died (out of memory, or killed); resume the run, with fewer "
+                "train.num_workers if it happens again"
+            ) from err
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -422,3 +422,17 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
     assert read_checkpoint(tmp_path / "old-shipped.pt")["config"]["finish"]["class_envelopes"] == []
     assert export_main([str(tmp_path / "old.pt"), "--out", str(tmp_path / "measured.pt"), "--data", str(dataset)]) == 0
     assert read_checkpoint(tmp_path / "measured.pt")["config"]["finish"]["class_envelopes"] == envelopes
+
+
+def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -> None:
+    config = tiny("train.max_steps=50", "train.checkpoint_every=0", "train.validate_every=0", "train.num_workers=1")
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    trainer.train_step()
+    assert trainer.prefetcher is not None
+    for process in list(trainer.prefetcher.pool._processes.values()):  # noqa: SLF001
+        process.kill()
+        process.join()
+    with pytest.raises(DrumDiffError, match="batch loader process died"):
+        for _ in range(10):
+            trainer.train_step()
+    trainer.close_loader()
