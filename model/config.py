@@ -85,6 +85,13 @@ class DiffusionConfig:
     envelope_floor: float = 0.003  # lower bound on the envelope, bounding the gain (~-50 dBFS)
     learn_envelope: bool = True  # the trainer measures `envelope` on the train split if empty
     loss_weighting: str = "uniform"  # "uniform" or "snr-clamp"
+    # Per-class model spaces: each class gets its own measured spectrum and envelope, so a kick
+    # is whitened and flattened by kick statistics and the network's residual errors come back
+    # kick-shaped (not average-cymbal-shaped). Blends of classes use the weighted geometric mean;
+    # unconditional items use the global space above. Measured by the trainer when empty.
+    class_spaces: bool = False
+    class_spectra: tuple[tuple[float, ...], ...] = ()  # per class, like `spectrum`
+    class_envelopes: tuple[tuple[float, ...], ...] = ()  # per class, like `envelope`
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,9 @@ ADDED_DEFAULTS: dict[tuple[str, str], object] = {
     ("train", "auto_batch"): False,
     ("train", "target_batch"): 0,
     ("train", "balance_classes"): False,
+    ("diffusion", "class_spaces"): False,
+    ("diffusion", "class_spectra"): [],  # compared with to_dict output, where tuples are lists
+    ("diffusion", "class_envelopes"): [],
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -90,24 +91,62 @@ def _filter(x: Tensor, gain: Tensor) -> Tensor:
     return torch.fft.irfft(spec, n=x.shape[-1], dim=-1).to(x.dtype)
 
 
-def audio_to_model(audio: Tensor, cfg: DiffusionConfig) -> Tensor:
+@functools.lru_cache(maxsize=16)
+def _class_log_gains(cfg: DiffusionConfig, length: int) -> tuple[Tensor, Tensor]:
+    """Log spectrum gains (K, bins) and log envelope gains (K, length) of every class's space."""
+    spectra = torch.stack([spectrum_gain(replace(cfg, spectrum=s), length) for s in cfg.class_spectra])
+    envelopes = torch.stack([envelope_gain(replace(cfg, envelope=e), length) for e in cfg.class_envelopes])
+    return spectra.log(), envelopes.log()
+
+
+def uses_class_spaces(cfg: DiffusionConfig) -> bool:
+    return cfg.class_spaces and bool(cfg.class_spectra) and bool(cfg.class_envelopes)
+
+
+def space_gains(cfg: DiffusionConfig, length: int, weights: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+    """(spectrum gain or None, envelope gain) from audio to model space.
+
+    Global: shapes (bins,) and (length,). With per-class spaces and class `weights` (B, K + 1;
+    the last column is the null class): (B, 1, bins) and (B, 1, length), each item's space the
+    weighted geometric mean of its classes' spaces, or the global one when it has no class weight.
+    """
+    spectrum = spectrum_gain(cfg, length) if cfg.spectrum or uses_class_spaces(cfg) else None
+    envelope = envelope_gain(cfg, length)
+    if weights is None or not uses_class_spaces(cfg):
+        return spectrum, envelope
+    log_spectra, log_envelopes = _class_log_gains(cfg, length)
+    w = weights[:, : len(cfg.class_spectra)].detach().float().cpu().clamp_min(0)
+    total = w.sum(dim=1, keepdim=True)
+    conditional = total > 0
+    w = w / total.clamp_min(1e-12)
+    assert spectrum is not None
+    spectra = torch.where(conditional, torch.exp(w @ log_spectra), spectrum[None])
+    envelopes = torch.where(conditional, torch.exp(w @ log_envelopes), envelope[None])
+    return spectra[:, None], envelopes[:, None]
+
+
+def audio_to_model(audio: Tensor, cfg: DiffusionConfig, weights: Tensor | None = None) -> Tensor:
     """Audio (..., T) at clip level -> the space the network diffuses in.
 
     Whitened in frequency by the measured spectrum, then flattened in time by the measured
-    envelope, then scaled: both are fixed, exactly invertible linear maps.
+    envelope, then scaled: both are fixed, exactly invertible linear maps. With per-class spaces
+    (`cfg.class_spaces`), `weights` (B, K + 1) picks each item's space (see `space_gains`).
     """
-    x = audio
-    if cfg.spectrum:
-        x = _filter(x, spectrum_gain(cfg, x.shape[-1]))
-    return x * envelope_gain(cfg, x.shape[-1]).to(x.device, x.dtype)
+    spectrum, envelope = space_gains(cfg, audio.shape[-1], weights)
+    x = audio if spectrum is None else _filter(audio, spectrum)
+    return x * envelope.to(x.device, x.dtype)
 
 
-def model_to_audio(x: Tensor, cfg: DiffusionConfig) -> Tensor:
-    """Inverse of `audio_to_model`."""
-    audio = x / envelope_gain(cfg, x.shape[-1]).to(x.device, x.dtype)
-    if cfg.spectrum:
-        audio = _filter(audio, 1.0 / spectrum_gain(cfg, x.shape[-1]))
-    return audio
+def model_to_audio(x: Tensor, cfg: DiffusionConfig, weights: Tensor | None = None) -> Tensor:
+    """Inverse of `audio_to_model` (with the same `weights`)."""
+    spectrum, envelope = space_gains(cfg, x.shape[-1], weights)
+    audio = x / envelope.to(x.device, x.dtype)
+    return audio if spectrum is None else _filter(audio, 1.0 / spectrum)
+
+
+def one_hot_weights(class_ids: Tensor, num_classes: int) -> Tensor:
+    """(B,) class ids (num_classes = the null class) -> (B, num_classes + 1) weights."""
+    return torch.nn.functional.one_hot(class_ids.long().cpu(), num_classes + 1).float()
 
 
 def measure_spectrum(clips: Iterable[np.ndarray], bands: int) -> tuple[float, ...]:

@@ -126,7 +126,8 @@ def render(
     )
     # The network runs at a length it accepts; the caller gets the length it asked for.
     keep = settings.length if settings.length is not None else frames
-    audio = model_to_audio(out.float(), model.config.diffusion)[..., :keep].cpu().numpy()
+    space = torch.as_tensor(np.asarray(rows), dtype=torch.float32)  # per-class spaces, if the model has them
+    audio = model_to_audio(out.float(), model.config.diffusion, space)[..., :keep].cpu().numpy()
     finish = model.config.finish
     fade = int(FADE_OUT_S * cfg.sample_rate)
     return np.stack(

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from model.audio import DrumAudio, apply_fade_out, peak_safe
 from model.checkpoint import LoadedModel, load_checkpoint
-from model.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio
+from model.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio, one_hot_weights
 from model.errors import CheckpointError, DrumDiffError
 from model.generate import FADE_OUT_S, RenderSettings, class_index, render, valid_length
 from model.sampling import (
@@ -83,15 +83,25 @@ def _device(model: LoadedModel) -> torch.device:
     return next(model.denoiser.parameters()).device
 
 
-def _to_model(model: LoadedModel, audio: np.ndarray) -> Tensor:
-    """(…, C, T) audio -> the scaled space the network was trained on."""
+def _space(model: LoadedModel, extra: dict[str, Any] | None) -> Tensor | None:
+    """The class weights that pick each item's model space (models with per-class spaces)."""
+    if extra is None:
+        return None
+    if "class_weights" in extra:
+        return extra["class_weights"]
+    return one_hot_weights(extra["class_ids"], len(model.classes))
+
+
+def _to_model(model: LoadedModel, audio: np.ndarray, extra: dict[str, Any] | None = None) -> Tensor:
+    """(…, C, T) audio -> the scaled space the network was trained on (for `extra`'s classes)."""
     return audio_to_model(
-        torch.as_tensor(audio, dtype=torch.float32, device=_device(model)), model.config.diffusion
+        torch.as_tensor(audio, dtype=torch.float32, device=_device(model)), model.config.diffusion, _space(model, extra)
     )
 
 
-def _from_model(model: LoadedModel, x: Tensor) -> np.ndarray:
-    return model_to_audio(x.float(), model.config.diffusion).cpu().numpy().astype(np.float32)
+def _from_model(model: LoadedModel, x: Tensor, extra: dict[str, Any] | None = None) -> np.ndarray:
+    audio = model_to_audio(x.float(), model.config.diffusion, _space(model, extra))
+    return audio.cpu().numpy().astype(np.float32)
 
 
 def _finish(model: LoadedModel, audio: np.ndarray, length: int | None = None) -> np.ndarray:
@@ -172,14 +182,14 @@ def variation(
         return np.repeat(source[None, :, : settings.length or source.shape[-1]], len(seeds), axis=0)
     sampler = get_sampler(settings.sampler)
     generators = generators_for(seeds)
-    x0 = _to_model(model, source)[None].expand(len(seeds), -1, -1)
+    extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
+    x0 = _to_model(model, np.repeat(source[None], len(seeds), axis=0), extra)
     noise = randn(x0.shape, generators, device=x0.device)
     t = torch.full((len(seeds),), float(level), device=x0.device)
     x = add_noise(x0, noise, t)
     ts = schedule_below(settings.schedule, settings.steps, level)
-    extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
     out = sampler(model.denoiser, x, ts, extra_args=extra, generator=generators, eta=settings.eta)
-    return _finish(model, _from_model(model, out), settings.length)
+    return _finish(model, _from_model(model, out, extra), settings.length)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,8 +240,8 @@ def invert(
     batch = np.asarray(audio, dtype=np.float32)
     if batch.ndim == 2:
         batch = batch[None]
-    x = _to_model(model, batch)
-    extra = _conditioning(model, x.shape[0], classes=classes, guidance=guidance)
+    extra = _conditioning(model, batch.shape[0], classes=classes, guidance=guidance)
+    x = _to_model(model, batch, extra)
     levels = [float(v) for v in get_schedule(schedule, steps).flip(0)]  # 0 ... 1
     for t, t_next in zip(levels, levels[1:]):
         alpha, sigma = _ab(t)
@@ -267,7 +277,7 @@ def reconstruct(
         model, latents.shape[0], classes=classes, class_weights=class_weights, guidance=guidance
     )
     out = sample_ddim(model.denoiser, latents, get_schedule(schedule, steps), extra_args=extra)
-    return _from_model(model, out)
+    return _from_model(model, out, extra)
 
 
 def slerp(a: Tensor, b: Tensor, w: float) -> Tensor:
@@ -464,14 +474,14 @@ def inpaint(
     device = _device(model)
     generators = generators_for(seeds)
     x = randn((len(seeds), cfg.audio_channels, frames), generators, device=device)
-    src = _to_model(model, source)[None]
+    extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
+    src = _to_model(model, np.repeat(source[None], len(seeds), axis=0), extra)
     hard = torch.as_tensor(keep, dtype=torch.float32, device=device)[None, None]
     wrapped = _Inpainter(model.denoiser, src, x.clone(), hard)
-    extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
     ts = get_schedule(settings.schedule, settings.steps)
     sampler = get_sampler(settings.sampler)
     out = sampler(wrapped, x, ts, extra_args=extra, generator=generators, eta=settings.eta)
-    generated = _from_model(model, out)[..., :out_len]
+    generated = _from_model(model, out, extra)[..., :out_len]
     keep, source = keep[:out_len], source[:, :out_len]
     fade = int(FADE_OUT_S * cfg.sample_rate)
     soft = seam_mask(keep, seam)[None]

@@ -25,9 +25,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from model.checkpoint import build_model, read_checkpoint, save_checkpoint
-from model.config import ADDED_DEFAULTS, Config, to_dict
+from model.config import ADDED_DEFAULTS, Config, DiffusionConfig, to_dict
 from model.data import DrumDataset
-from model.diffusion import audio_to_model, measure_envelope, measure_spectrum
+from model.diffusion import audio_to_model, measure_envelope, measure_spectrum, one_hot_weights, uses_class_spaces
 from model.errors import CheckpointError, DrumDiffError
 from model.finish import measure_class_envelopes
 from model.loader import BatchPrefetcher, augmented_clips
@@ -235,8 +235,11 @@ def to_model_batch(
     audio: np.ndarray, dataset: DrumDataset, indices: np.ndarray, config: Config, device: torch.device | None
 ) -> tuple[Tensor, Tensor]:
     # Moved first, then whitened: on a GPU the FFTs of a large batch would otherwise bound the step.
-    x = audio_to_model(torch.from_numpy(audio).to(device or "cpu"), config.diffusion)
     y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
+    # Each clip goes into its own class's space (when the config has per-class spaces), also
+    # when condition dropout later hides its class from the network.
+    weights = one_hot_weights(y, len(config.model.classes)) if uses_class_spaces(config.diffusion) else None
+    x = audio_to_model(torch.from_numpy(audio).to(device or "cpu"), config.diffusion, weights)
     return x, y
 
 
@@ -255,7 +258,28 @@ def measure_model_space(config: Config, dataset: DrumDataset) -> Config:
         plain = replace(diffusion, envelope=(), data_scale=1.0)
         whitened = (audio_to_model(torch.from_numpy(c), plain).numpy() for c in clips())
         diffusion = replace(diffusion, envelope=measure_envelope(whitened, diffusion.envelope_block))
+    if diffusion.class_spaces and not (diffusion.class_spectra and diffusion.class_envelopes):
+        diffusion = _measure_class_spaces(diffusion, dataset, len(config.model.classes))
     return measure_finish(replace(config, diffusion=diffusion), dataset)
+
+
+def _measure_class_spaces(diffusion: DiffusionConfig, dataset: DrumDataset, num_classes: int) -> DiffusionConfig:
+    """Spectrum and envelope of each class's training clips; a class without clips gets the global space."""
+    if not diffusion.spectrum or not diffusion.envelope:
+        raise DrumDiffError("diffusion.class_spaces needs the global spectrum and envelope (learn_spectrum, learn_envelope)")
+    spectra, envelopes = [], []
+    for cid in range(num_classes):
+        members = [i for i in range(len(dataset)) if dataset.labels[i] == cid]
+        if not members:
+            spectra.append(diffusion.spectrum)
+            envelopes.append(diffusion.envelope)
+            continue
+        spectrum = measure_spectrum((dataset.clip(i) for i in members), diffusion.spectrum_bands)
+        own = replace(diffusion, spectrum=spectrum, envelope=(), data_scale=1.0)
+        whitened = (audio_to_model(torch.from_numpy(dataset.clip(i)), own).numpy() for i in members)
+        spectra.append(spectrum)
+        envelopes.append(measure_envelope(whitened, diffusion.envelope_block))
+    return replace(diffusion, class_spectra=tuple(spectra), class_envelopes=tuple(envelopes))
 
 
 def measure_finish(config: Config, dataset: DrumDataset) -> Config:

@@ -6,7 +6,8 @@
 #       bash scripts/gpu_train.sh [--set KEY=VALUE ...]
 #
 # DATA is a prepared (or packed: scripts/pack_dataset.py) dataset; INIT defaults to the shipped
-# model and CONFIG to INIT's own config, so the run keeps its model space. The machine needs torch, numpy, pyyaml, tqdm
+# model and CONFIG to INIT's own config, so the run keeps its model space; INIT=none trains
+# from scratch (then CONFIG is required). The machine needs torch, numpy, pyyaml, tqdm
 # and soxr; wheels in .whl/ are installed first when present (for machines without an index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,11 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-}
 mkdir -p "$OUT"
 nvidia-smi -L || true
 python3 -c "import torch, soxr, yaml, tqdm; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+INIT_ARGS=(--init "$INIT")
+if [ "$INIT" = none ]; then
+    : "${CONFIG:?INIT=none needs a CONFIG}"
+    INIT_ARGS=()
+fi
 if [ -z "${CONFIG:-}" ]; then
     CONFIG=$RUNS/shipped.yaml
     mkdir -p "$RUNS"
@@ -31,7 +37,7 @@ import sys, yaml
 from model.checkpoint import read_checkpoint
 yaml.safe_dump(read_checkpoint(sys.argv[2])['config'], open(sys.argv[1], 'w'), sort_keys=False)" "$CONFIG" "$INIT"
 fi
-python3 -m drumdiff train "$CONFIG" --data "$DATA" --init "$INIT" --runs "$RUNS" \
+python3 -m drumdiff train "$CONFIG" --data "$DATA" "${INIT_ARGS[@]}" --runs "$RUNS" \
     --minutes "$MINUTES" --no-progress "$@" 2>&1 | tee "$OUT/train.log"
 RUN=$(sed -n 's/^run folder: //p' "$OUT/train.log" | tail -1)
 if [ -f "$RUN/metrics.jsonl" ]; then cp "$RUN/metrics.jsonl" "$OUT/"; fi

@@ -208,3 +208,37 @@ def test_spectrum_whitens_coloured_noise_and_inverts_exactly() -> None:
     # The floor bounds the gain of near-empty bands.
     floored = DiffusionConfig(spectrum=(1.0, 1e-9), spectrum_floor_db=-40.0)
     assert float(spectrum_gain(floored, 64).max()) == pytest.approx(100.0, rel=1e-4)
+
+
+def test_class_spaces_pick_each_items_space_and_invert_exactly() -> None:
+    import dataclasses
+
+    from model.config import DiffusionConfig
+    from model.diffusion import audio_to_model, model_to_audio, one_hot_weights, space_gains
+
+    gen = torch.Generator().manual_seed(0)
+    bands = 9
+    spectra = tuple(tuple(float(v) for v in torch.rand(bands, generator=gen) + 0.1) for _ in range(2))
+    envelopes = ((1.0, 0.5, 0.1, 0.05), (0.8, 0.8, 0.6, 0.4))
+    cfg = DiffusionConfig(
+        spectrum=(1.0,) * bands, envelope=(0.5,) * 4, envelope_block=64, spectrum_bands=bands,
+        class_spaces=True, class_spectra=spectra, class_envelopes=envelopes,
+    )
+    audio = torch.randn(3, 1, 256, generator=gen)
+    weights = one_hot_weights(torch.tensor([0, 1, 2]), 2)  # class 0, class 1, null
+    x = audio_to_model(audio, cfg, weights)
+    for i, own in enumerate([
+        dataclasses.replace(cfg, spectrum=spectra[0], envelope=envelopes[0], class_spaces=False),
+        dataclasses.replace(cfg, spectrum=spectra[1], envelope=envelopes[1], class_spaces=False),
+        dataclasses.replace(cfg, class_spaces=False),  # the null class: the global space
+    ]):
+        torch.testing.assert_close(x[i], audio_to_model(audio[i], own), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model_to_audio(x, cfg, weights), audio, rtol=1e-4, atol=1e-5)
+    # An even blend sits at the geometric mean of the two spaces.
+    _, env = space_gains(cfg, 256, torch.tensor([[0.5, 0.5, 0.0]]))
+    _, env0 = space_gains(cfg, 256, torch.tensor([[1.0, 0.0, 0.0]]))
+    _, env1 = space_gains(cfg, 256, torch.tensor([[0.0, 1.0, 0.0]]))
+    torch.testing.assert_close(env, (env0 * env1).sqrt())
+    # Without class spaces the weights change nothing.
+    plain = dataclasses.replace(cfg, class_spaces=False)
+    torch.testing.assert_close(audio_to_model(audio, plain, weights), audio_to_model(audio, plain))

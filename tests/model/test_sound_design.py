@@ -58,6 +58,30 @@ def test_variation_at_level_zero_returns_the_input(tiny_model: LoadedModel) -> N
     np.testing.assert_array_equal(out[0], hit)
 
 
+def test_variation_encodes_and_decodes_in_the_class_space(tiny_model: LoadedModel) -> None:
+    """With per-class model spaces, a barely noised variation must come back as the input:
+    encoding and decoding both use the space of the class asked for."""
+    import dataclasses
+
+    d = tiny_model.config.diffusion
+    k = len(tiny_model.classes)
+    bands = 17
+    spectra = tuple(tuple(1.0 / (1 + c) + 0.5 * b / bands for b in range(bands)) for c in range(k))
+    blocks = tiny_model.config.model.length // 256
+    envelopes = tuple(tuple(0.5 ** (c * n / blocks) for n in range(blocks)) for c in range(k))
+    spaced = dataclasses.replace(
+        tiny_model.config,
+        diffusion=dataclasses.replace(
+            d, spectrum=(1.0,) * bands, spectrum_bands=bands, envelope=(1.0,) * blocks, envelope_block=256,
+            class_spaces=True, class_spectra=spectra, class_envelopes=envelopes,
+        ),
+    )
+    model = LoadedModel(tiny_model.denoiser, spaced, 0, None)
+    hit = _hit(model)
+    out = variation(model, hit, 1e-4, [1], _settings(model, sampler="ddim"), drum_class="snare")
+    np.testing.assert_allclose(out[0], fit_audio(model, hit), atol=2e-3)
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_variation_is_seeded_and_batch_equals_singles(tiny_model: LoadedModel, name: str) -> None:
     hit, settings = _hit(tiny_model), _settings(tiny_model, sampler=name)

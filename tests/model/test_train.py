@@ -436,3 +436,38 @@ def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -
         for _ in range(10):
             trainer.train_step()
     trainer.close_loader()
+
+
+def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(dataset: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from model.checkpoint import LoadedModel
+    from model.config import FinishConfig
+    from model.generate import render, settings_for
+
+    config = tiny("diffusion.class_spaces=true", "model.classes=[kick, snare, closed_hat, clap, ride]",
+                  "train.max_steps=1", "train.checkpoint_every=0", "train.validate_every=0")
+    assert run_name(tiny()) == run_name(tiny("diffusion.class_spaces=false"))
+    assert run_name(tiny()) != run_name(config)
+    trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
+    d = trainer.config.diffusion
+    classes = trainer.config.model.classes
+    assert len(d.class_spectra) == len(d.class_envelopes) == len(classes)
+    present = set(trainer.train_set.labels)
+    absent = [c for c in range(len(classes)) if c not in present]
+    assert absent and all(d.class_spectra[c] == d.spectrum for c in absent)  # no clips: the global space
+    assert all(d.class_spectra[c] != d.spectrum for c in present)
+    trainer.fit(progress=False)
+
+    # A render in class c's space equals the same render from a global-space model whose global
+    # space is c's: only the decoding differs.
+    raw = FinishConfig(peak=0.0, dc_cutoff_hz=0.0, learn_envelopes=False)
+    c = sorted(present)[0]
+    spaced = dataclasses.replace(trainer.config, finish=raw)
+    fixed = dataclasses.replace(
+        spaced, diffusion=dataclasses.replace(d, class_spaces=False, spectrum=d.class_spectra[c], envelope=d.class_envelopes[c])
+    )
+    s = settings_for(LoadedModel(trainer.denoiser, spaced, 1, None), steps=2)
+    a = render(LoadedModel(trainer.denoiser, spaced, 1, None), [3], s, classes=[classes[c]])
+    b = render(LoadedModel(trainer.denoiser, fixed, 1, None), [3], s, classes=[classes[c]])
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
