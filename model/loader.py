@@ -50,10 +50,6 @@ _worker_state: dict[str, Any] = {}
 
 
 def _open_worker(folder: str, classes: tuple[str, ...], splits: tuple[str, ...], augment_cfg: AugmentConfig, seed: int) -> None:
-    import os
-
-    # Each worker is one of many: a single numpy/soxr thread apiece avoids oversubscription.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker_state.update(
         dataset=DrumDataset(folder, classes, splits=splits), augment=augment_cfg, seed=seed
     )
