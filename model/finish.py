@@ -1,11 +1,11 @@
-"""The last steps of every render, after the sampler: DC blocking, a class envelope limit, the end
+"""The last steps of every render, after the sampler: a class envelope limit, DC blocking, the end
 fade and peak normalisation.
 
 The envelope limit is the one that needs a word. A diffusion model's residual errors come back
 shaped like its model space, whose envelope is the average of all training clips: a kick whose
 own tail has died out still carries a faint, cymbal-long bed of noise. Each class's loudest
-plausible envelope is measured on the training clips (a high percentile of block RMS relative to
-the clip's peak), and any render is turned down wherever it is louder than its class ever is
+plausible envelope is measured on the training clips (a percentile, 75th by default, of block
+RMS relative to the clip's peak), and any render is turned down wherever it is louder than its class ever is
 there. It only ever attenuates, and a render inside the bound passes unchanged.
 """
 
