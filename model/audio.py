@@ -114,10 +114,9 @@ class DrumAudio:
         return DrumAudio(out, self.sample_rate)
 
     def peak_normalized(self, peak: float = 0.95) -> "DrumAudio":
-        current = self.peak
-        if current <= 0:
+        if self.peak <= 0:
             return self
-        return DrumAudio((self.samples * (peak / current)).astype(np.float32), self.sample_rate)
+        return DrumAudio(normalise_peak(self.samples, peak), self.sample_rate)
 
     def save(self, path: str | Path, subtype: str = "PCM_24") -> Path:
         path = Path(path)
@@ -132,6 +131,14 @@ def apply_fade_out(samples: np.ndarray, frames: int) -> None:
         return
     ramp = 0.5 * (1 + np.cos(np.linspace(0, math.pi, frames, dtype=np.float32)))
     samples[..., -frames:] *= ramp
+
+
+def normalise_peak(samples: np.ndarray, peak: float) -> np.ndarray:
+    """Scale to `peak` (silence stays silent)."""
+    top = float(np.abs(samples).max()) if samples.size else 0.0
+    if top <= 0:
+        return samples.astype(np.float32, copy=False)
+    return (samples * (peak / top)).astype(np.float32)
 
 
 def peak_safe(samples: np.ndarray, ceiling: float = 0.999) -> np.ndarray:

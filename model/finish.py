@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from model.audio import apply_fade_out, peak_safe
+from model.audio import apply_fade_out, normalise_peak, peak_safe
 from model.config import FinishConfig
 
 FLOOR_DB = -120.0
@@ -89,14 +89,6 @@ def dc_block(audio: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarra
     n = 1 << int(np.ceil(np.log2(length + taps - 1)))
     spec = np.fft.rfft(diff, n=n, axis=-1) * np.fft.rfft(r ** np.arange(taps), n=n)
     return np.fft.irfft(spec, n=n, axis=-1)[..., :length].astype(np.float32)
-
-
-def normalise_peak(audio: np.ndarray, peak: float) -> np.ndarray:
-    """Scale to `peak` (a silent render stays silent)."""
-    top = float(np.abs(audio).max()) if audio.size else 0.0
-    if top <= 0:
-        return audio.astype(np.float32, copy=False)
-    return (audio * (peak / top)).astype(np.float32)
 
 
 def envelope_bound(cfg: FinishConfig, weights: Sequence[float]) -> tuple[float, ...] | None:

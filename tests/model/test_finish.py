@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from model.audio import normalise_peak
 from model.checkpoint import LoadedModel
 from model.config import FinishConfig
 from model.finish import (
@@ -16,7 +17,6 @@ from model.finish import (
     finish_render,
     limit_to_envelope,
     measure_class_envelopes,
-    normalise_peak,
 )
 from model.generate import render, settings_for
 
