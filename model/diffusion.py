@@ -92,36 +92,42 @@ def _filter(x: Tensor, gain: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _class_log_gains(cfg: DiffusionConfig, length: int) -> tuple[Tensor, Tensor]:
-    """Log spectrum gains (K, bins) and log envelope gains (K, length) of every class's space."""
+def _class_log_gains(cfg: DiffusionConfig, length: int, device: str) -> tuple[Tensor, Tensor]:
+    """Log spectrum gains (K, bins) and log envelope gains (K, length) of every class's space.
+
+    Cached per device: a training step on a GPU blends them there instead of on the CPU.
+    """
     spectra = torch.stack([spectrum_gain(replace(cfg, spectrum=s), length) for s in cfg.class_spectra])
     envelopes = torch.stack([envelope_gain(replace(cfg, envelope=e), length) for e in cfg.class_envelopes])
-    return spectra.log(), envelopes.log()
+    return spectra.log().to(device), envelopes.log().to(device)
 
 
 def uses_class_spaces(cfg: DiffusionConfig) -> bool:
     return cfg.class_spaces and bool(cfg.class_spectra) and bool(cfg.class_envelopes)
 
 
-def space_gains(cfg: DiffusionConfig, length: int, weights: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+def space_gains(
+    cfg: DiffusionConfig, length: int, weights: Tensor | None = None, device: torch.device | str = "cpu"
+) -> tuple[Tensor | None, Tensor]:
     """(spectrum gain or None, envelope gain) from audio to model space.
 
-    Global: shapes (bins,) and (length,). With per-class spaces and class `weights` (B, K + 1;
-    the last column is the null class): (B, 1, bins) and (B, 1, length), each item's space the
-    weighted geometric mean of its classes' spaces, or the global one when it has no class weight.
+    Global: shapes (bins,) and (length,), on the CPU. With per-class spaces and class `weights`
+    (B, K + 1; the last column is the null class): (B, 1, bins) and (B, 1, length) on `device`,
+    each item's space the weighted geometric mean of its classes' spaces, or the global one when
+    it has no class weight.
     """
     spectrum = spectrum_gain(cfg, length) if cfg.spectrum or uses_class_spaces(cfg) else None
     envelope = envelope_gain(cfg, length)
     if weights is None or not uses_class_spaces(cfg):
         return spectrum, envelope
-    log_spectra, log_envelopes = _class_log_gains(cfg, length)
-    w = weights[:, : len(cfg.class_spectra)].detach().float().cpu().clamp_min(0)
+    assert spectrum is not None
+    log_spectra, log_envelopes = _class_log_gains(cfg, length, str(device))
+    w = weights[:, : len(cfg.class_spectra)].detach().to(log_spectra.device, torch.float32).clamp_min(0)
     total = w.sum(dim=1, keepdim=True)
     conditional = total > 0
     w = w / total.clamp_min(1e-12)
-    assert spectrum is not None
-    spectra = torch.where(conditional, torch.exp(w @ log_spectra), spectrum[None])
-    envelopes = torch.where(conditional, torch.exp(w @ log_envelopes), envelope[None])
+    spectra = torch.where(conditional, torch.exp(w @ log_spectra), spectrum.to(w.device)[None])
+    envelopes = torch.where(conditional, torch.exp(w @ log_envelopes), envelope.to(w.device)[None])
     return spectra[:, None], envelopes[:, None]
 
 
@@ -132,14 +138,14 @@ def audio_to_model(audio: Tensor, cfg: DiffusionConfig, weights: Tensor | None =
     envelope, then scaled: both are fixed, exactly invertible linear maps. With per-class spaces
     (`cfg.class_spaces`), `weights` (B, K + 1) picks each item's space (see `space_gains`).
     """
-    spectrum, envelope = space_gains(cfg, audio.shape[-1], weights)
+    spectrum, envelope = space_gains(cfg, audio.shape[-1], weights, audio.device)
     x = audio if spectrum is None else _filter(audio, spectrum)
     return x * envelope.to(x.device, x.dtype)
 
 
 def model_to_audio(x: Tensor, cfg: DiffusionConfig, weights: Tensor | None = None) -> Tensor:
     """Inverse of `audio_to_model` (with the same `weights`)."""
-    spectrum, envelope = space_gains(cfg, x.shape[-1], weights)
+    spectrum, envelope = space_gains(cfg, x.shape[-1], weights, x.device)
     audio = x / envelope.to(x.device, x.dtype)
     return audio if spectrum is None else _filter(audio, 1.0 / spectrum)
 

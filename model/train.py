@@ -234,11 +234,11 @@ def load_batch(
 def to_model_batch(
     audio: np.ndarray, dataset: DrumDataset, indices: np.ndarray, config: Config, device: torch.device | None
 ) -> tuple[Tensor, Tensor]:
-    # Moved first, then whitened: on a GPU the FFTs of a large batch would otherwise bound the step.
     y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
     # Each clip goes into its own class's space (when the config has per-class spaces), also
     # when condition dropout later hides its class from the network.
     weights = one_hot_weights(y, len(config.model.classes)) if uses_class_spaces(config.diffusion) else None
+    # Moved first, then whitened: on a GPU the FFTs of a large batch would otherwise bound the step.
     x = audio_to_model(torch.from_numpy(audio).to(device or "cpu"), config.diffusion, weights)
     return x, y
 
