@@ -2,7 +2,8 @@
 
 --set changes render defaults only (sampling.* and finish.*): they do not touch the weights.
 --data measures the class envelopes of render finishing on that dataset's train split when the
-checkpoint has none (checkpoints from before finishing existed).
+checkpoint has none (checkpoints from before finishing existed), or again when --set changes how
+they are measured (finish.envelope_block or finish.envelope_percentile).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import apply_override, config_from_dict
 from model.errors import DrumDiffError
 
+#: Finish settings the stored class envelopes were measured with: changing one re-measures them.
+ENVELOPE_MEASUREMENT = ("finish.envelope_block=", "finish.envelope_percentile=")
+
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, "export")
@@ -22,16 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="render default to change (sampling.* or finish.*)")
-    p.add_argument("--data", help="dataset whose train split gives the class envelopes, if missing")
+    p.add_argument("--data", help="dataset whose train split gives the class envelopes (if missing or re-measured)")
     args = p.parse_args(argv)
     for override in args.set:
         if not override.startswith(("sampling.", "finish.")):
             return fail(f"--set {override}: only sampling.* and finish.* can change without retraining")
+    remeasure = [o for o in args.set if o.startswith(ENVELOPE_MEASUREMENT)]
+    if remeasure and not args.data:
+        return fail(f"--set {remeasure[0]} changes how the class envelopes are measured: give --data to measure them again")
     try:
         payload = read_checkpoint(args.checkpoint)
         data = payload["config"]
         for override in args.set:
             apply_override(data, override)
+        if remeasure:
+            data.setdefault("finish", {})["class_envelopes"] = []
         config = config_from_dict(data)
         if args.data:
             from model.data import DrumDataset

@@ -423,6 +423,14 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
     assert export_main([str(tmp_path / "old.pt"), "--out", str(tmp_path / "measured.pt"), "--data", str(dataset)]) == 0
     assert read_checkpoint(tmp_path / "measured.pt")["config"]["finish"]["class_envelopes"] == envelopes
 
+    # A new envelope block or percentile re-measures them (stale envelopes would limit wrongly).
+    finer = ["--set", f"finish.envelope_block={config.finish.envelope_block // 2}"]
+    assert export_main([str(out), "--out", str(tmp_path / "stale.pt"), *finer]) == 1
+    assert "give --data" in capsys.readouterr().err
+    assert export_main([str(out), "--out", str(tmp_path / "finer.pt"), *finer, "--data", str(dataset)]) == 0
+    remeasured = read_checkpoint(tmp_path / "finer.pt")["config"]["finish"]["class_envelopes"]
+    assert any(len(e) == 2 * (config.model.length // config.finish.envelope_block) for e in remeasured)
+
 
 def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -> None:
     config = tiny("train.max_steps=50", "train.checkpoint_every=0", "train.validate_every=0", "train.num_workers=1")
