@@ -1,5 +1,5 @@
-"""The last steps of every render, after the sampler: a class envelope limit, DC blocking, the end
-fade and peak normalisation.
+"""The last steps of every render, after the sampler: a class envelope limit, DC blocking, a tail
+gate, the end fade and peak normalisation.
 
 The envelope limit is the one that needs a word. A diffusion model's residual errors come back
 shaped like its model space, whose envelope is the average of all training clips: a kick whose
@@ -91,6 +91,28 @@ def dc_block(audio: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarra
     return np.fft.irfft(spec, n=n, axis=-1)[..., :length].astype(np.float32)
 
 
+def gate_tail(audio: np.ndarray, sample_rate: int, threshold_db: float, block: int, release_s: float) -> np.ndarray:
+    """Fade `audio` (C, T) to silence after its last block louder than `threshold_db` re its peak.
+
+    The fade (raised cosine, `release_s`) starts at the end of that block, so only audio already
+    below the threshold is touched. A render loud to its end, or a threshold >= 0, passes unchanged.
+    """
+    peak = float(np.abs(audio).max())
+    if threshold_db >= 0 or peak <= 0:
+        return audio
+    level = block_rms_db(audio / peak, block)
+    loud = np.nonzero(level > threshold_db)[0]
+    if len(loud) == 0 or loud[-1] == len(level) - 1:  # loud to the end (or too short to judge)
+        return audio
+    end = (int(loud[-1]) + 1) * block
+    length = audio.shape[-1]
+    release = max(1, min(int(release_s * sample_rate), length - end))
+    gain = np.zeros(length, dtype=np.float64)
+    gain[:end] = 1.0
+    gain[end : end + release] = 0.5 * (1 + np.cos(np.pi * (np.arange(release) + 1) / release))
+    return (audio * gain).astype(np.float32)
+
+
 def envelope_bound(cfg: FinishConfig, weights: Sequence[float]) -> tuple[float, ...] | None:
     """The limit for a render conditioned on class `weights` (one per class, then the null class).
 
@@ -112,9 +134,10 @@ def envelope_bound(cfg: FinishConfig, weights: Sequence[float]) -> tuple[float, 
 def finish_render(
     audio: np.ndarray, cfg: FinishConfig, sample_rate: int, bound: Sequence[float] | None, fade: int
 ) -> np.ndarray:
-    """Envelope limit (when there is a bound), DC blocker, end fade, then the peak (C, T)."""
+    """Envelope limit (when there is a bound), DC blocker, tail gate, end fade, then the peak (C, T)."""
     if bound:
         audio = limit_to_envelope(audio, bound, cfg.envelope_block, cfg.envelope_margin_db)
     audio = np.array(dc_block(audio, sample_rate, cfg.dc_cutoff_hz), dtype=np.float32)
+    audio = gate_tail(audio, sample_rate, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s)
     apply_fade_out(audio, fade)
     return normalise_peak(audio, cfg.peak) if cfg.peak > 0 else peak_safe(audio)

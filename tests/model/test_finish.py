@@ -15,6 +15,7 @@ from model.finish import (
     dc_block,
     envelope_bound,
     finish_render,
+    gate_tail,
     limit_to_envelope,
     measure_class_envelopes,
 )
@@ -66,6 +67,34 @@ def test_dc_blocker_removes_an_offset_and_matches_the_recursion() -> None:
     np.testing.assert_allclose(y[0], ref, atol=1e-5)
     assert abs(y[0, 6000:].mean()) < 0.01 < abs(x[0, 6000:].mean())
     assert dc_block(x, SR, 0.0) is x
+
+
+def test_tail_gate_silences_a_noise_bed_after_the_decay_and_nothing_else() -> None:
+    hit = decaying(0.005, length=16384)
+    bed = np.random.default_rng(7).standard_normal(hit.shape).astype(np.float32) * 10 ** (-70 / 20)
+    clip = hit / np.abs(hit).max() + bed
+    out = gate_tail(clip, SR, -60.0, 256, 0.01)
+    level = block_rms_db(clip / np.abs(clip).max(), 256)
+    last_loud = int(np.nonzero(level > -60)[0][-1])
+    end = (last_loud + 1) * 256
+    np.testing.assert_array_equal(out[:, :end], clip[:, :end])  # the hit itself is untouched
+    assert (out[:, end + int(0.01 * SR) :] == 0).all()  # then digital silence
+    assert 0 < end < 16384 // 2
+    # Loud to the end (a ringing cymbal), a gate at 0 dB (off), or silence: unchanged.
+    ringing = decaying(1.0, length=16384)
+    assert gate_tail(ringing, SR, -60.0, 256, 0.01) is ringing
+    assert gate_tail(clip, SR, 0.0, 256, 0.01) is clip
+    silent = np.zeros((1, 4096), np.float32)
+    assert gate_tail(silent, SR, -60.0, 256, 0.01) is silent
+
+
+def test_finish_gates_the_tail_by_default() -> None:
+    hit = decaying(0.005, length=16384)
+    clip = hit + np.random.default_rng(3).standard_normal(hit.shape).astype(np.float32) * 1e-4 * np.abs(hit).max()
+    gated = finish_render(clip.copy(), FinishConfig(), SR, None, 64)
+    open_gate = finish_render(clip.copy(), FinishConfig(tail_gate_db=0.0), SR, None, 64)
+    assert (gated[:, 8192:] == 0).all()
+    assert np.abs(open_gate[:, 8192:]).max() > 1e-5
 
 
 def test_bounds_for_classes_blends_and_the_null_class() -> None:
