@@ -42,6 +42,16 @@ def test_measured_envelope_is_the_percentile_of_block_levels_per_class() -> None
     np.testing.assert_allclose(envelopes[0], expected, atol=0.01)
 
 
+def test_block_level_of_a_low_tone_does_not_swing_with_its_cycles() -> None:
+    t = np.arange(16384) / SR
+    tone = np.sin(2 * np.pi * 50 * t)[None]
+    level = block_rms_db(tone, 128)  # 2.9 ms blocks, a sixth of a 50 Hz cycle
+    assert np.ptp(level[32:-32]) < 0.3  # away from the abrupt ends, whose transform rings
+    assert level[len(level) // 2] == pytest.approx(10 * np.log10(0.5), abs=0.2)  # a sine's RMS
+    naive = 10 * np.log10(np.square(tone[0, : 128 * 128]).reshape(128, 128).mean(axis=1))
+    assert np.ptp(naive) > 10  # what plain block RMS would have done
+
+
 def test_limit_only_turns_down_what_exceeds_the_bound() -> None:
     clip = decaying(0.2)
     bound = tuple(block_rms_db(clip / np.abs(clip).max(), 1024))
