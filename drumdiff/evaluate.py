@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                               kits=test_kits)
         judged = []
         overrides = {"sampler": args.sampler, "guidance": args.guidance}
+        # The patch-grid buzz check looks at the model's patch rate; noise bursts are judged there too.
+        grid_period = model.config.model.patch_size if model is not None else None
         if model is not None:
             for steps in args.steps:
                 total = len(classes) * args.n * steps
@@ -160,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
                     hits, info = render_hits(model, args.n, steps, seed=args.seed, batch_size=args.batch_size,
                                              overrides=overrides, progress=bar.update)
                 result = judge(ref, f"steps={steps}", hits, repeats=args.repeats, seed=args.seed,
-                               render_info=info, steps=steps)
+                               render_info=info, steps=steps, grid_period=grid_period)
                 judged.append(result)
                 print("\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]), flush=True)
         if args.reference_noise:
             length = int(test.audio.shape[-1])
             noise = noise_bursts(classes, args.n, length, sample_rate, channels=test.audio.shape[1],
                                  seed=args.seed)
-            judged.append(judge(ref, "noise", noise, repeats=args.repeats, seed=args.seed))
+            judged.append(judge(ref, "noise", noise, repeats=args.repeats, seed=args.seed, grid_period=grid_period))
         report = {
             "drumdiff": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -234,6 +234,11 @@ def write_html(out: Path, report: dict[str, Any], ref: Reference, judged: list[J
                   s["pre_onset_over_-60dBFS"] == 0],
                  ["tail median vs real (dBFS)", f"{_f(s['tail_median_db'])} vs {_f(s['real_tail_median_db'])}",
                   not s["tail_above_real"]]]
+        if s.get("grid_peaks_db") is not None and s.get("real_grid_peaks_db") is not None:
+            # Not one of the targets: shown so a patch-rate buzz cannot hide behind good distances.
+            rows.append([f"patch-grid peaks at multiples of sr/{s['grid_period']} vs real (dB, no more than 1 above)",
+                         f"{_f(s['grid_peaks_db'])} vs {_f(s['real_grid_peaks_db'])}",
+                         s["grid_peaks_db"] <= s["real_grid_peaks_db"] + 1.0])
         parts.append(f"<h2>Targets at {html.escape(focus.name)}</h2>")
         parts.append(_table(["target", "value", "met"], rows))
     plots = _plots(out, report, ref, focus, judged) if focus is not None else {}

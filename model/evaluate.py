@@ -409,14 +409,41 @@ def sanity(gen: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str,
     }
 
 
+def grid_peaks_db(audio: np.ndarray, period: int, harmonics: int = 7) -> float | None:
+    """How far the set's average spectrum rises at multiples of sample_rate / `period`, in dB.
+
+    A patched network can leave a pattern that repeats every patch (`period` samples): a buzz at
+    the patch rate and its multiples. For each of the first `harmonics` multiples, the peak
+    (within 2 bins) over the median of its neighbourhood (5 to 40 bins away); their mean.
+    Real hits score about 0; broadband hits with a patch-rate buzz score well above.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    if x.shape[0] == 0 or period < 2:
+        return None
+    length = x.shape[-1]
+    power = np.square(np.abs(np.fft.rfft(x.reshape(-1, length), axis=-1))).mean(axis=0)
+    heights = []
+    for k in range(1, harmonics + 1):
+        centre = int(round(k * length / period))
+        if centre + 40 >= len(power):
+            break
+        neighbours = np.concatenate([power[centre - 40 : centre - 4], power[centre + 5 : centre + 41]])
+        heights.append(10 * np.log10(power[centre - 2 : centre + 3].max() / max(np.median(neighbours), 1e-30)))
+    return float(np.mean(heights)) if heights else None
+
+
 def _subset(d: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in d.items()}
 
 
 def score(
-    ref: Reference, hits: HitSet, feats: HitFeatures, *, repeats: int = 10, seed: int = 0, k: int = 5
+    ref: Reference, hits: HitSet, feats: HitFeatures, *, repeats: int = 10, seed: int = 0, k: int = 5,
+    grid_period: int | None = None,
 ) -> dict[str, Any]:
-    """Every measure of one set of generated hits against the reference, overall and per class."""
+    """Every measure of one set of generated hits against the reference, overall and per class.
+
+    `grid_period` (the model's patch size) adds the patch-grid buzz check to the sanity block.
+    """
     if hits.classes != ref.classes:
         raise EvaluationError(f"hits are labelled with {hits.classes}, the reference with {ref.classes}")
     real, rf = ref.test, ref.test_features
@@ -446,6 +473,10 @@ def score(
         gd, rd = _subset(feats.descriptors, gmask), _subset(rf.descriptors, rmask)
         out["descriptors"] = descriptor_summary(gd, rd)
         out["sanity"] = sanity(gd, rd)
+        if grid_period:
+            out["sanity"]["grid_period"] = grid_period
+            out["sanity"]["grid_peaks_db"] = grid_peaks_db(hits.audio[gmask], grid_period)
+            out["sanity"]["real_grid_peaks_db"] = grid_peaks_db(real.audio[rmask], grid_period)
         return out
 
     overall = block(np.ones(len(hits.labels), bool), np.ones(len(real.labels), bool))
@@ -562,10 +593,11 @@ class JudgedSet:
 
 
 def judge(ref: Reference, name: str, hits: HitSet, *, repeats: int = 10, seed: int = 0, k: int = 5,
-          render_info: dict[str, Any] | None = None, steps: int | None = None) -> JudgedSet:
+          render_info: dict[str, Any] | None = None, steps: int | None = None,
+          grid_period: int | None = None) -> JudgedSet:
     """Featurize and score one set of hits."""
     feats = featurize(hits, ref.classifier, ref.sample_rate, ref.hand_mean, ref.hand_scale)
-    scores = score(ref, hits, feats, repeats=repeats, seed=seed, k=k)
+    scores = score(ref, hits, feats, repeats=repeats, seed=seed, k=k, grid_period=grid_period)
     scores["targets"] = targets(scores)
     return JudgedSet(name, hits, feats, scores, render_info or {}, steps)
 

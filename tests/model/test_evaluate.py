@@ -15,6 +15,7 @@ from model.evaluate import (
     HitSet,
     build_reference,
     frechet_distance,
+    grid_peaks_db,
     judge,
     kernel_distance,
     noise_bursts,
@@ -159,6 +160,19 @@ def write_dataset(folder: Path) -> Path:
     return folder
 
 
+def test_grid_peaks_see_a_pattern_repeating_every_patch() -> None:
+    rng = np.random.default_rng(4)
+    length, period = 8192, 32
+    envelope = np.exp(-np.arange(length) / SR / 0.05)
+    clean = rng.standard_normal((20, 1, length)) * envelope
+    # Each hit gets its own pattern (as a patched network's output does), a third of its level.
+    patterns = rng.standard_normal((20, 1, period))
+    buzzing = clean + 0.3 * np.tile(patterns, length // period) * envelope
+    assert abs(grid_peaks_db(clean, period)) < 1.5
+    assert grid_peaks_db(buzzing, period) > 6
+    assert grid_peaks_db(clean[:0], period) is None
+
+
 def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
     from drumdiff.cli import main
 
@@ -176,8 +190,10 @@ def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
     assert first["overall"]["distances"]["embedding"]["fd_floor"] > 0
     assert "ratio" in first["overall"]["descriptors"]["decay_s"]
     assert first["per_class"]["clap"]["fidelity"]["ceiling"] is None  # no real claps in the data
+    sanity = first["overall"]["sanity"]
+    assert sanity["grid_period"] == 16 and sanity["grid_peaks_db"] is not None  # the tiny model's patch
     page = (out / "index.html").read_text()
-    assert "steps=2" in page and "<audio" in page
+    assert "steps=2" in page and "<audio" in page and "patch-grid peaks" in page
     assert list((out / "audio").glob("kick_gen_seed0.wav"))
     assert (out / "metrics_vs_steps.png").exists()
 
