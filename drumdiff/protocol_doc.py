@@ -38,8 +38,10 @@ def render_markdown() -> str:
         "",
         "- Numbers may arrive as int or float (Pd sends floats): an integer argument accepts an "
         "integral float (`36.0`); other floats are refused there, NaN and Inf everywhere.",
-        "- Replies go to the port announced with `/drumdiff/hello` for that sender address, or else "
-        "to the sender's own address and port.",
+        "- Replies go to a port on the sender's host, chosen by the first rule of Reply routing "
+        "that applies: a stock one-shot sender (`oscsend`) says `hello <port>` once, or puts "
+        f"`{protocol.REPLY_PORT_KEY} <port>` in a request.",
+        f"- `render` without a velocity renders at velocity {protocol.DEFAULT_VELOCITY}.",
         "- Every malformed, unknown-address or out-of-range message is answered with "
         "`/drumdiff/fail <request_id or -1> <reason_code> <text>`, never ignored.",
         "- `done` is sent only after the WAV file was fsynced and renamed into place: the path is "
@@ -73,7 +75,11 @@ def render_markdown() -> str:
         lines.append(
             f"| `{_signature(spec.address, spec.args, spec.variadic)}` | {args_cell(spec)} | {_cell(spec.doc)} |"
         )
+    lines += ["", "## Reply routing", "", "Where a reply goes, first rule that applies:", ""]
+    lines += [f"{i}. {_cell(rule)}" for i, rule in enumerate(protocol.REPLY_ROUTING, 1)]
     lines += [
+        "",
+        "The host is always the sender's: a message can choose a port, never another machine.",
         "",
         "## Render options",
         "",
@@ -131,6 +137,10 @@ def render_markdown() -> str:
         "```",
         "-> /drumdiff/hello 9001 maxdevice",
         "<- /drumdiff/hello.reply 0.1.0 1                        (to port 9001)",
+        "$ oscsend localhost 9000 /drumdiff/hello i 9120          (once; oscdump 9120 listens)",
+        "$ oscsend localhost 9000 /drumdiff/render s kick         (velocity 100; done goes to 9120)",
+        "$ oscsend localhost 9000 /drumdiff/status si reply_port 9121",
+        "-> /drumdiff/render crash 100 length 2.0 pitch -2",
         "-> /drumdiff/render kick 100",
         "<- /drumdiff/done 1 /home/me/hits/kick_n036_v100_s1804289383_20260101-120000-123_1.wav kick 1804289383 32768 44100",
         "-> /drumdiff/render 38.0 127.0 id 7 seed 42 steps 20 fresh 1",

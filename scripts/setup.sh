@@ -10,9 +10,10 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 # Debian libraries the daemon loads (PortAudio for audio out, ALSA for MIDI); the tests also
-# drive a real JACK server and Pure Data. Installed only when running as root with apt.
+# drive a real JACK server, Pure Data and liblo's oscsend/oscdump. Installed only when running
+# as root with apt.
 packages=(libportaudio2 libasound2)
-[[ $want_test == 1 ]] && packages+=(jackd2 puredata-core)
+[[ $want_test == 1 ]] && packages+=(jackd2 puredata-core liblo-tools)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for pkg in "${packages[@]}"; do

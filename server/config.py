@@ -55,6 +55,9 @@ class OscConfig:
     port: int = 9000  # 0 = any free port (tests)
     allow_remote: bool = False  # binding a non-loopback address must be switched on explicitly
     allow: tuple[str, ...] = ()  # client IPs or networks (CIDR) allowed; empty = any that can reach us
+    # Where replies go for a sender that gave no reply_port and whose host never said hello, on
+    # the sender's host (AbletonOSC answers on 11001); 0 = back to the sender's own port.
+    reply_port: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -68,6 +71,8 @@ class OscConfig:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"osc.port must be 0..65535, got {self.port}")
+        if not 0 <= self.reply_port <= 65535:
+            raise ConfigError(f"osc.reply_port must be 0..65535 (0 = off), got {self.reply_port}")
         for entry in self.allow:
             try:
                 ipaddress.ip_network(entry, strict=False)

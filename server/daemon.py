@@ -4,9 +4,11 @@ Threads: the OSC receive loop and the MIDI thread turn messages into commands an
 `handle` (validate and enqueue only); the engine's worker renders; its `on_hit` starts playback
 at once and queues the file; the writer thread publishes the file and only then replies `done`.
 
-Replies go where the request came from: to the port a client registered with `hello` (Max and
-Pd cannot receive on the port they send from), else to the sender's address. Hits triggered
-over MIDI are announced to every registered client.
+Replies go where the request came from, by the rules of `protocol.REPLY_ROUTING`: a request's
+own `reply_port`, else the port its sender address registered with `hello` (Max and Pd cannot
+receive on the port they send from), else the port its host registered last (one-shot senders
+such as `oscsend` use a new source port for every message), else `osc.reply_port`, else the
+sender's address. Hits triggered over MIDI are announced to every registered client.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import torch
 from model import __version__
 from model.checkpoint import LoadedModel
 from model.errors import DrumDiffError
+from model.sound_design import DEFAULT_ROOT_NOTE, pitch_shift
 from server import protocol
 from server.audio_out import AudioOut
 from server.config import ServerConfig
 from server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
-from server.errors import LoadError, ProtocolError, RenderError, ServerError
+from server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
 from server.midi import MidiInput
 from server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
 from server.protocol import Command, Message, RequestId
@@ -93,8 +96,11 @@ class Daemon:
         )
         self.osc: UdpOscServer | None = None
         self._transport = transport  # tests: a LoopbackTransport instead of UDP
-        self._clients: dict[Address, Client] = {}
+        self._clients: dict[Address, Client] = {}  # by the sender address of their hello
+        self._host_clients: dict[str, Client] = {}  # by host: the newest hello from it
         self._clients_lock = threading.Lock()
+        self.published = 0  # hits whose file was written (what `status` reports)
+        self._stopping = False
         self._next_client = 1
         self._stopped = False
         self._dispatcher = build_dispatcher(self.handle, self._answer_error)
@@ -130,17 +136,20 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        # Keep listening while the work in flight finishes: every request meanwhile (a ping
+        # too) is answered `shutting_down` instead of silence.
+        self._stopping = True
         if self.midi is not None:
             self.midi.close()
-        if self.osc is not None:
-            self.osc.stop_receiving()
         self.engine.stop()
         self.writer.stop()  # the `done` of every finished write is sent from here
+        if self.osc is not None:
+            self.osc.stop_receiving()
         if self.audio is not None:
             self.audio.close()
         if self._transport is not None:
             self._transport.close()
-        log.info("stopped after %d hits", self.engine.served)
+        log.info("stopped after %d hits", self.published)
 
     @property
     def osc_address(self) -> Address | None:
@@ -152,9 +161,17 @@ class Daemon:
 
     # ---- requests --------------------------------------------------------------------------
 
-    def handle(self, command: Command, sender: Address, arrived: float | None = None) -> None:
-        """An OSC command from `sender` (raises ServerError, answered by the transport)."""
-        self._dispatch(command, Origin("osc", sender), time.perf_counter() if arrived is None else arrived)
+    def handle(
+        self, command: Command, sender: Address, arrived: float | None = None, reply_port: int | None = None
+    ) -> None:
+        """An OSC command from `sender` (raises ServerError, answered by the transport).
+
+        `reply_port`: the message's own `reply_port`, which overrides where its replies go.
+        """
+        if self._stopping:
+            raise ShuttingDown("the daemon is stopping")
+        origin = Origin("osc", sender, reply_port)
+        self._dispatch(command, origin, time.perf_counter() if arrived is None else arrived)
 
     def _handle_midi(self, command: Command, arrived: float) -> None:
         try:
@@ -178,7 +195,7 @@ class Daemon:
                     e.queue_length,
                     e.pool_fill(),
                     time.monotonic() - e.started,
-                    e.served,
+                    self.published,
                 ),
             )
         elif isinstance(command, protocol.Ping):
@@ -228,6 +245,7 @@ class Daemon:
                 self._next_client += 1
             client = Client(client_id, (origin.address[0], hello.reply_port), hello.client_name)
             self._clients[origin.address] = client
+            self._host_clients[origin.address[0]] = client
         log.info(
             "hello from %s:%d (%s): client %d, replies to port %d",
             origin.address[0],
@@ -294,10 +312,15 @@ class Daemon:
         task = hit.task
         self.design.record(hit)  # so `vary last`, `inpaint <id>`... can refer to it
         amp = 10.0 ** (task.gain_db / 20.0) * velocity_gain(task.velocity, self.config.engine.velocity_exponent)
+        audio = hit.audio
+        root = task.note if task.note is not None else DEFAULT_ROOT_NOTE
+        if task.pitch:
+            audio = pitch_shift(audio, hit.sample_rate, task.pitch)
+            root = min(127, max(0, int(round(root + task.pitch))))
         if self.audio is not None:
-            self.audio.play(hit.audio, amp)  # before the file: the pad should sound now
+            self.audio.play(audio, amp)  # before the file: the pad should sound now
         file_amp = amp if self.config.engine.velocity_to_file else 10.0 ** (task.gain_db / 20.0)
-        samples = hit.audio if file_amp == 1.0 else hit.audio * file_amp
+        samples = audio if file_amp == 1.0 else audio * file_amp
         s = task.settings
         job = WriteJob(
             samples=samples,
@@ -306,6 +329,7 @@ class Daemon:
             note=task.note,
             velocity=task.velocity,
             seed=int(task.seed or 0),
+            root_note=root,
             params={
                 "steps": s.steps,
                 "sampler": s.sampler,
@@ -315,6 +339,8 @@ class Daemon:
                 "model": hit.model_name,
                 "source": hit.source,
                 "request_id": task.request_id,
+                **({"length": s.length} if s.length is not None else {}),
+                **({"pitch": task.pitch} if task.pitch else {}),
                 **({"design": task.extra["info"]} if "info" in task.extra else {}),
             },
         )
@@ -327,6 +353,7 @@ class Daemon:
             # A full, read-only or missing folder is not a daemon bug: `render_error`, not `internal`.
             self._on_fail(task, RenderError(f"writing the file failed: {result}", request_id=task.request_id))
             return
+        self.published += 1
         log.info(
             "render id=%s %s note=%s vel=%d seed=%s %s%s %.1f ms -> %s",
             task.request_id,
@@ -358,10 +385,12 @@ class Daemon:
         log.warning("render id=%s %s failed after %.1f ms: %s %s", task.request_id, task.drum_class, ms, code, err)
         self.reply(task.origin, protocol.fail(task.request_id, code, str(err)))
 
-    def _answer_error(self, sender: Address, request_id: RequestId, err: ServerError) -> None:
+    def _answer_error(
+        self, sender: Address, request_id: RequestId, err: ServerError, reply_port: int | None = None
+    ) -> None:
         """A message from `sender` could not be handled: one log line and a `fail`."""
         log.info("%s:%d -> fail %s %s: %s", sender[0], sender[1], request_id, err.code, err)
-        self.reply(Origin("osc", sender), protocol.fail(request_id, err.code, str(err)))
+        self.reply(Origin("osc", sender, reply_port), protocol.fail(request_id, err.code, str(err)))
 
     # ---- replies ---------------------------------------------------------------------------
 
@@ -369,9 +398,25 @@ class Daemon:
         if origin.address is None:  # MIDI (or local) requests: tell every registered client
             self._broadcast(message)
             return
+        self._send(self.reply_address(origin), message)
+
+    def reply_address(self, origin: Origin) -> Address:
+        """Where replies to an OSC request go (the rules of `protocol.REPLY_ROUTING`, in order).
+
+        Only the port is ever chosen: the host is always the sender's, so no message can point
+        replies at another machine.
+        """
+        assert origin.address is not None
+        host = origin.address[0]
+        if origin.reply_port is not None:
+            return host, origin.reply_port
         with self._clients_lock:
-            client = self._clients.get(origin.address)
-        self._send(client.reply_to if client else origin.address, message)
+            client = self._clients.get(origin.address) or self._host_clients.get(host)
+        if client is not None:
+            return client.reply_to
+        if self.config.osc.reply_port:
+            return host, self.config.osc.reply_port
+        return origin.address
 
     def _broadcast(self, message: Message) -> None:
         with self._clients_lock:

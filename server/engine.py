@@ -35,10 +35,10 @@ import torch
 
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.errors import DrumDiffError
-from model.generate import RenderSettings, render, settings_for
+from model.generate import RenderSettings, render, settings_for, valid_length
 from server.config import FALLBACK_CLASSES, EngineConfig
 from server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
-from server.protocol import MAX_SEED, PARAMS, RenderRequest, RequestId
+from server.protocol import DRAWN_SEED_LIMIT, PARAMS, RenderRequest, RequestId
 
 log = logging.getLogger("drumdiff.server.engine")
 
@@ -51,6 +51,7 @@ class Origin:
 
     transport: str  # "osc", "midi" or "local"
     address: tuple[str, int] | None = None  # OSC sender (host, port)
+    reply_port: int | None = None  # the request's `reply_port`: replies go to this port of the sender's host
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Task:
     stream: bool = False
     fresh: bool = False
     submitted: float = 0.0  # time.perf_counter() when the transport handed it over
+    pitch: float = 0.0  # semitones, applied by resampling when the hit is delivered
     extra: Mapping[str, Any] = field(default_factory=dict)  # kind-specific data
 
     @property
@@ -287,12 +289,20 @@ class Engine:
                 )
             class_arg = request.target
             note = self._root_note(request.target)
+        length = None
+        if request.length_s is not None:
+            length = max(1, int(round(request.length_s * model.sample_rate)))
+            try:
+                valid_length(model, length)
+            except ValueError as err:
+                raise ProtocolError(str(err), request_id=request.request_id) from None
         settings = RenderSettings(
             steps=d.steps if request.steps is None else request.steps,
             sampler=d.sampler if request.sampler is None else request.sampler,
             schedule=d.schedule,
             guidance=d.guidance if request.guidance is None else request.guidance,
             eta=d.eta,
+            length=length,
         )
         return Task(
             kind=request.kind,
@@ -308,6 +318,7 @@ class Engine:
             stream=request.stream,
             fresh=request.fresh,
             submitted=time.perf_counter() if submitted is None else submitted,
+            pitch=request.pitch or 0.0,
         )
 
     def submit(self, request: RenderRequest, origin: Origin, submitted: float | None = None) -> Task | None:
@@ -326,6 +337,7 @@ class Engine:
             and request.steps is None
             and request.sampler is None
             and request.guidance is None
+            and request.length_s is None  # pooled hits have the model's length; pitch applies to any
             and task.class_arg is not None
         )
         if poolable:
@@ -561,7 +573,7 @@ class Engine:
 
     def _draw_seed(self) -> int:
         with self._rng_lock:
-            return int(self._rng.integers(0, MAX_SEED + 1))
+            return int(self._rng.integers(0, DRAWN_SEED_LIMIT))
 
     @staticmethod
     def _class_for(wanted: str, classes: Sequence[str]) -> str | None:

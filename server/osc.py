@@ -36,10 +36,12 @@ from server.protocol import Command, Message, RequestId
 log = logging.getLogger("drumdiff.server.osc")
 
 Address = tuple[str, int]
-#: (command, sender, time the datagram arrived) -> None; raises ServerError to answer `fail`.
-CommandHandler = Callable[[Command, Address, float], None]
-#: (sender, request id, error) -> None: answer a message that could not be handled.
-ErrorHandler = Callable[[Address, RequestId, ServerError], None]
+#: (command, sender, time the datagram arrived, the message's `reply_port` or None) -> None;
+#: raises ServerError to answer `fail`.
+CommandHandler = Callable[[Command, Address, float, "int | None"], None]
+#: (sender, request id, error, reply_port or None) -> None: answer a message that could not be
+#: handled (the port is left out where no message could be read).
+ErrorHandler = Callable[..., None]
 
 _PATTERN_CHARS = set("*?[]{}")
 MAX_DATAGRAM = 65536
@@ -80,12 +82,15 @@ def build_dispatcher(handle: CommandHandler, on_error: ErrorHandler) -> Dispatch
 
     def handler(client: Address, address: str, *args: Any) -> None:
         arrived = time.perf_counter()
+        reply_port: int | None = None
         try:
-            command = protocol.parse(address, args)
-            handle(command, client, arrived)
+            command, reply_port = protocol.parse_routed(address, args)
+            handle(command, client, arrived, reply_port)
         except ServerError as err:
             rid = err.request_id if err.request_id is not None else protocol.request_id_of(address, args)
-            on_error(client, rid, err)
+            if reply_port is None:
+                reply_port = protocol.reply_port_of(address, args)
+            on_error(client, rid, err, reply_port)
 
     def unknown(client: Address, address: str, *args: Any) -> None:
         on_error(client, protocol.NO_ID, UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md"))

@@ -59,10 +59,20 @@ NO_ID = -1
 LOAD_ID = "load"
 #: Seeds travel as OSC int32.
 MAX_SEED = 2**31 - 1
+#: Seeds the daemon draws itself stay below 2**24, so they survive Pd, which holds every number
+#: as a 32-bit float (integers are exact only up to 2**24), and a patch can send them back.
+DRAWN_SEED_LIMIT = 2**24
+#: The velocity of a `render` that gives none.
+DEFAULT_VELOCITY = 100
+#: The key that points the replies to one request at a port of the sender's host.
+REPLY_PORT_KEY = "reply_port"
 #: Bytes of file data per `/drumdiff/chunk` blob: the whole datagram stays under 8 KB, which
 #: python-osc's socketserver servers, macOS (9216) and most OSC libraries accept.
 CHUNK_BYTES = 7168
 MAX_STEPS = 1000
+#: Longest render one request may ask for (seconds), and the widest repitch (semitones).
+MAX_LENGTH_S = 10.0
+MAX_PITCH = 24.0
 #: Hits one sound-design request may ask for.
 MAX_DESIGN_COUNT = 32
 #: A previous hit named by this instead of a request id: the newest one (of `class`, if given).
@@ -165,6 +175,8 @@ class RenderRequest:
     gain_db: float | None = None
     fresh: bool = False  # True: render now; False: the pre-rendered pool may serve it
     stream: bool = False  # True: also send the file as /drumdiff/chunk blobs
+    length_s: float | None = None  # seconds; None = the model's length
+    pitch: float | None = None  # semitones of repitch by resampling; None = 0
 
     @property
     def is_release(self) -> bool:
@@ -312,6 +324,8 @@ RENDER_KEYS: dict[str, KeySpec] = {
         KeySpec("gain", "float", "gain in dB, -96..24, added to the velocity curve", lambda v: as_float(v, "gain", -96.0, 24.0), "gain_db"),
         KeySpec("fresh", "0/1", "1 = render now; 0 = the pre-rendered pool may serve it (default 0)", lambda v: as_flag(v, "fresh"), "fresh"),
         KeySpec("stream", "0/1", "1 = after `done`, also send the file as `/drumdiff/chunk` blobs (default 0)", lambda v: as_flag(v, "stream"), "stream"),
+        KeySpec("length", "float", f"seconds, 0.01..{MAX_LENGTH_S:g} (default: the model's length); longer than it, the model holds its last time step", lambda v: as_float(v, "length", 0.01, MAX_LENGTH_S), "length_s"),
+        KeySpec("pitch", "float", f"repitch by resampling, -{MAX_PITCH:g}..{MAX_PITCH:g} semitones (up is shorter); the file's `smpl` root note moves with it", lambda v: as_float(v, "pitch", -MAX_PITCH, MAX_PITCH), "pitch"),
     )
 }
 
@@ -427,9 +441,10 @@ MESSAGES: tuple[MessageSpec, ...] = (
             Arg("reply_port", "int", "UDP port on the sender's host where replies should go"),
             Arg("client_name", "string", "a name for the logs", optional=True),
         ),
-        "Register where replies to this sender address go (Max and Pd cannot receive on the port "
-        "they send from). Senders that never said hello get replies at their source address. "
-        "Registered clients also receive the `done` of hits triggered over MIDI.",
+        "Register the port on the sender's host where replies go (Max and Pd cannot receive on "
+        "the port they send from; `oscsend` sends every message from a new port). It holds for "
+        "later requests from this sender's address and, from any other port, for its whole host: "
+        "see Reply routing. Registered clients also receive the `done` of hits triggered over MIDI.",
         replies=(HELLO_REPLY,),
     ),
     MessageSpec(
@@ -446,7 +461,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
         "in",
         (
             Arg("class_or_note", "string or int", "a class name (`kick`, `snare`, `closed_hat`...) or a General MIDI drum note 0..127"),
-            Arg("velocity", "int", "0..127; 0 is a release: nothing is rendered and nothing is replied"),
+            Arg("velocity", "int", f"0..127 (default {DEFAULT_VELOCITY}); 0 is a release: nothing is rendered and nothing is replied", optional=True),
         ),
         "Render one hit. Without `fresh 1` (and without seed, steps, sampler or guidance) the "
         "daemon answers at once from its pool of pre-rendered hits when it has one.",
@@ -470,7 +485,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
         FAIL,
         "out",
         (
-            Arg("request_id", "int or string", "the request's id; -1 when unknown; `load` for a failed load"),
+            Arg("request_id", "int or string", "the client's `id` when the request gave one; else -1 for a request refused on arrival, the daemon's id for one that failed after it was accepted; `load` for a failed load"),
             Arg("reason_code", "string", "see Reason codes"),
             Arg("text", "string", "human-readable reason"),
         ),
@@ -572,6 +587,19 @@ MESSAGES: tuple[MessageSpec, ...] = (
 )
 
 MESSAGES = MESSAGES + DESIGN_MESSAGES
+
+#: How the daemon picks where a reply goes, first rule that applies (for docs/protocol.md).
+REPLY_ROUTING: tuple[str, ...] = (
+    f"the request's own `{REPLY_PORT_KEY} <port>` pair (any request but hello; in render and sound-design "
+    "messages among the options, in the others last): that port on the sender's host;",
+    "the port registered with `hello` from this sender address (host and source port): each Max "
+    "device or Pd object keeps its own;",
+    "the port most recently registered with `hello` from the sender's host, whatever port that hello "
+    "came from: one-shot senders such as liblo's `oscsend` use a new source port for every message;",
+    "`osc.reply_port` of the server config, when set (0 = off, the default), on the sender's host, "
+    "as AbletonOSC answers on 11001;",
+    "the sender's own address and port.",
+)
 SPECS: dict[str, MessageSpec] = {m.address: m for m in MESSAGES}
 
 
@@ -606,12 +634,22 @@ def parse_target(value: Any) -> str | int:
     return as_int(value, "note", 0, 127)
 
 
+def _render_options_start(args: Sequence[Any]) -> int:
+    """Where the `key value` pairs of a render begin: the velocity may be left out."""
+    if len(args) >= 2 and not isinstance(args[1], str):
+        return 2
+    return 1
+
+
 def parse_render(args: Sequence[Any]) -> RenderRequest:
-    if len(args) < 2:
-        raise ProtocolError(f"render takes <class_or_note> <velocity> [key value ...], got {len(args)} arguments")
+    if not args:
+        raise ProtocolError("render takes <class_or_note> [velocity] [key value ...], got 0 arguments")
     target = parse_target(args[0])
-    velocity = as_int(args[1], "velocity", 0, 127)
-    options = list(args[2:])
+    start = _render_options_start(args)
+    if start == 1 and len(args) > 1 and args[1] not in RENDER_KEYS:
+        raise ProtocolError(f"velocity must be a number, got {_show(args[1])} (or leave it out and give key value options)")
+    velocity = as_int(args[1], "velocity", 0, 127) if start == 2 else DEFAULT_VELOCITY
+    options = list(args[start:])
     if len(options) % 2:
         raise ProtocolError("render options must be key value pairs; the last key has no value")
     fields: dict[str, Any] = {}
@@ -760,27 +798,69 @@ PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
 
 def parse(address: str, args: Sequence[Any]) -> Command:
     """The command a message asks for; `UnknownAddress` or `ProtocolError` otherwise."""
+    return parse_routed(address, args)[0]
+
+
+#: Positional arguments before the `key value` pairs of each sound-design message.
+_DESIGN_POSITIONAL = {VARY: 1, INTERPOLATE: 2, INPAINT: 1, MORPH: 3, SCRUB: 1}
+
+
+def _pairs_start(address: str, args: Sequence[Any]) -> int | None:
+    """Index where a message's `key value` pairs begin; None for messages without pairs."""
+    if address == RENDER:
+        return _render_options_start(args) if args else None
+    return _DESIGN_POSITIONAL.get(address)
+
+
+def split_reply_port(address: str, args: Sequence[Any]) -> tuple[list[Any], int | None]:
+    """The arguments without a `reply_port <port>` pair, and that port (None when absent).
+
+    In render and sound-design messages the pair may stand among the other options; in every
+    other message except hello (which names its port anyway) it comes last.
+    """
+    items = list(args)
+    if address == HELLO:
+        return items, None
+    start = _pairs_start(address, items)
+    if start is not None:
+        positions = [i for i in range(start, len(items) - 1, 2) if items[i] == REPLY_PORT_KEY]
+    else:
+        positions = [len(items) - 2] if len(items) >= 2 and items[-2] == REPLY_PORT_KEY else []
+    if not positions:
+        return items, None
+    if len(positions) > 1:
+        raise ProtocolError(f"{REPLY_PORT_KEY!r} given twice")
+    i = positions[0]
+    port = as_int(items[i + 1], REPLY_PORT_KEY, 1, 65535)
+    return items[:i] + items[i + 2 :], port
+
+
+def parse_routed(address: str, args: Sequence[Any]) -> tuple[Command, int | None]:
+    """The command and the `reply_port` the message carries (None: the usual routing)."""
     parser = PARSERS.get(address)
     if parser is None:
         raise UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md")
-    return parser(args)
+    rest, port = split_reply_port(address, args)
+    return parser(rest), port
+
+
+def reply_port_of(address: str, args: Sequence[Any]) -> int | None:
+    """Best-effort `reply_port` of a message that failed to parse, so its `fail` finds the client."""
+    try:
+        return split_reply_port(address, args)[1]
+    except ProtocolError:
+        return None
 
 
 def request_id_of(address: str, args: Sequence[Any]) -> RequestId:
     """Best-effort id of a message that failed to parse, so its `fail` can be matched."""
-    if address == RENDER:
-        options = list(args[2:])
+    start = _pairs_start(address, args)
+    if start is not None:
+        options = list(args[start:])
         for key, value in zip(options[::2], options[1::2]):
             if key == "id":
                 try:
                     return as_request_id(value)
-                except ProtocolError:
-                    return NO_ID
-    if address in DESIGN_ALLOWED:
-        for i, value in enumerate(args[:-1]):
-            if value == "id":
-                try:
-                    return as_request_id(args[i + 1])
                 except ProtocolError:
                     return NO_ID
     if address == LOAD:

@@ -110,16 +110,19 @@ class DesignService:
     def submit(self, request: DesignRequest, origin: Origin, submitted: float | None = None) -> list[Task]:
         """Resolve and enqueue one task per hit; raises ProtocolError / BusyError / ShuttingDown."""
         rid = self.engine.next_id() if request.request_id is None else request.request_id
+        # A request refused on arrival is answered under the client's id, or -1 as a refused
+        # render is: the daemon's id only names requests that were accepted.
+        refused_id = request.request_id
         try:
             tasks = self._tasks(request, rid, origin, time.perf_counter() if submitted is None else submitted)
         except ProtocolError as err:
-            err.request_id = rid
+            err.request_id = refused_id
             raise
         except DrumDiffError as err:  # e.g. a run folder without checkpoints
-            raise ProtocolError(str(err), request_id=rid) from None
+            raise ProtocolError(str(err), request_id=refused_id) from None
         free = self.engine.config.queue_size - self.engine.queue_length
         if len(tasks) > free:
-            raise BusyError(f"{len(tasks)} hits asked, room for {max(free, 0)}", request_id=rid)
+            raise BusyError(f"{len(tasks)} hits asked, room for {max(free, 0)}", request_id=refused_id)
         for task in tasks:
             self.engine.enqueue(task)
         return tasks

@@ -50,6 +50,7 @@ class WriteJob:
     velocity: int
     seed: int
     params: Mapping[str, Any] = field(default_factory=dict)  # recorded in LIST/INFO ICMT as JSON
+    root_note: int | None = None  # the `smpl` root note; None = `note`
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class HitWriter:
             job.sample_rate,
             subtype=self.config.subtype,
             info=info,
-            root_note=job.note,
+            root_note=job.note if job.root_note is None else job.root_note,
         )
         if self.config.keep:
             self._kept.append(path)

@@ -220,3 +220,61 @@ def protocol_version() -> str:
     from model import __version__
 
     return __version__
+
+
+def test_reply_routing_rules_in_order(tiny_model: LoadedModel, tmp_path: Path) -> None:
+    from server.daemon import Daemon
+    from tests.server.conftest import make_config
+
+    transport = LoopbackTransport()
+    daemon = Daemon(make_config(tmp_path, "osc.reply_port=7000"), tiny_model, transport=transport)
+    daemon.start()
+    try:
+        pd_a, pd_b, shell = ("127.0.0.1", 5001), ("127.0.0.1", 5002), ("127.0.0.1", 5003)
+        stranger = ("127.0.0.9", 5004)
+        daemon.feed(build_msg(protocol.PING, ["before"]).dgram, shell)  # nobody said hello: osc.reply_port
+        daemon.feed(build_msg(protocol.HELLO, [6001]).dgram, pd_a)
+        daemon.feed(build_msg(protocol.HELLO, [6002]).dgram, pd_b)
+        daemon.feed(build_msg(protocol.PING, ["a"]).dgram, pd_a)  # its own hello, not the newest
+        daemon.feed(build_msg(protocol.PING, ["shell"]).dgram, shell)  # the host's newest hello
+        daemon.feed(build_msg(protocol.PING, ["own", "reply_port", 6100]).dgram, pd_a)
+        daemon.feed(build_msg(protocol.RENDER, ["kik", "reply_port", 6101]).dgram, shell)  # a fail, too
+        daemon.feed(build_msg(protocol.PING, ["far"]).dgram, stranger)  # another host: its own rules
+    finally:
+        daemon.stop()
+    sent = [(dest, m.address, m.args[0]) for dest, m in transport.sent]
+    assert sent == [
+        (("127.0.0.1", 7000), protocol.PONG, "before"),
+        (("127.0.0.1", 6001), protocol.HELLO_REPLY, protocol_version()),
+        (("127.0.0.1", 6002), protocol.HELLO_REPLY, protocol_version()),
+        (("127.0.0.1", 6001), protocol.PONG, "a"),
+        (("127.0.0.1", 6002), protocol.PONG, "shell"),
+        (("127.0.0.1", 6100), protocol.PONG, "own"),
+        (("127.0.0.1", 6101), protocol.FAIL, -1),
+        (("127.0.0.9", 7000), protocol.PONG, "far"),
+    ]
+
+
+def test_requests_while_stopping_are_answered_shutting_down(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    daemon._stopping = True  # what stop() sets while the work in flight finishes
+    address, args = client.ask(protocol.PING, 1)
+    assert (address, args[:2]) == (protocol.FAIL, [-1, "shutting_down"])
+    daemon._stopping = False
+    assert client.ask(protocol.PING, 2) == (protocol.PONG, [2])
+
+
+def test_render_length_and_pitch(daemon_factory: Any, client_factory: Any) -> None:
+    from model.wav import read_root_note
+
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    address, args = client.ask(protocol.RENDER, "kick", 100, "length", 0.1, "seed", 2)
+    assert address == protocol.DONE and args[4] == round(0.1 * 44100)
+    assert read_root_note(args[1]) == 36
+    address, args = client.ask(protocol.RENDER, "snare", 100, "pitch", 12, "seed", 2)
+    assert address == protocol.DONE and args[4] == 2048 // 2  # an octave up is half as long
+    assert read_root_note(args[1]) == 38 + 12
+    data, _ = sf.read(args[1])
+    assert len(data) == args[4]

@@ -31,6 +31,38 @@ def test_render_options() -> None:
     assert isinstance(req.seed, int) and isinstance(req.guidance, float)
 
 
+def test_velocity_may_be_left_out() -> None:
+    assert protocol.parse(protocol.RENDER, ["kick"]) == RenderRequest("kick", protocol.DEFAULT_VELOCITY)
+    assert protocol.parse(protocol.RENDER, ["kick", "seed", 3]) == RenderRequest("kick", protocol.DEFAULT_VELOCITY, seed=3)
+    assert protocol.request_id_of(protocol.RENDER, ["kick", "id", "k", "seed", -1]) == "k"
+
+
+def test_length_and_pitch_render_keys() -> None:
+    req = protocol.parse(protocol.RENDER, ["crash", 100, "length", 2.5, "pitch", -3])
+    assert (req.length_s, req.pitch) == (2.5, -3.0)
+    for bad in (["crash", 100, "length", 0], ["crash", 100, "length", 60], ["crash", 100, "pitch", 48]):
+        with pytest.raises(ProtocolError):
+            protocol.parse(protocol.RENDER, bad)
+
+
+def test_reply_port_pair_on_any_request() -> None:
+    split = protocol.split_reply_port
+    assert split(protocol.RENDER, ["kick", 100, "reply_port", 9120.0, "seed", 3]) == (["kick", 100, "seed", 3], 9120)
+    assert split(protocol.RENDER, ["kick", "reply_port", 9120]) == (["kick"], 9120)
+    assert split(protocol.STATUS, ["reply_port", 9120]) == ([], 9120)
+    assert split(protocol.PING, ["reply_port", "reply_port", 9120]) == (["reply_port"], 9120)  # a nonce
+    assert split(protocol.VARY, ["last", "count", 2, "reply_port", 9121]) == (["last", "count", 2], 9121)
+    assert split(protocol.HELLO, [9120]) == ([9120], None)
+    command, port = protocol.parse_routed(protocol.SET, ["steps", 4, "reply_port", 9122])
+    assert command == protocol.SetParam("steps", 4) and port == 9122
+    for bad in (["reply_port", 0], ["reply_port", 70000], ["reply_port", "x"]):
+        with pytest.raises(ProtocolError, match="reply_port"):
+            protocol.parse_routed(protocol.STATUS, bad)
+    with pytest.raises(ProtocolError, match="twice"):
+        protocol.parse_routed(protocol.RENDER, ["kick", 1, "reply_port", 1, "reply_port", 2])
+    assert protocol.reply_port_of(protocol.RENDER, ["kick", 500, "reply_port", 9123]) == 9123
+
+
 def test_velocity_zero_is_a_release() -> None:
     assert protocol.parse_render(["kick", 0.0]).is_release
 
@@ -38,7 +70,7 @@ def test_velocity_zero_is_a_release() -> None:
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["kick"], "takes"),
+        ([], "takes"),
         (["kick", 128], "velocity must be in 0..127"),
         (["kick", -1], "velocity"),
         (["kick", 100.5], "must be an integer"),
