@@ -31,7 +31,7 @@ from model.checkpoint import LoadedModel, build_model
 from model.config import Config, load_config, read_yaml
 from model.errors import DrumDiffError
 from model.generate import render, settings_for
-from model.loss import v_loss
+from model.loss import configured_frequency_weights, v_loss
 from model.sampling import SAMPLERS, network_evaluations
 from model.unet import count_parameters
 
@@ -136,6 +136,7 @@ def bench_train(
                 y,
                 condition_dropout=config.diffusion.condition_dropout,
                 weighting=config.diffusion.loss_weighting,
+                frequency_weighting=configured_frequency_weights(config, x.shape[-1]),
                 generator=torch.Generator().manual_seed(seed + i),
             )
         loss.backward()

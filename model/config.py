@@ -50,6 +50,11 @@ class ModelConfig:
     fourier_features: int = 64  # random Fourier features of the noise level
     positional: bool = True  # learned embedding of absolute time in the clip
     dropout: float = 0.0
+    # A residual stage at the full sample rate after unpatching: it sees the U-Net's output and
+    # the noisy input sample by sample, across patch borders, where the per-frame output layer
+    # alone leaves lines at multiples of sample_rate / patch_size. 0 channels = none.
+    refiner_channels: int = 0
+    refiner_kernel: int = 33  # odd; taps of each refiner convolution
     classes: tuple[str, ...] = DRUM_CLASSES  # an unconditional model has one class
 
     @property
@@ -85,6 +90,11 @@ class DiffusionConfig:
     envelope_floor: float = 0.003  # lower bound on the envelope, bounding the gain (~-50 dBFS)
     learn_envelope: bool = True  # the trainer measures `envelope` on the train split if empty
     loss_weighting: str = "uniform"  # "uniform" or "snr-clamp"
+    # The model space is white, so a plain MSE spends its weight evenly per Hz: the 30-100 Hz
+    # body of a kick is 0.3 % of the bins. This share of the loss weight is instead spread
+    # evenly per octave (weight ~ 1 / f above `loss_octave_floor_hz`), as hearing does.
+    loss_octave_share: float = 0.0  # 0 = flat per Hz; 1 = flat per octave
+    loss_octave_floor_hz: float = 40.0  # below this the per-octave weight stays constant
     # Per-class model spaces: each class gets its own measured spectrum and envelope, so a kick
     # is whitened and flattened by kick statistics and the network's residual errors come back
     # kick-shaped (not average-cymbal-shaped). Blends of classes use the weighted geometric mean;
@@ -175,6 +185,10 @@ ADDED_DEFAULTS: dict[tuple[str, str], object] = {
     ("diffusion", "class_spaces"): False,
     ("diffusion", "class_spectra"): [],  # compared with to_dict output, where tuples are lists
     ("diffusion", "class_envelopes"): [],
+    ("diffusion", "loss_octave_share"): 0.0,
+    ("diffusion", "loss_octave_floor_hz"): 40.0,
+    ("model", "refiner_channels"): 0,
+    ("model", "refiner_kernel"): 33,
 }
 
 

@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from model.config import Config
 from model.diffusion import add_noise, alpha_sigma, v_target
 from model.unet import DrumUNet1d
+
+
+@functools.lru_cache(maxsize=8)
+def frequency_weights(length: int, sample_rate: int, octave_share: float, floor_hz: float) -> Tensor:
+    """Per-rfft-bin loss weights (length // 2 + 1,) with mean 1 over the spectrum.
+
+    A share `octave_share` of the weight is spread evenly per octave (~ 1 / f, held constant
+    below `floor_hz`), the rest evenly per Hz. "Mean 1" counts each bin as often as it occurs
+    in the full spectrum (the interior bins twice), so weights of all ones give the plain MSE.
+    """
+    if not 0.0 <= octave_share <= 1.0:
+        raise ValueError(f"loss octave share must be in [0, 1], got {octave_share}")
+    if floor_hz <= 0:
+        raise ValueError(f"loss octave floor must be > 0 Hz, got {floor_hz}")
+    bins = length // 2 + 1
+    freqs = torch.arange(bins, dtype=torch.float64) * sample_rate / length
+    multiplicity = torch.full((bins,), 2.0, dtype=torch.float64)
+    multiplicity[0] = 1.0
+    if length % 2 == 0:
+        multiplicity[-1] = 1.0
+    per_octave = 1.0 / freqs.clamp_min(floor_hz)
+    per_octave = per_octave * length / (multiplicity * per_octave).sum()
+    return ((1.0 - octave_share) + octave_share * per_octave).float()
+
+
+def configured_frequency_weights(config: Config, length: int) -> Tensor | None:
+    """The training loss's per-bin weights for clips of `length`, or None for the plain MSE."""
+    d = config.diffusion
+    if d.loss_octave_share == 0.0:
+        return None
+    return frequency_weights(length, config.model.sample_rate, d.loss_octave_share, d.loss_octave_floor_hz)
+
+
+def spectral_mse(error: Tensor, weights: Tensor) -> Tensor:
+    """Mean of `error` (B, C, T) squared, weighted per frequency bin: (B,).
+
+    By Parseval, weights of all ones give exactly the time-domain mean square.
+    """
+    n = error.shape[-1]
+    power = torch.fft.rfft(error.float(), dim=-1).abs().square()
+    multiplicity = torch.full_like(weights, 2.0)
+    multiplicity[0] = 1.0
+    if n % 2 == 0:
+        multiplicity[-1] = 1.0
+    per_channel = (power * (multiplicity * weights).to(power.device)).sum(dim=-1) / (n * n)
+    return per_channel.mean(dim=tuple(range(1, per_channel.dim())))
 
 
 def v_loss(
@@ -20,12 +68,14 @@ def v_loss(
     null_class: int | None = None,
     condition_dropout: float = 0.1,
     weighting: str = "uniform",
+    frequency_weighting: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mean v-objective loss of `net` on clean clips x0 (B, C, T) with labels (B,).
 
     `net` may be wrapped (DDP); then pass `null_class`. t ~ U[0, 1]; a `condition_dropout` share of items trains the null class. "snr-clamp" weights
     each item by min(SNR, 5) / (SNR + 1): Min-SNR-5 for the v target (Hang et al., 2023).
+    `frequency_weighting` (T // 2 + 1,) weighs the error per frequency bin (`frequency_weights`).
     """
     b = x0.shape[0]
     device = x0.device
@@ -38,8 +88,12 @@ def v_loss(
         null_class = net.null_class  # type: ignore[union-attr]
     ids = torch.where(drop, torch.full_like(class_ids, null_class), class_ids)
     v = net(add_noise(x0, noise, t), t, ids)
-    per_item = F.mse_loss(v.float(), v_target(x0, noise, t).float(), reduction="none")
-    per_item = per_item.mean(dim=tuple(range(1, x0.dim())))
+    target = v_target(x0, noise, t)
+    if frequency_weighting is None:
+        per_item = F.mse_loss(v.float(), target.float(), reduction="none")
+        per_item = per_item.mean(dim=tuple(range(1, x0.dim())))
+    else:
+        per_item = spectral_mse(v.float() - target.float(), frequency_weighting)
     if weighting == "uniform":
         return per_item.mean()
     if weighting == "snr-clamp":

@@ -31,7 +31,7 @@ from model.diffusion import audio_to_model, measure_envelope, measure_spectrum, 
 from model.errors import CheckpointError, DrumDiffError
 from model.finish import measure_class_envelopes
 from model.loader import BatchPrefetcher, augmented_clips
-from model.loss import v_loss
+from model.loss import configured_frequency_weights, v_loss
 from model.unet import DrumUNet1d
 
 import yaml
@@ -583,6 +583,7 @@ class Trainer:
                     y,
                     condition_dropout=self.config.diffusion.condition_dropout,
                     weighting=self.config.diffusion.loss_weighting,
+                    frequency_weighting=configured_frequency_weights(self.config, x.shape[-1]),
                     generator=gen,
                     null_class=self.net.null_class,
                 )
@@ -628,6 +629,8 @@ class Trainer:
     def _log_metrics(self, row: dict[str, Any]) -> None:
         if not self.dist.main:
             return
+        # The run folder may not exist yet: only TensorBoard's writer or write_run_files make it.
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         if self.writer is not None:
@@ -655,11 +658,18 @@ class Trainer:
             self.writer.add_image(f"spectrogram/{name}", image, self.step)
 
     def fit(
-        self, *, stop_at: int | None = None, stop_after_s: float | None = None, progress: bool = True
+        self,
+        *,
+        stop_at: int | None = None,
+        stop_after_s: float | None = None,
+        progress: bool = True,
+        on_step: Callable[[int, float], bool] | None = None,
     ) -> TrainState:
         """Train to `stop_at` (or max_steps), or until `stop_after_s` seconds have passed.
 
-        Either way the last step is checkpointed, so a later resume goes on from exactly there.
+        `on_step(step, loss)` runs after every step; returning True stops the run there (as a
+        time limit does). Either way the last step is checkpointed, so a later resume goes on
+        from exactly there.
         """
         cfg = self.config.train
         target = min(cfg.max_steps, stop_at) if stop_at is not None else cfg.max_steps
@@ -667,11 +677,14 @@ class Trainer:
             raise DrumDiffError("a time limit needs one process (ranks would stop at different steps); use stop_at")
         deadline = time.monotonic() + stop_after_s if stop_after_s is not None else None
         try:
-            return self._fit(target, deadline, progress)
+            return self._fit(target, deadline, progress, on_step)
         finally:
             self.close_loader()
 
-    def _fit(self, target: int, deadline: float | None, progress: bool) -> TrainState:
+    def _fit(
+        self, target: int, deadline: float | None, progress: bool,
+        on_step: Callable[[int, float], bool] | None = None,
+    ) -> TrainState:
         cfg = self.config.train
         if self.dist.main:
             try:
@@ -715,10 +728,16 @@ class Trainer:
             if cfg.demo_every and self.step % cfg.demo_every == 0 and self.dist.main:
                 self._demo()
             out_of_time = deadline is not None and time.monotonic() >= deadline
-            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == target or out_of_time:
+            asked_to_stop = on_step is not None and bool(on_step(self.step, loss))
+            if (
+                (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                or self.step == target or out_of_time or asked_to_stop
+            ):
                 self.save()
             if out_of_time:
                 self.log(f"time limit reached at step {self.step}")
+                break
+            if asked_to_stop:
                 break
         if bar is not None:
             bar.close()

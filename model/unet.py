@@ -65,6 +65,33 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+class SampleRefiner(nn.Module):
+    """A residual stage at the full sample rate: coarse output and noisy input in, output out.
+
+    The last convolution starts at zero, so a network that gains a refiner starts out computing
+    exactly what it computed without one.
+    """
+
+    def __init__(self, audio_channels: int, channels: int, kernel_size: int, embed_dim: int) -> None:
+        super().__init__()
+        if channels < 1 or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(
+                f"the refiner needs channels >= 1 and an odd kernel, got {channels} and {kernel_size}"
+            )
+        pad = kernel_size // 2
+        self.conv_in = nn.Conv1d(2 * audio_channels, channels, kernel_size, padding=pad)
+        self.film = nn.Linear(embed_dim, 2 * channels)
+        self.conv_out = nn.Conv1d(channels, audio_channels, kernel_size, padding=pad)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, coarse: Tensor, x: Tensor, emb: Tensor) -> Tensor:
+        """coarse, x: (B, C, T); emb: (B, embed_dim) -> (B, C, T)."""
+        h = self.conv_in(torch.cat([coarse, x.to(coarse.dtype)], dim=1))
+        scale, shift = self.film(emb)[:, :, None].chunk(2, dim=1)
+        return coarse + self.conv_out(F.gelu(h * (1 + scale) + shift))
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over time, pre-norm, residual."""
 
@@ -185,6 +212,11 @@ class DrumUNet1d(nn.Module):
         self.out = nn.Conv1d(w0, patch_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.refiner = (
+            SampleRefiner(cfg.audio_channels, cfg.refiner_channels, cfg.refiner_kernel, cfg.embed_dim)
+            if cfg.refiner_channels
+            else None
+        )
 
     @property
     def null_class(self) -> int:
@@ -246,7 +278,10 @@ class DrumUNet1d(nn.Module):
             if j < len(self.upsample):
                 h = self.upsample[j](h)
         h = self.out(F.gelu(self.out_norm(h)))  # (B, C*P, T/P)
-        return h.reshape(b, c, p, n // p).permute(0, 1, 3, 2).reshape(b, c, n)
+        out = h.reshape(b, c, p, n // p).permute(0, 1, 3, 2).reshape(b, c, n)
+        if self.refiner is not None:
+            out = self.refiner(out, x, emb)
+        return out
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -242,3 +242,63 @@ def test_class_spaces_pick_each_items_space_and_invert_exactly() -> None:
     # Without class spaces the weights change nothing.
     plain = dataclasses.replace(cfg, class_spaces=False)
     torch.testing.assert_close(audio_to_model(audio, plain, weights), audio_to_model(audio, plain))
+
+
+def test_flat_frequency_weights_give_the_plain_mse() -> None:
+    from model.loss import frequency_weights, spectral_mse
+
+    error = torch.randn(3, 2, 1000)
+    flat = frequency_weights(1000, 44100, 0.0, 40.0)
+    assert torch.allclose(spectral_mse(error, flat), error.square().mean(dim=(1, 2)), rtol=1e-4)
+    odd = torch.randn(2, 1, 999)
+    assert torch.allclose(spectral_mse(odd, frequency_weights(999, 44100, 0.0, 40.0)),
+                          odd.square().mean(dim=(1, 2)), rtol=1e-4)
+
+
+def test_octave_weights_favour_low_bands_evenly_per_octave() -> None:
+    from model.loss import frequency_weights
+
+    n, sr = 32768, 44100
+    w = frequency_weights(n, sr, 1.0, 40.0).double()
+    freqs = torch.arange(n // 2 + 1, dtype=torch.float64) * sr / n
+
+    def band(lo: float, hi: float) -> float:
+        return float(w[(freqs >= lo) & (freqs < hi)].sum())
+
+    # Each octave above the floor carries the same weight; per Hz it would be 1:2:4...
+    assert band(100, 200) == pytest.approx(band(1000, 2000), rel=0.02)
+    assert band(100, 200) == pytest.approx(band(5000, 10000), rel=0.02)
+    # Mean weight 1 counted over the full spectrum keeps the loss on the plain MSE's scale.
+    multiplicity = torch.full_like(w, 2.0)
+    multiplicity[0] = multiplicity[-1] = 1.0
+    assert float((multiplicity * w).sum() / n) == pytest.approx(1.0, rel=1e-6)
+    half = frequency_weights(n, sr, 0.5, 40.0).double()
+    assert torch.allclose(half, 0.5 + 0.5 * w)
+    with pytest.raises(ValueError, match="octave share"):
+        frequency_weights(n, sr, 1.5, 40.0)
+
+
+def test_octave_weighted_loss_punishes_a_low_error_more_than_a_high_one() -> None:
+    from model.loss import frequency_weights, spectral_mse
+
+    n, sr = 4096, 44100
+    time = torch.arange(n) / sr
+    low = torch.sin(2 * torch.pi * 60 * time)[None, None]
+    high = torch.sin(2 * torch.pi * 6000 * time)[None, None]
+    flat = frequency_weights(n, sr, 0.0, 40.0)
+    octave = frequency_weights(n, sr, 0.5, 40.0)
+    assert float(spectral_mse(low, flat)) == pytest.approx(float(spectral_mse(high, flat)), rel=0.05)
+    assert float(spectral_mse(low, octave)) > 10 * float(spectral_mse(high, octave))
+
+
+def test_configured_loss_is_the_plain_mse_until_asked(tiny_config: Config) -> None:
+    import dataclasses
+
+    from model.loss import configured_frequency_weights
+
+    assert configured_frequency_weights(tiny_config, 2048) is None
+    cfg = dataclasses.replace(
+        tiny_config, diffusion=dataclasses.replace(tiny_config.diffusion, loss_octave_share=0.5)
+    )
+    weights = configured_frequency_weights(cfg, 2048)
+    assert weights is not None and weights.shape == (1025,)

@@ -131,3 +131,33 @@ def test_fourier_features_shape() -> None:
     out = ff(torch.tensor([0.0, 0.5, 1.0]))
     assert out.shape == (3, 16)
     torch.testing.assert_close(out[0, :8], torch.ones(8))  # cos(0)
+
+
+def test_refiner_starts_as_identity_and_then_sees_across_patch_borders(tiny_config: Config) -> None:
+    """A network that gains a refiner computes what it did without one until it is trained."""
+    plain = _net(tiny_config.model)
+    cfg = dataclasses.replace(tiny_config.model, refiner_channels=4, refiner_kernel=5)
+    torch.manual_seed(0)
+    refined = DrumUNet1d(cfg).eval()
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("refiner.") for k in missing) and not unexpected
+    x, t, ids = torch.randn(2, 1, cfg.length), torch.rand(2), torch.tensor([0, 1])
+    with torch.no_grad():
+        assert torch.equal(refined(x, t, ids), plain(x, t, ids))
+        randomize(refined.refiner, seed=3)
+        # An impulse in the input one sample before a patch border moves the output after it.
+        border = cfg.patch_size * 4
+        x2 = x.clone()
+        x2[..., border - 1] += 1.0
+        change = (refined(x2, t, ids) - refined(x, t, ids)).abs()[0, 0]
+        base_change = (plain(x2, t, ids) - plain(x, t, ids)).abs()[0, 0]
+    assert not torch.allclose(change, base_change)
+    assert float(change[border : border + 2].sum()) > 0
+
+
+@pytest.mark.parametrize(("channels", "kernel"), [(0, 5), (4, 4)])
+def test_refiner_needs_channels_and_an_odd_kernel(channels: int, kernel: int) -> None:
+    from model.unet import SampleRefiner
+
+    with pytest.raises(ValueError, match="odd kernel"):
+        SampleRefiner(1, channels, kernel, 8)
