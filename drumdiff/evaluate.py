@@ -41,6 +41,11 @@ def build_parser():  # type: ignore[no-untyped-def]
     p.add_argument("--classifier-epochs", type=int, default=30)
     p.add_argument("--reference-noise", action="store_true",
                    help="also judge white-noise bursts (alone when no checkpoint or --config is given)")
+    p.add_argument("--unfinished", action="store_true",
+                   help="also judge every step count without the class envelope limit and tail gate")
+    p.add_argument("--reference-real", action="store_true",
+                   help="also judge --n real hits per class of the training kits, as if rendered: what "
+                        "real drums from other kits score (they are all flagged as copies, by design)")
     p.add_argument("--sampler", default=None, help="override the model's sampler")
     p.add_argument("--guidance", type=float, default=None, help="override the guidance scale")
     p.add_argument("--repeats", type=int, default=10, help="random half-splits averaged per distance")
@@ -87,6 +92,31 @@ def summary_rows(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def class_rows(result: dict[str, Any]) -> list[str]:
+    """Per class: distance x floor (Frechet, or nearest-neighbour where a class has few test
+    hits), fidelity, and the body descriptors and grid lines against the test kits."""
+    from model.evaluate import class_distance
+
+    head = (f"{'class':<11} {'dist x':>6} {'by':>7} {'fidel':>6} {'centr x':>7} {'dec20 x':>7} "
+            f"{'attack x':>8} {'start':>6} {'real':>6} {'grid dB':>7} {'real':>6}")
+    lines = [f"per class, {result['name']}:", head]
+    for name, entry in result["per_class"].items():
+        if "distances" not in entry:
+            continue
+        d = class_distance(entry)
+        desc, sanity = entry.get("descriptors", {}), entry.get("sanity", {})
+        start = desc.get("start_level", {})
+        lines.append(
+            f"{name:<11} {_fmt(d['value'], '6.2f')} {d['measure']:>7} {_fmt(entry['fidelity']['share'], '6.2f')} "
+            f"{_fmt(desc.get('centroid_hz', {}).get('ratio'), '7.2f')} "
+            f"{_fmt(desc.get('decay20_s', {}).get('ratio'), '7.2f')} "
+            f"{_fmt(desc.get('attack_s', {}).get('ratio'), '8.2f')} "
+            f"{_fmt(start.get('generated_median'), '6.2f')} {_fmt(start.get('real_median'), '6.2f')} "
+            f"{_fmt(sanity.get('grid_peaks_db'), '7.1f')} {_fmt(sanity.get('real_grid_peaks_db'), '6.1f')}"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 2:
@@ -103,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         noise_bursts,
         real_hits,
         render_hits,
+        sample_per_class,
     )
 
     try:
@@ -165,11 +196,21 @@ def main(argv: list[str] | None = None) -> int:
                                render_info=info, steps=steps, grid_period=grid_period)
                 judged.append(result)
                 print("\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]), flush=True)
+                if args.unfinished:
+                    with tqdm(total=total, unit="hit-step", desc=f"unfinished {steps:>3}",
+                              file=sys.stderr) as bar:
+                        hits, info = render_hits(model, args.n, steps, seed=args.seed, batch_size=args.batch_size,
+                                                 overrides=overrides, progress=bar.update, finished=False)
+                    judged.append(judge(ref, f"raw={steps}", hits, repeats=args.repeats, seed=args.seed,
+                                        render_info=info, steps=steps, grid_period=grid_period))
         if args.reference_noise:
             length = int(test.audio.shape[-1])
             noise = noise_bursts(classes, args.n, length, sample_rate, channels=test.audio.shape[1],
                                  seed=args.seed)
             judged.append(judge(ref, "noise", noise, repeats=args.repeats, seed=args.seed, grid_period=grid_period))
+        if args.reference_real:
+            judged.append(judge(ref, "real-train", sample_per_class(train, args.n, seed=args.seed),
+                                repeats=args.repeats, seed=args.seed, grid_period=grid_period))
         report = {
             "drumdiff": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -207,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
             "real": {"fidelity_ceiling": ref.ceiling},
             "results": [{"name": j.name, "steps": j.steps, "render": j.render, **j.scores} for j in judged],
         }
+        scored = {r["name"]: r["overall"]["distances"]["embedding"]["fd_ratio"] for r in report["results"]}
+        finishing = {}
+        for steps in args.steps if args.unfinished else []:
+            done, raw = scored.get(f"steps={steps}"), scored.get(f"raw={steps}")
+            if done and raw:
+                finishing[str(steps)] = {"finished": done, "raw": raw, "worse_by": raw / done - 1,
+                                         "met": raw / done - 1 <= 0.15}
+        report["finishing"] = finishing
         report = _plain(report)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -217,6 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     except (DrumDiffError, ValueError) as err:
         return fail(str(err))
     print("\n".join(summary_rows(report["results"])))
+    for steps, row in report.get("finishing", {}).items():
+        print(f"finishing off at {steps} steps: FD x floor {row['raw']:.2f} vs {row['finished']:.2f} finished "
+              f"({100 * row['worse_by']:+.0f} %; target <= +15 %: {'met' if row['met'] else 'not met'})")
+    for result in report["results"]:
+        print("\n".join(class_rows(result)))
+    print("(dist x = distance to the test kits x its real-vs-real floor, by Frechet distance or, for classes "
+          "with few test hits, by nearest neighbours; centr/dec20/attack x = median / the test kits'; start = "
+          "median |first sample| / peak; grid dB = patch-rate lines above their neighbourhood)")
     print("(x = ratio to the real-vs-real floor; KID is unbiased, so its floor can be <= 0 and its ratio is "
           "given on the biased MMD^2; fidel = class "
           "fidelity, ceil = the same on real test hits; pairw x = mean pairwise embedding distance / real's)")

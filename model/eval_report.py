@@ -239,6 +239,19 @@ def write_html(out: Path, report: dict[str, Any], ref: Reference, judged: list[J
             rows.append([f"patch-grid peaks at multiples of sr/{s['grid_period']} vs real (dB, no more than 1 above)",
                          f"{_f(s['grid_peaks_db'])} vs {_f(s['real_grid_peaks_db'])}",
                          s["grid_peaks_db"] <= s["real_grid_peaks_db"] + 1.0])
+        for name, v in t.get("class_distance", {}).get("classes", {}).items():
+            rows.append([f"{name}: distance / floor <= 2 (by {v['measure']})", v["value"], v["met"]])
+        for name, checks in t.get("body_descriptors", {}).get("classes", {}).items():
+            for desc, v in checks.items():
+                rows.append([f"{name}: median {desc} generated / real within 0.8-1.2", v["ratio"], v["met"]])
+        if "kick_start_level" in t:
+            k = t["kick_start_level"]
+            rows.append([f"kick: median first sample / peak {k['target']} (real {_f(k['real'])})", k["value"], k["met"]])
+        for name, v in t.get("grid_peaks", {}).get("classes", {}).items():
+            rows.append([f"{name}: patch-grid lines above the real kits' <= 2 dB", v["above_real_db"], v["met"]])
+        for steps, v in report.get("finishing", {}).items():
+            rows.append([f"{steps} steps without finishing: FD / floor at most 15 % worse",
+                         f"{_f(v['raw'])} vs {_f(v['finished'])}", v["met"]])
         parts.append(f"<h2>Targets at {html.escape(focus.name)}</h2>")
         parts.append(_table(["target", "value", "met"], rows))
     plots = _plots(out, report, ref, focus, judged) if focus is not None else {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,18 @@ def real_hits(dataset_dir: str | Path, classes: Sequence[str], split: str) -> Hi
         raise EvaluationError(f"{dataset_dir} has no {split} clips for classes {list(classes)}")
     audio = np.stack([ds.clip(i) for i in range(len(ds))])
     return HitSet(audio, np.asarray(ds.labels, dtype=np.int64), tuple(classes), ids=tuple(int(i) for i in ds.indices))
+
+
+def sample_per_class(hits: HitSet, n_per_class: int, seed: int = 0) -> HitSet:
+    """Up to `n_per_class` hits of every class, drawn without replacement (a reference set)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for ci in range(len(hits.classes)):
+        idx = np.nonzero(hits.labels == ci)[0]
+        keep.extend(sorted(rng.choice(idx, min(n_per_class, len(idx)), replace=False).tolist()))
+    rows = np.asarray(keep, dtype=np.int64)
+    ids = tuple(hits.ids[i] for i in rows) if hits.ids is not None else None
+    return HitSet(hits.audio[rows], hits.labels[rows], hits.classes, ids=ids)
 
 
 # --- distances -------------------------------------------------------------------------------
@@ -218,6 +230,37 @@ def distances_with_floor(
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
     return np.sqrt(np.clip(sq, 0, None))
+
+
+def nearest_neighbour_ratio(
+    real: np.ndarray, gen: np.ndarray, *, repeats: int = 10, seed: int = 0
+) -> dict[str, Any]:
+    """How far renders sit from real hits, beside how far real hits sit from each other.
+
+    For a handful of real hits (a test kit holds ~7 kicks) a Frechet distance between halves of
+    3 is noise; nearest neighbours are not. Both ways, count-matched to the floor: each render's
+    distance to its nearest of n - 1 real hits, and each real hit's to its nearest of n - 1
+    renders, over each real hit's distance to its nearest other real hit. 1 = renders are as
+    close to the kit as its own hits are to each other; it grows with both missing and made-up
+    sounds. Mean over `repeats` random subsets.
+    """
+    n = len(real)
+    if n < 3 or len(gen) < n - 1:
+        return {"ratio": None, "distance": None, "floor": None, "real": n}
+    rr = _pairwise(real, real)
+    np.fill_diagonal(rr, np.inf)
+    floor = float(rr.min(axis=1).mean())
+    rg = _pairwise(real, gen)  # (R, G)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(repeats):
+        keep_real = rng.choice(n, n - 1, replace=False)
+        keep_gen = rng.choice(len(gen), n - 1, replace=False)
+        to_real = rg[keep_real].min(axis=0).mean()  # every render to its nearest of n - 1 real
+        to_gen = rg[:, keep_gen].min(axis=1).mean()  # every real hit to its nearest of n - 1 renders
+        values.append(0.5 * (to_real + to_gen))
+    distance = float(np.mean(values))
+    return {"ratio": _ratio(distance, floor), "distance": distance, "floor": floor, "real": n}
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float | None:
@@ -462,6 +505,11 @@ def score(
                                         repeats=repeats, seed=seed)
             for space, attr in (("embedding", "embedding"), ("handcrafted", "hand"))
         }
+        out["nearest"] = {
+            space: nearest_neighbour_ratio(getattr(rf, attr)[rmask], getattr(feats, attr)[gmask],
+                                           repeats=repeats, seed=seed)
+            for space, attr in (("embedding", "embedding"), ("handcrafted", "hand"))
+        }
         pg = mean_pairwise_distance(feats.embedding[gmask])
         pr = mean_pairwise_distance(rf.embedding[rmask])
         out["diversity"] = {
@@ -502,8 +550,26 @@ def score(
     return {"overall": overall, "per_class": per_class, "copies": copies, "copy_threshold": ref.copy_threshold}
 
 
+#: Classes whose body, attack and decay the default model must get right.
+BODY_CLASSES = ("kick", "snare", "tom")
+CLASS_DISTANCE_TARGET = 2.0  # every class's distance to the test kits, x its floor
+BODY_DESCRIPTORS = ("centroid_hz", "decay20_s", "attack_s")
+GRID_MARGIN_DB = 2.0  # patch-grid lines at most this far above the real kits'
+START_LEVEL_TARGET = 0.1  # a kick's first sample below this share of its peak (unless real ones are not)
+
+
+def class_distance(entry: dict[str, Any]) -> dict[str, Any]:
+    """One class's distance x floor: the Frechet ratio when its halves are big enough to trust,
+    else the nearest-neighbour ratio (see `nearest_neighbour_ratio`)."""
+    fd = entry.get("distances", {}).get("embedding", {})
+    if fd.get("reliable") and fd.get("fd_ratio") is not None:
+        return {"value": fd["fd_ratio"], "measure": "fd"}
+    nn = entry.get("nearest", {}).get("embedding", {})
+    return {"value": nn.get("ratio"), "measure": "nearest"}
+
+
 def targets(result: dict[str, Any]) -> dict[str, Any]:
-    """Issue 8's targets for the default model, checked on one scored set."""
+    """The default model's targets, checked on one scored set."""
     overall = result["overall"]
     fd_ratio = overall.get("distances", {}).get("embedding", {}).get("fd_ratio")
     fidelity = {}
@@ -517,11 +583,40 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         if "ratio" in row:
             r = row["ratio"]
             descs[name] = {"ratio": r, "met": None if r is None else abs(r - 1) <= 0.2}
+    distances: dict[str, Any] = {}
+    grid: dict[str, Any] = {}
+    for name, entry in result["per_class"].items():
+        if "distances" not in entry:
+            continue
+        d = class_distance(entry)
+        distances[name] = {**d, "met": None if d["value"] is None else d["value"] <= CLASS_DISTANCE_TARGET}
+        gen_db = entry.get("sanity", {}).get("grid_peaks_db")
+        real_db = entry.get("sanity", {}).get("real_grid_peaks_db")
+        if gen_db is not None and real_db is not None:
+            above = gen_db - real_db
+            grid[name] = {"above_real_db": above, "met": above <= GRID_MARGIN_DB}
+    body: dict[str, Any] = {}
+    for name in BODY_CLASSES:
+        rows = result["per_class"].get(name, {}).get("descriptors", {})
+        checks = {}
+        for desc in BODY_DESCRIPTORS:
+            r = rows.get(desc, {}).get("ratio")
+            checks[desc] = {"ratio": r, "met": None if r is None else abs(r - 1) <= 0.2}
+        if rows:
+            body[name] = checks
+    kick_start = result["per_class"].get("kick", {}).get("descriptors", {}).get("start_level", {})
+    gen_start, real_start = kick_start.get("generated_median"), kick_start.get("real_median")
+    limit = max(START_LEVEL_TARGET, real_start or 0.0)
     return {
         "fd_embedding_ratio": {"value": fd_ratio, "target": "<= 3", "met": None if fd_ratio is None else fd_ratio <= 3},
         "class_fidelity": {"target": ">= 0.9 of ceiling", "classes": fidelity},
         "copies": {"value": len(result["copies"]), "met": len(result["copies"]) == 0},
         "descriptor_medians": {"target": "within 20% of real", "descriptors": descs},
+        "class_distance": {"target": f"<= {CLASS_DISTANCE_TARGET} x floor", "classes": distances},
+        "body_descriptors": {"target": "medians within 20% of the test kits'", "classes": body},
+        "kick_start_level": {"value": gen_start, "real": real_start, "target": f"< {limit:.3g}",
+                             "met": None if gen_start is None else gen_start < limit},
+        "grid_peaks": {"target": f"<= {GRID_MARGIN_DB} dB above the real kits'", "classes": grid},
     }
 
 
@@ -537,14 +632,20 @@ def render_hits(
     batch_size: int = 16,
     overrides: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    finished: bool = True,
 ) -> tuple[HitSet, dict[str, Any]]:
     """Render `n_per_class` hits of every model class with seeds seed..seed+n-1 (the same seeds
     for every class and step count, so step counts are compared on the same starting noise).
 
     `progress(k)` is called after each sampler step with the number of hits in the batch.
-    Returns the hits and the render settings used.
+    `finished=False` renders without the class envelope limit and the tail gate, to judge what
+    the network makes before finishing polishes it. Returns the hits and the render settings used.
     """
     from model.generate import render, settings_for
+
+    if not finished:
+        raw = replace(model.config.finish, class_envelopes=(), tail_gate_db=0.0)
+        model = replace(model, config=replace(model.config, finish=raw))
 
     settings = settings_for(model, steps=steps, **(overrides or {}))
     classes = tuple(model.classes)
@@ -560,7 +661,7 @@ def render_hits(
     seconds = time.perf_counter() - started
     info = {"steps": settings.steps, "sampler": settings.sampler, "schedule": settings.schedule,
             "guidance": settings.guidance, "eta": settings.eta, "seconds": seconds,
-            "seconds_per_hit": seconds / len(seeds)}
+            "seconds_per_hit": seconds / len(seeds), "finished": finished}
     return HitSet(np.concatenate(chunks), labels, classes, seeds=tuple(seeds)), info
 
 

@@ -123,7 +123,9 @@ DESCRIPTORS: dict[str, tuple[str, str]] = {
     "peak": ("linear", "ratio"),  # absolute sample peak
     "attack_s": ("s", "ratio"),  # envelope 10% -> 90% of its maximum
     "decay_s": ("s", "ratio"),  # envelope maximum -> last time it is within 30 dB of it
+    "decay20_s": ("s", "ratio"),  # the same within 20 dB: how long the body rings
     "centroid_hz": ("Hz", "ratio"),  # power-weighted over the whole clip
+    "start_level": ("share", "delta"),  # |first sample| / peak: ~1 is a click at the start
     "pre_onset_db": ("dBFS", "delta"),  # RMS before the onset; NaN when the onset is at the start
     "tail_db": ("dBFS", "delta"),  # RMS over 80-95% of the clip (after decay, before the end fade)
     "dc_db": ("dBFS", "delta"),  # |mean sample|
@@ -133,6 +135,7 @@ DESCRIPTORS: dict[str, tuple[str, str]] = {
 ENV_FRAME = 64
 ENV_HOP = 16
 DECAY_DB = 30.0
+BODY_DB = 20.0
 ONSET_DB = 30.0  # the onset is where the envelope first comes within this of its maximum
 
 
@@ -167,6 +170,8 @@ def descriptors(audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
     for i in range(n):
         x = mono[i].astype(np.float64)
         out["peak"][i] = float(np.abs(audio[i]).max())
+        if out["peak"][i] > 0:
+            out["start_level"][i] = float(np.abs(audio[i][:, 0]).max() / out["peak"][i])
         frames = max(1, (length - ENV_FRAME) // ENV_HOP + 1)
         idx = np.arange(frames)[:, None] * ENV_HOP + np.arange(min(ENV_FRAME, length))[None]
         env = np.sqrt(np.square(x[idx]).mean(axis=1))  # (frames,) RMS envelope
@@ -179,6 +184,8 @@ def descriptors(audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         out["attack_s"][i] = max(0, k90 - k10) * ENV_HOP / sample_rate
         within = np.nonzero(env >= top * 10 ** (-DECAY_DB / 20))[0]
         out["decay_s"][i] = (within[-1] - k_peak) * ENV_HOP / sample_rate
+        body = np.nonzero(env >= top * 10 ** (-BODY_DB / 20))[0]
+        out["decay20_s"][i] = (body[-1] - k_peak) * ENV_HOP / sample_rate
         onset = int(np.argmax(env >= top * 10 ** (-ONSET_DB / 20))) * ENV_HOP
         if onset >= sample_rate // 1000:  # at least 1 ms of pre-onset audio to measure
             out["pre_onset_db"][i] = _db(np.sqrt(np.square(x[:onset]).mean()))

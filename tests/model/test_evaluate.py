@@ -142,6 +142,59 @@ def test_descriptors_see_clipping_silence_and_decay() -> None:
     assert 150 < d["centroid_hz"][1] < 400
 
 
+def test_descriptors_see_a_click_at_the_start_and_a_short_body() -> None:
+    t = np.arange(8192) / SR
+    ramp = np.minimum(1.0, t / 0.005)
+    smooth = np.sin(2 * np.pi * 60 * t) * ramp * np.exp(-t / 0.08)
+    click = np.exp(-t / 0.02)  # a step at full level: starts at its peak
+    d = descriptors(np.stack([smooth, click])[:, None].astype(np.float32), SR)
+    assert d["start_level"][0] < 0.01 and d["start_level"][1] == pytest.approx(1.0)
+    assert d["decay20_s"][0] > d["decay20_s"][1] > 0
+    assert d["decay20_s"][0] < d["decay_s"][0]
+
+
+def test_nearest_neighbour_ratio_is_one_for_the_same_kind_and_grows_away_from_it() -> None:
+    from model.evaluate import nearest_neighbour_ratio
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((7, 16))
+    alike = rng.standard_normal((20, 16))
+    shifted = alike + 3.0
+    collapsed = np.repeat(real[:1], 20, axis=0) + 0.01 * rng.standard_normal((20, 16))
+    same = nearest_neighbour_ratio(real, alike, repeats=20)["ratio"]
+    assert 0.7 < same < 1.4
+    assert nearest_neighbour_ratio(real, shifted, repeats=20)["ratio"] > 1.5 * same
+    # One real hit copied over and over is close to the kit one way, far from most of it the other.
+    assert nearest_neighbour_ratio(real, collapsed, repeats=20)["ratio"] > 0.5
+    assert nearest_neighbour_ratio(real[:2], alike)["ratio"] is None
+
+
+def test_targets_check_every_class_and_the_kick_start() -> None:
+    from model.evaluate import targets
+
+    def entry(ratio: float, reliable: bool, start: float) -> dict:
+        return {
+            "distances": {"embedding": {"reliable": reliable, "fd_ratio": 5.0}},
+            "nearest": {"embedding": {"ratio": ratio}},
+            "fidelity": {"ratio": 1.0},
+            "descriptors": {"centroid_hz": {"ratio": 1.1}, "decay20_s": {"ratio": 0.5},
+                            "attack_s": {"ratio": 1.0},
+                            "start_level": {"generated_median": start, "real_median": 0.01}},
+            "sanity": {"grid_peaks_db": 6.0, "real_grid_peaks_db": 1.0},
+        }
+
+    result = {"overall": {}, "copies": [],
+              "per_class": {"kick": entry(1.5, False, 0.9), "snare": entry(1.5, True, 0.0)}}
+    t = targets(result)
+    kick, snare = t["class_distance"]["classes"]["kick"], t["class_distance"]["classes"]["snare"]
+    assert kick == {"value": 1.5, "measure": "nearest", "met": True}
+    assert snare == {"value": 5.0, "measure": "fd", "met": False}  # enough test hits: Frechet
+    assert t["kick_start_level"]["met"] is False
+    body = t["body_descriptors"]["classes"]["kick"]
+    assert body["centroid_hz"]["met"] and not body["decay20_s"]["met"]
+    assert t["grid_peaks"]["classes"]["kick"] == {"above_real_db": 5.0, "met": False}
+
+
 def write_dataset(folder: Path) -> Path:
     """A tiny prepared dataset in the format `drumdiff prepare` writes."""
     folder.mkdir(parents=True)
@@ -180,10 +233,17 @@ def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
     out = tmp_path / "report"
     rc = main(["eval", "--config", str(TINY_CONFIG), "--data", str(data), "--n", "3", "--steps", "2", "3",
                "--train-classifier", str(tmp_path / "clf.pt"), "--classifier-epochs", "2",
-               "--reference-noise", "--repeats", "2", "--audio-per-class", "1", "--out", str(out)])
+               "--reference-noise", "--reference-real", "--unfinished", "--repeats", "2",
+               "--audio-per-class", "1", "--out", str(out)])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
-    assert [r["name"] for r in report["results"]] == ["steps=2", "steps=3", "noise"]
+    names = [r["name"] for r in report["results"]]
+    assert names == ["steps=2", "raw=2", "steps=3", "raw=3", "noise", "real-train"]
+    assert set(report["finishing"]) == {"2", "3"}
+    assert report["results"][1]["render"]["finished"] is False
+    real_train = report["results"][-1]
+    assert len(real_train["copies"]) == real_train["overall"]["generated"] > 0  # training hits copy themselves
+    assert "class_distance" in report["results"][0]["targets"]
     assert report["protocol"]["n_per_class"] == 3 and report["protocol"]["seeds"] == [0, 1, 2]
     first = report["results"][0]
     assert set(first["per_class"]) == set(CLASSES)
