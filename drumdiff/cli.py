@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("drumdiff.bench", "measure speed and memory of each config"),
     "protocol": ("drumdiff.protocol_doc", "print or write the OSC protocol reference"),
     "design": ("drumdiff.design", "sound design: vary, interpolate, inpaint, morph, scrub checkpoints"),
+    "kit": ("drumdiff.kit", "render a whole kit for samplers: SFZ, Hydrogen, Decent Sampler"),
     "finetune": ("drumdiff.finetune", "fine-tune the shipped model on a folder of your own samples"),
 }
 

@@ -14,6 +14,8 @@ want_test=0
 # as root with apt.
 packages=(libportaudio2 libasound2)
 [[ $want_test == 1 ]] && packages+=(jackd2 puredata-core liblo-tools)
+# Hydrogen (h2cli) validates and plays the kits `drumdiff kit` writes.
+[[ $want_test == 1 ]] && packages+=(hydrogen)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for pkg in "${packages[@]}"; do
