@@ -5,34 +5,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from drumdiff.common import HelpFormatter, fail, parser, pick_device, resolve_model, unused_path
 
-from drumdiff.common import fail, parser, pick_device, resolve_model
-from model import __version__
-from model.audio import DrumAudio
-from model.checkpoint import LoadedModel
-from model.errors import DrumDiffError
-from model.generate import RenderSettings, render, settings_for
-from model.sampling import SAMPLERS, SCHEDULES
-from model.sound_design import (
-    DEFAULT_ROOT_NOTE,
-    ModelCache,
-    extend,
-    inpaint,
-    interpolate,
-    list_checkpoints,
-    morph,
-    pick_checkpoint,
-    pitch_shift,
-    pitched_root_note,
-    variation,
-)
-from model.wav import SUBTYPES, write_wav_atomic
+# The operations load torch; only their type names are needed here, so `drumdiff design --help`
+# answers without it. Each function imports what it runs.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from model.audio import DrumAudio
+    from model.checkpoint import LoadedModel
+    from model.generate import RenderSettings
+
+#: The `smpl` root note of an unpitched hit (model.sound_design.DEFAULT_ROOT_NOTE, checked in main).
+ROOT_NOTE = 60
+WAV_FORMATS = ("PCM_16", "PCM_24", "FLOAT")  # model.wav.SUBTYPES
 
 
 def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: bool = True) -> None:
@@ -43,23 +35,23 @@ def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: boo
         p.add_argument("-n", "--count", type=int, default=4, help="how many hits")
         p.add_argument("--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default=None)
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None)
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
+    p.add_argument("--sampler", default=None, help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists them)")
+    p.add_argument("--schedule", default=None, help="noise schedule, karras or linear (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)")
     p.add_argument("--length", type=float, default=None, help="seconds (default: the model's length)")
     p.add_argument("--pitch", type=float, default=0.0, help="repitch the result by this many semitones")
-    p.add_argument("--root-note", type=int, default=None,
-                   help=f"MIDI note the unpitched hit sounds at; written to the smpl chunk (default {DEFAULT_ROOT_NOTE} when --pitch is given)")
-    p.add_argument("--format", choices=SUBTYPES, default="PCM_24", help="WAV sample format")
+    p.add_argument("--root-note", type=int, default=ROOT_NOTE,
+                   help="MIDI note the unpitched hit sounds at; every file's smpl chunk gets it plus --pitch")
+    p.add_argument("--format", choices=WAV_FORMATS, default="PCM_24", help="WAV sample format")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", default="renders", help="output folder")
+    p.add_argument("--out", default="renders", help="output folder (existing files are never overwritten)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = parser(__doc__, "design")
     sub = p.add_subparsers(dest="op", required=True, metavar="OP")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     vary = sub.add_parser("vary", help="variations of a hit", formatter_class=fmt,
                           description="Noise a hit to a level (0 = same, 1 = new sound) and denoise.")
@@ -92,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     mor = sub.add_parser("morph", help="render from a blend of classes", formatter_class=fmt,
                          description="Blend class conditions, e.g. --mix kick=0.5 --mix tom=0.5.")
     mor.add_argument("--mix", action="append", required=True, metavar="CLASS=WEIGHT",
-                     help="a class and its weight (repeat; normalised to sum 1)")
+                     help="a class and its weight; repeat for a blend, whose weights are divided by their sum (kick=3 --mix tom=1 is 0.75/0.25); `none` is the unconditional share")
     _common(mor)
 
     scr = sub.add_parser("scrub", help="render with an earlier checkpoint of a run", formatter_class=fmt,
@@ -108,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seeds(args: argparse.Namespace) -> list[int]:
+    import numpy as np
+
+    from model.errors import DrumDiffError
+
     if args.count < 1:
         raise DrumDiffError("-n must be at least 1")
     base = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -115,8 +111,16 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
+    from model.errors import DrumDiffError
+    from model.generate import settings_for
+    from model.sampling import SAMPLERS, SCHEDULES
+
     if args.steps is not None and args.steps < 1:
         raise DrumDiffError("--steps must be at least 1")
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise DrumDiffError(f"unknown sampler {args.sampler!r}; expected one of {sorted(SAMPLERS)}")
+    if args.schedule is not None and args.schedule not in SCHEDULES:
+        raise DrumDiffError(f"unknown schedule {args.schedule!r}; expected one of {sorted(SCHEDULES)}")
     length = None
     if args.length is not None:
         if args.length <= 0:
@@ -129,10 +133,24 @@ def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
 
 
 def _load(path: str) -> DrumAudio:
-    return DrumAudio.from_file(path)
+    """An input hit, or a one-line error naming the file (libsndfile alone says "System error")."""
+    from model.audio import DrumAudio
+    from model.errors import DrumDiffError
+
+    file = Path(path)
+    if not file.exists():
+        raise DrumDiffError(f"input file {path} does not exist")
+    if not file.is_file():
+        raise DrumDiffError(f"input {path} is not a file")
+    try:
+        return DrumAudio.from_file(file)
+    except (RuntimeError, OSError) as err:  # soundfile's LibsndfileError is a RuntimeError
+        raise DrumDiffError(f"cannot read {path} as audio: {err}") from None
 
 
 def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
+    from model.errors import DrumDiffError
+
     weights: dict[str | None, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -144,6 +162,15 @@ def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
             raise DrumDiffError(f"--mix weight of {name!r} is not a number: {value!r}") from None
         key = None if name in ("none", "null") else name
         weights[key] = weights.get(key, 0.0) + weight
+    if len(weights) == 1:
+        ((name, weight),) = weights.items()
+        if weight != 1.0:
+            # Weights are divided by their sum, so one class alone is always all of it: a lone
+            # kick=0.3 would silently be a plain kick.
+            raise DrumDiffError(
+                f"--mix {name or 'none'}={weight:g} alone is {name or 'none'}=1 (weights are divided by their "
+                f"sum); blend it with another class, e.g. --mix {name or 'none'}={weight:g} --mix none={1 - weight:g}"
+            )
     return weights
 
 
@@ -151,19 +178,25 @@ class _Writer:
     """Writes hits with their parameters (JSON in ICMT) and the pitched root note."""
 
     def __init__(self, model: LoadedModel, args: argparse.Namespace, source: str) -> None:
+        from model.sound_design import pitched_root_note
+
         self.model, self.args, self.source = model, args, source
+        self.root = pitched_root_note(args.pitch, args.root_note)  # refuses a note out of range before rendering
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.written: list[Path] = []
 
     def __call__(self, name: str, hit: np.ndarray, params: dict[str, Any]) -> None:
+        from model import __version__
+        from model.sound_design import pitch_shift
+        from model.wav import write_wav_atomic
+
         args = self.args
-        root = None
-        if args.pitch or args.root_note is not None:
-            root = pitched_root_note(args.pitch, DEFAULT_ROOT_NOTE if args.root_note is None else args.root_note)
+        root = self.root
+        if args.pitch:
             hit = pitch_shift(hit, self.model.sample_rate, args.pitch)
         params = {**params, "pitch": args.pitch, "model": self.source, "step": self.model.step}
-        path = self.out / f"{name}.wav"
+        path = unused_path(self.out, name)
         write_wav_atomic(
             path, hit, self.model.sample_rate, subtype=args.format, root_note=root,
             info={
@@ -182,6 +215,8 @@ def _sampling(s: RenderSettings) -> dict[str, Any]:
 
 
 def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    from model.sound_design import variation
+
     settings, seeds = _settings(model, args), _seeds(args)
     audio = variation(model, _load(args.input), args.level, seeds, settings, drum_class=args.drum_class)
     stem = Path(args.input).stem
@@ -192,6 +227,10 @@ def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
 
 
 def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    import numpy as np
+
+    from model.sound_design import interpolate
+
     settings = _settings(model, args)
     audio = interpolate(
         model, _load(args.a), _load(args.b), args.count, settings.steps,
@@ -209,9 +248,23 @@ def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -
 
 
 def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    from model.errors import DrumDiffError
+    from model.sound_design import extend, inpaint
+
     settings, seeds = _settings(model, args), _seeds(args)
     source = _load(args.input)
     sr = model.sample_rate
+    length_s = (settings.length or model.config.model.length) / sr
+    if args.range is not None:
+        start_s, end_s = args.range
+        if not 0 <= start_s < end_s:
+            raise DrumDiffError(f"--range END ({end_s:g} s) must be after START ({start_s:g} s), and START at least 0")
+        if start_s >= length_s:
+            raise DrumDiffError(f"--range START ({start_s:g} s) is past the end of the {length_s:.3f} s hit")
+    else:
+        split_s = args.keep_attack if args.keep_attack is not None else args.keep_tail
+        if not 0 < split_s < length_s:
+            raise DrumDiffError(f"the split point must lie inside the {length_s:.3f} s hit, got {split_s:g} s")
     seam = int(round(args.seam_ms * 1e-3 * sr))
     params: dict[str, Any] = {"op": "inpaint", "input": str(args.input), "class": args.drum_class,
                               "seam_ms": args.seam_ms, **_sampling(settings)}
@@ -233,11 +286,15 @@ def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> No
 
 
 def _morph(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
+    from model.sound_design import morph
+
     settings, seeds = _settings(model, args), _seeds(args)
     weights = _mix(model, args.mix)
     audio = morph(model, weights, seeds, settings)
     total = sum(weights.values())
     mix = {str(k or "none"): v / total for k, v in weights.items()}
+    if total > 0 and abs(total - 1.0) > 1e-9:
+        print("morph: weights divided by their sum: " + ", ".join(f"{k}={v:.3g}" for k, v in mix.items()), file=sys.stderr)
     tag = "+".join(f"{k}{v:.2f}" for k, v in mix.items())
     for seed, hit in zip(seeds, audio):
         write(f"morph_{tag}_seed{seed}", hit, {"op": "morph", "mix": mix, "seed": seed, **_sampling(settings)})
@@ -252,6 +309,9 @@ OPS: dict[str, Callable[[LoadedModel, argparse.Namespace, _Writer], None]] = {
 
 
 def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Path]] | None:
+    from model.generate import render
+    from model.sound_design import ModelCache, list_checkpoints, pick_checkpoint
+
     entries = list_checkpoints(args.run)
     if args.list or (args.step is None and args.fraction is None):
         for e in entries:
@@ -272,6 +332,11 @@ def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Pat
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from model.errors import DrumDiffError
+    from model.sound_design import DEFAULT_ROOT_NOTE
+    from model.wav import SUBTYPES
+
+    assert ROOT_NOTE == DEFAULT_ROOT_NOTE and set(WAV_FORMATS) == set(SUBTYPES)
     try:
         device = pick_device(args.device)
         if args.op == "scrub":
@@ -282,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = resolve_model(args.checkpoint, args.config, device)
             write = _Writer(model, args, str(model.path) if model.path else f"random:{args.config}")
+            count = getattr(args, "count", 1)
+            print(f"{args.op}: {count} hit(s) on {device} ...", file=sys.stderr, flush=True)
             OPS[args.op](model, args, write)
             written = write.written
     except (DrumDiffError, ValueError) as err:

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.audio import DrumAudio, apply_fade_out, peak_safe
+from model.audio import DrumAudio, apply_fade_out, normalise_peak, peak_safe
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio, one_hot_weights
 from model.errors import CheckpointError, DrumDiffError
+from model.finish import block_rms_db, dc_block, envelope_bound, gate_tail, limit_to_envelope
 from model.generate import FADE_OUT_S, RenderSettings, class_index, render, valid_length
 from model.sampling import (
     Denoiser,
@@ -104,15 +105,92 @@ def _from_model(model: LoadedModel, x: Tensor, extra: dict[str, Any] | None = No
     return audio.cpu().numpy().astype(np.float32)
 
 
-def _finish(model: LoadedModel, audio: np.ndarray, length: int | None = None) -> np.ndarray:
-    """What `render` does to its output: cut to the asked length, fade out, peak safety."""
-    fade = int(FADE_OUT_S * model.config.model.sample_rate)
+#: The loudest peak a finished hit may have (model.audio.peak_safe's ceiling).
+PEAK_CEILING = 0.999
+#: DC blocker cutoff for hits made from a user's audio. Render's 10 Hz pole turns a 50 Hz
+#: kick's phase by 11 degrees: inaudible, but the waveform moves so far (SNR 14-17 dB against
+#: the input on Hydrogen's kicks) that an interpolation's endpoints would no longer be the
+#: inputs. At 2 Hz the same kicks stay at 27-31 dB, and an offset is still gone within 0.25 s.
+DESIGN_DC_CUTOFF_HZ = 2.0
+
+
+def _design_dc_cutoff(model: LoadedModel) -> float:
+    cutoff = model.config.finish.dc_cutoff_hz
+    return min(cutoff, DESIGN_DC_CUTOFF_HZ) if cutoff > 0 else 0.0
+
+
+#: How much louder than its source (at any moment, relative to the peak) a hit made from it
+#: may be before the envelope limit turns it down: a variation may differ from its source, an
+#: end tick 20-40 dB above a faded-out source is the denoiser's.
+SOURCE_ENVELOPE_MARGIN_DB = 3.0
+
+
+def source_bound(
+    model: LoadedModel, sources: Sequence[np.ndarray], classes: Sequence[ClassRef] = ()
+) -> tuple[float, ...]:
+    """The envelope limit for a hit made from `sources` (C, T) conditioned on `classes`: at each
+    block the louder of the sources' own level (plus SOURCE_ENVELOPE_MARGIN_DB) and the classes'
+    measured envelopes (model/finish.py), in dB relative to the peak."""
+    cfg = model.config.finish
+    block = cfg.envelope_block
+    curves = []
+    for source in sources:
+        peak = _peak(source)
+        if peak > 0:
+            curves.append(block_rms_db(source / peak, block) + SOURCE_ENVELOPE_MARGIN_DB)
+    for name in classes:
+        if name is None:
+            continue
+        bound = envelope_bound(cfg, class_weight_vector(model, {name: 1.0}))
+        if bound:
+            curves.append(np.asarray(bound, dtype=np.float64))
+    if not curves:
+        return ()
+    size = max(len(c) for c in curves)
+    # A curve shorter than the others holds its last value, as limit_to_envelope does.
+    padded = [np.concatenate([c, np.full(size - len(c), c[-1])]) if len(c) < size else c for c in curves]
+    return tuple(float(v) for v in np.max(padded, axis=0))
+
+
+def finish_from_audio(
+    model: LoadedModel,
+    audio: np.ndarray,
+    peaks: Sequence[float],
+    bounds: Sequence[Sequence[float]],
+    length: int | None = None,
+) -> np.ndarray:
+    """Finish (B, C, T) hits made from a user's audio (vary, interpolate) as `render` finishes
+    its own, cut to `length`: envelope limit to bounds[i] (see `source_bound`), DC blocker,
+    tail gate, end fade, then item i's peak set to peaks[i].
+
+    Two of render's steps differ, because the sound is the user's and not only the model's:
+    - the envelope limit is not the class's alone: render turns a hit down wherever it is
+      louder than its class's 75th-percentile envelope, which here would cut a user's own long
+      tail (an 808, an open hat); the bound is the louder of the source's own envelope and the
+      class's, so it removes only what neither has, such as the tick a denoiser leaves in the
+      last 10 ms of a faded-out source;
+    - the peak is the input's (for interpolation, the blend of both inputs' peaks), not the
+      training clips' 0.95: a hit varied at -6 dB stays at -6 dB, and an interpolation's
+      endpoints stay the inputs.
+    The DC blocker runs at 2 Hz (DESIGN_DC_CUTOFF_HZ) so the user's low end keeps its phase; the
+    tail gate only touches audio already 55 dB below the peak.
+    """
+    cfg = model.config.finish
+    sr = model.config.model.sample_rate
+    fade = int(FADE_OUT_S * sr)
     out = []
-    for item in audio[..., : length or audio.shape[-1]]:
-        item = item.copy()
+    for item, peak, bound in zip(audio[..., : length or audio.shape[-1]], peaks, bounds):
+        if bound:
+            item = limit_to_envelope(item, bound, cfg.envelope_block, cfg.envelope_margin_db)
+        item = np.array(dc_block(item, sr, _design_dc_cutoff(model)), dtype=np.float32)
+        item = np.array(gate_tail(item, sr, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s), dtype=np.float32)
         apply_fade_out(item, fade)
-        out.append(peak_safe(item))
+        out.append(normalise_peak(item, min(float(peak), PEAK_CEILING)) if peak > 0 else peak_safe(item))
     return np.stack(out)
+
+
+def _peak(audio: np.ndarray) -> float:
+    return float(np.abs(audio).max()) if audio.size else 0.0
 
 
 def _conditioning(
@@ -189,7 +267,11 @@ def variation(
     x = add_noise(x0, noise, t)
     ts = schedule_below(settings.schedule, settings.steps, level)
     out = sampler(model.denoiser, x, ts, extra_args=extra, generator=generators, eta=settings.eta)
-    return _finish(model, _from_model(model, out, extra), settings.length)
+    kept = source[..., : settings.length or source.shape[-1]]
+    # At level 1 nothing of the source is left in the result, its envelope included.
+    bound = source_bound(model, [kept] if level < 1.0 else [], [drum_class])
+    n = len(seeds)
+    return finish_from_audio(model, _from_model(model, out, extra), [_peak(kept)] * n, [bound] * n, settings.length)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +435,10 @@ def interpolate(
     wb = class_weight_vector(model, {class_b: 1.0})
     weights = torch.as_tensor(np.stack([(1 - w) * wa + w * wb for w in fractions]), dtype=torch.float32)
     out = reconstruct(model, z, steps, class_weights=weights, guidance=guidance, schedule=schedule)
-    return _finish(model, out, length)
+    a_kept, b_kept = (x[..., : length or x.shape[-1]] for x in pair)
+    peaks = [(1 - w) * _peak(a_kept) + w * _peak(b_kept) for w in fractions]
+    bound = source_bound(model, [a_kept, b_kept], [class_a, class_b])
+    return finish_from_audio(model, out, peaks, [bound] * len(fractions), length)
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -486,9 +571,18 @@ def inpaint(
     fade = int(FADE_OUT_S * cfg.sample_rate)
     soft = seam_mask(keep, seam)[None]
     result = []
+    finish = model.config.finish
     for item in generated:
-        if not keep[-1]:
-            apply_fade_out(item, fade)  # only a regenerated ending gets the end fade
+        # Finished as a render is, but only the new part: the kept samples are the user's, exact.
+        # No envelope limit and no normalisation (see `finish_from_audio`): the new part meets
+        # the kept one at the kept one's level.
+        item = np.array(dc_block(item, cfg.sample_rate, _design_dc_cutoff(model)), dtype=np.float32)
+        if not keep[-1]:  # only a regenerated ending gets the tail gate and the end fade
+            item = np.array(
+                gate_tail(item, cfg.sample_rate, finish.tail_gate_db, finish.tail_gate_block, finish.tail_gate_release_s),
+                dtype=np.float32,
+            )
+            apply_fade_out(item, fade)
         # Both parts are within the ceiling, so their convex blend is too, and no gain change
         # touches the kept samples.
         item = peak_safe(item)
@@ -559,6 +653,11 @@ class CheckpointEntry:
 def list_checkpoints(run: str | Path) -> list[CheckpointEntry]:
     """The `step-*.pt` checkpoints of a run folder (or of its checkpoints/ folder), by step."""
     run = Path(run)
+    if run.is_file():
+        raise CheckpointError(
+            f"{run} is a checkpoint file, not a run folder: scrubbing picks among a run's step-*.pt "
+            f"checkpoints (give its folder, e.g. runs/default_xxxxxxxx); `drumdiff render {run}` renders this one"
+        )
     folder = run / "checkpoints" if (run / "checkpoints").is_dir() else run
     if not folder.is_dir():
         raise CheckpointError(f"run folder {run} does not exist")

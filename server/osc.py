@@ -39,9 +39,9 @@ Address = tuple[str, int]
 #: (command, sender, time the datagram arrived, the message's `reply_port` or None) -> None;
 #: raises ServerError to answer `fail`.
 CommandHandler = Callable[[Command, Address, float, "int | None"], None]
-#: (sender, request id, error, reply_port or None) -> None: answer a message that could not be
-#: handled (the port is left out where no message could be read).
-ErrorHandler = Callable[..., None]
+#: (sender, request id, error, the message's `reply_port` or None) -> None: answer a message
+#: that could not be handled.
+ErrorHandler = Callable[[Address, RequestId, ServerError, "int | None"], None]
 
 _PATTERN_CHARS = set("*?[]{}")
 MAX_DATAGRAM = 65536
@@ -93,7 +93,7 @@ def build_dispatcher(handle: CommandHandler, on_error: ErrorHandler) -> Dispatch
             on_error(client, rid, err, reply_port)
 
     def unknown(client: Address, address: str, *args: Any) -> None:
-        on_error(client, protocol.NO_ID, UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md"))
+        on_error(client, protocol.NO_ID, UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md"), None)
 
     for address in protocol.PARSERS:
         dispatcher.map(address, handler, needs_reply_address=True)
@@ -143,20 +143,20 @@ def dispatch_datagram(
     try:
         messages = decode_datagram(data)
     except MalformedPacket as err:
-        on_error(client, protocol.NO_ID, err)
+        on_error(client, protocol.NO_ID, err, None)
         return
     for message in messages:
         address = message.address
         if _PATTERN_CHARS.intersection(address):
             # Wildcards would fan one message out to render, load and set at once.
-            on_error(client, protocol.NO_ID, MalformedPacket("OSC address patterns (wildcards) are not supported"))
+            on_error(client, protocol.NO_ID, MalformedPacket("OSC address patterns (wildcards) are not supported"), None)
             continue
         for handler in dispatcher.handlers_for_address(address):
             try:
                 handler.invoke(client, message)
             except Exception as err:  # a bug must not kill the receive loop
                 log.exception("handler for %s failed", address)
-                on_error(client, protocol.NO_ID, ServerError(f"internal error: {type(err).__name__}"))
+                on_error(client, protocol.NO_ID, ServerError(f"internal error: {type(err).__name__}"), None)
 
 
 class ReplyTransport:

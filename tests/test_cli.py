@@ -158,7 +158,7 @@ def test_render_without_a_model_explains_itself(
     assert "--config" in capsys.readouterr().err
 
 
-def test_render_rejects_unknown_sampler_choice(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as info:
-        _render(tmp_path, "--sampler", "euler-x")
-    assert info.value.code == 2
+def test_render_rejects_unknown_sampler_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, files = _render(tmp_path, "--sampler", "euler-x")
+    assert rc == 1 and not files
+    assert "unknown sampler 'euler-x'; expected one of" in capsys.readouterr().err

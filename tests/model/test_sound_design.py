@@ -19,6 +19,7 @@ from model.sound_design import (
     SoundDesignError,
     class_weight_vector,
     extend,
+    finish_from_audio,
     fit_audio,
     inpaint,
     interpolate,
@@ -31,6 +32,7 @@ from model.sound_design import (
     seam_mask,
     slerp,
     snr_db,
+    source_bound,
     variation,
 )
 from model.wav import read_info, read_root_note
@@ -79,7 +81,9 @@ def test_variation_encodes_and_decodes_in_the_class_space(tiny_model: LoadedMode
     model = LoadedModel(tiny_model.denoiser, spaced, 0, None)
     hit = _hit(model)
     out = variation(model, hit, 1e-4, [1], _settings(model, sampler="ddim"), drum_class="snare")
-    np.testing.assert_allclose(out[0], fit_audio(model, hit), atol=2e-3)
+    source = fit_audio(model, hit)
+    finished = finish_from_audio(model, source[None], [float(np.abs(source).max())], [source_bound(model, [source], ["snare"])])[0]
+    np.testing.assert_allclose(out[0], finished, atol=2e-3)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
@@ -374,3 +378,83 @@ def test_cli_scrub_lists_and_renders(tmp_path: Path, tiny_config: Config, capsys
     (path,) = out.glob("*.wav")
     info = _info(path)
     assert info["picked_step"] == 20 and info["step"] == 20 and info["asked_fraction"] == 0.5
+
+
+# -- finishing of hits made from a user's audio ---------------------------------------------------
+
+
+def test_finish_from_audio_ends_in_silence_without_dc_at_the_asked_peak(tiny_model: LoadedModel) -> None:
+    sr = tiny_model.sample_rate
+    frames = 32768  # a real model's 0.74 s: the offset must be gone well before the end
+    rng = np.random.default_rng(0)
+    t = np.arange(frames) / sr
+    source = (0.8 * np.sin(2 * np.pi * 200 * t) * np.exp(-t / 0.02))[None].astype(np.float32)
+    bed = 10 ** (-70 / 20) * rng.standard_normal(frames)  # the faint bed a denoiser leaves
+    tick = np.zeros(frames)
+    tick[-441:] = 0.2 * np.sin(2 * np.pi * 3000 * t[:441])  # and the tick it ends on (-13 dB re peak)
+    offset = 3e-3  # -50 dB re peak: above the gate, so without the DC blocker it never closes
+    audio = (1.1 * source[0] + bed + tick + offset)[None, None].astype(np.float32)
+    bound = source_bound(tiny_model, [source])
+    out = finish_from_audio(tiny_model, audio, [0.5], [bound])[0]
+    assert abs(float(np.abs(out).max()) - 0.5) < 1e-6
+    last = np.nonzero(np.abs(out[0]) > 0)[0][-1]
+    assert last < frames // 4  # digital silence after the decay: no offset, no bed, no tick
+    # the decay itself is the input's (the 2 Hz blocker barely moves a 200 Hz tone)
+    np.testing.assert_allclose(out[0, :2000], 0.5 / np.abs(source).max() * source[0, :2000], atol=0.01)
+    # without the source's envelope the tick stays (the gate alone cannot tell it from a decay)
+    unbounded = finish_from_audio(tiny_model, audio, [0.5], [()])[0]
+    assert np.abs(unbounded[0, -400:-200]).max() > 0.05
+
+
+@pytest.mark.parametrize("op", ["vary", "interpolate"])
+def test_design_outputs_end_like_renders_at_the_inputs_level(tiny_model: LoadedModel, op: str) -> None:
+    hit = 0.5 * _hit(tiny_model)
+    settings = _settings(tiny_model)
+    if op == "vary":
+        out = variation(tiny_model, hit, 0.4, [1, 2], settings, drum_class="kick")
+        peaks = [0.5 * 0.8, 0.5 * 0.8]
+    else:
+        other = _hit(tiny_model, freq=300.0, seed=2)
+        out = interpolate(tiny_model, hit, other, 3, 8, class_a="kick", class_b="snare")
+        peaks = [0.4, 0.6, 0.8]  # the blend of the two inputs' peaks
+    for item, peak in zip(out, peaks):
+        assert item[..., -1].max() == 0.0 and item[..., -1].min() == 0.0  # faded to silence
+        assert abs(float(np.abs(item).max()) - peak) < 1e-5
+
+
+def test_inpainting_finishes_a_regenerated_end_but_keeps_the_kept_part(tiny_model: LoadedModel) -> None:
+    hit = _hit(tiny_model)
+    out = inpaint(tiny_model, hit, [1], _settings(tiny_model), regenerate=(1000, 2048))[0]
+    np.testing.assert_array_equal(out[..., :1000], fit_audio(tiny_model, hit)[..., :1000])
+    assert out[..., -1].max() == 0.0 and out[..., -1].min() == 0.0
+
+
+def test_scrub_names_a_file_given_for_a_run_folder(tmp_path: Path) -> None:
+    path = tmp_path / "default.pt"
+    path.write_bytes(b"x")
+    with pytest.raises(Exception, match="is a checkpoint file, not a run folder"):
+        list_checkpoints(path)
+
+
+def test_cli_files_carry_smpl_never_overwrite_and_errors_are_in_seconds(
+    tmp_path: Path, write_audio, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    from drumdiff.cli import main
+
+    a = write_audio("a.wav", make_hit(frames=3000, decay_s=0.01))
+    out = tmp_path / "out"
+    common = ["--config", str(TINY_CONFIG), "--out", str(out), "--steps", "2", "--seed", "5", "-n", "1"]
+    for _ in range(2):  # the same seed twice: a second file, not a replaced one
+        assert main(["design", "vary", str(a), "--level", "0.4", *common]) == 0
+    files = sorted(out.glob("a_vary*.wav"))
+    assert [f.name for f in files] == ["a_vary0.4_seed5-2.wav", "a_vary0.4_seed5.wav"]
+    assert all(read_root_note(f) == 60 for f in files)
+    assert main(["design", "morph", "--mix", "kick=1", "--mix", "snare=1", *common]) == 0
+    assert read_root_note(next(out.glob("morph_*.wav"))) == 60
+    assert "divided by their sum: kick=0.5, snare=0.5" in capsys.readouterr().err
+    assert main(["design", "morph", "--mix", "kick=0.3", *common]) == 1
+    assert "alone is kick=1" in capsys.readouterr().err
+    assert main(["design", "inpaint", str(a), "--range", "0.3", "0.05", *common]) == 1
+    assert "--range END (0.05 s) must be after START (0.3 s)" in capsys.readouterr().err
+    assert main(["design", "vary", str(tmp_path / "missing.wav"), *common]) == 1
+    assert "missing.wav does not exist" in capsys.readouterr().err
