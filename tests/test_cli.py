@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,3 +163,53 @@ def test_render_rejects_unknown_sampler_choice(tmp_path: Path, capsys: pytest.Ca
     rc, files = _render(tmp_path, "--sampler", "euler-x")
     assert rc == 1 and not files
     assert "unknown sampler 'euler-x'; expected one of" in capsys.readouterr().err
+
+
+def test_render_never_overwrites_and_writes_the_root_note(tmp_path: Path) -> None:
+    from model.wav import read_root_note
+
+    rc, first = _render(tmp_path, "--seed", "3", "--steps", "2")
+    assert rc == 0 and len(first) == 1
+    before = first[0].read_bytes()
+    rc, both = _render(tmp_path, "--seed", "3", "--steps", "2", "--guidance", "1")  # same name, other settings
+    assert rc == 0 and len(both) == 2
+    assert first[0].read_bytes() == before
+    assert all(read_root_note(p) == 60 for p in both)
+
+
+def _parsers() -> list[tuple[str, Any]]:
+    import argparse
+
+    from drumdiff import design, render, serve
+
+    found = [("render", render.build_parser()), ("serve", serve.build_parser())]
+    for action in design.build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += [(f"design {name}", sub) for name, sub in action.choices.items()]
+    return found
+
+
+def test_help_says_each_default_once_and_every_option_has_help() -> None:
+    import re
+
+    from drumdiff.common import HelpFormatter
+
+    for name, p in _parsers():
+        formatter = HelpFormatter(name)
+        for action in p._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings[0]} has no help"
+            text = formatter._get_help_string(action)
+            assert len(re.findall(r"\(?default[: ]", text)) <= 1, f"{name} {action.option_strings[0]}: {text}"
+            assert "(default: None)" not in text % {"default": action.default}
+
+
+def test_subcommand_help_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    for argv in (["render", "--help"], ["design", "vary", "--help"], ["serve", "--help"]):
+        code = f"import sys; from drumdiff import cli; sys.argv=['drumdiff', *{argv!r}]\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip().endswith("False"), argv
