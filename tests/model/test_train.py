@@ -479,3 +479,22 @@ def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(dataset:
     a = render(LoadedModel(trainer.denoiser, spaced, 1, None), [3], s, classes=[classes[c]])
     b = render(LoadedModel(trainer.denoiser, fixed, 1, None), [3], s, classes=[classes[c]])
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_init_adds_a_refiner_and_trains_with_the_octave_loss(dataset: Path, tmp_path: Path) -> None:
+    """From weights without a refiner: it starts as identity, then trains with the octave loss."""
+    base = Trainer(tiny("train.max_steps=2"), dataset, tmp_path / "base", log=QUIET)
+    base.fit(progress=False)
+    messages: list[str] = []
+    config = tiny("model.refiner_channels=4", "model.refiner_kernel=5", "diffusion.loss_octave_share=0.5",
+                  "train.max_steps=4")
+    tuned = Trainer(config, dataset, tmp_path / "tuned", init_checkpoint=tmp_path / "base" / "last.pt",
+                    log=messages.append)
+    assert any("6 new and 0 dropped tensors" in m for m in messages)
+    assert tuned.net.refiner is not None and not tuned.net.refiner.conv_out.weight.any()
+    state = tuned.fit(progress=False)
+    assert state.step == 4 and np.isfinite(state.loss)
+    assert tuned.net.refiner.conv_out.weight.any()  # it learned something
+    loaded = load_checkpoint(tmp_path / "tuned" / "last.pt")
+    assert loaded.config.model.refiner_channels == 4
+    assert loaded.denoiser.net.refiner is not None
