@@ -207,7 +207,8 @@ def velocity_layers(count: int, span_db: float = 12.0) -> tuple[Layer, ...]:
     layers = []
     for i in range(count):
         gain = 0.0 if count == 1 else -span_db * (count - 1 - i) / (count - 1)
-        layers.append(Layer(i + 1, int(edges[i]) + 1, int(edges[i + 1]), round(gain, 3)))
+        # + 0.0 turns -0.0 into 0.0, so the loudest layer reads "0" and not "-0" in the files.
+        layers.append(Layer(i + 1, int(edges[i]) + 1, int(edges[i + 1]), round(gain, 3) + 0.0))
     return tuple(layers)
 
 
@@ -636,11 +637,10 @@ def sfz_text(plan: KitPlan, sample_root: str = "") -> str:
         else f"// layer_method={plan.layer_method}",
         "// Round robins play in turn (seq_length/seq_position); the closed and pedal hats choke the open hat.",
         "",
-        "<control>",
     ]
     if sample_root:
-        lines.append(f"default_path={sample_root}")
-    lines += ["", "<global>", "loop_mode=one_shot", "amp_veltrack=100", ""]
+        lines += ["<control>", f"default_path={sample_root}", ""]
+    lines += ["<global>", "loop_mode=one_shot", "amp_veltrack=100", ""]
     for pad in plan.pads:
         lines.append(
             f"// {pad.note} {pad.name}: {pad.drum_class}"
