@@ -32,7 +32,7 @@ def build_parser():  # type: ignore[no-untyped-def]
     p.add_argument("--name", help="model name (default: the folder's name)")
     p.add_argument("--classes-from", default="names", metavar="names|folders|CLASS",
                    help="labels from file and instrument names, from folder names, or one CLASS for every file")
-    p.add_argument("--out", help="job folder (default: finetunes/NAME)")
+    p.add_argument("--out", help="job folder (default: runs/finetune_NAME, inside the daemon's default model folders)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start from this model instead of the shipped one")
     p.add_argument("--resume", metavar="DIR", help="go on with the fine-tune in DIR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config or finetune.* override")
@@ -59,7 +59,10 @@ class ProgressBar:
             total = info.budget_s if by_time else info.stop_at
             fmt = ("{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s, {remaining} left{postfix}" if by_time
                    else "{desc} {percentage:3.0f}%|{bar}| step {n_fmt}/{total_fmt}, {remaining} left{postfix}")
-            self.bar = tqdm(total=total, desc="finetune", bar_format=fmt, dynamic_ncols=True, file=sys.stderr)
+            # `initial` is where a resumed job starts, so the time left is estimated from this session's pace.
+            initial = min(info.trained_s, info.budget_s) if by_time else info.step
+            self.bar = tqdm(total=total, initial=initial, desc="finetune", bar_format=fmt, dynamic_ncols=True,
+                            file=sys.stderr)
         self.bar.n = min(info.trained_s, info.budget_s) if by_time else info.step
         post = [f"step {info.step}"] if by_time else []
         if info.loss == info.loss:  # not NaN
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             if not base.exists():
                 return fail(f"the base model {base} does not exist")
             name = class_slug(args.name or Path(args.folder).resolve().name)
-            out = Path(args.out) if args.out else Path("finetunes") / name
+            # Under runs/ the daemon's `load` finds it too (server config model_folders).
+            out = Path(args.out) if args.out else Path("runs") / f"finetune_{name}"
             job = FineTune.start(
                 args.folder, out, base, name=name, classes_from=args.classes_from, overrides=args.set,
                 device=device, command=command,
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
         report = json.loads(outcome.files["report_json"].read_text())
         b, t = report["results"]["base"], report["results"]["fine-tuned"]
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"
         print(f"distance to held-out hits: base {fmt(b['mean_db'])} dB -> fine-tuned {fmt(t['mean_db'])} dB; "
               f"copies {b['copies']} -> {t['copies']} of {t['renders']}")
         start = report["copying_starts"]

@@ -162,7 +162,7 @@ def hold_out(rows: Sequence[dict[str, Any]], share: float, seed: int) -> set[int
         n = len(members)
         if share <= 0 or n < MIN_FILES_TO_HOLD_OUT:
             continue
-        count = min(n - 1, max(1, int(round(share * n))))
+        count = min(n - 1, max(1, round(share * n)))
         order = np.random.default_rng([seed, k]).permutation(n)[:count]
         held.update(int(members[int(i)]["id"]) for i in order)
     return held
@@ -421,7 +421,7 @@ class HeldOutJudge:
             "copies": len(copies),
             "copy_list": copies,
             "max_similarity": float(sims.max()) if len(sims) else None,
-            "renders": int(len(hits.labels)),
+            "renders": len(hits.labels),
         }
 
 
@@ -656,7 +656,7 @@ class FineTune:
 
         def cheap_judge(step: int) -> dict[str, Any]:
             t0 = time.monotonic()
-            loaded = LoadedModel(Denoiser(trainer.ema.model), trainer.config, step, None)
+            loaded = LoadedModel(Denoiser(trainer.ema.model), trainer.config, step, None)  # type: ignore[arg-type]
             hits = render_for_judge(loaded, self.classes, settings.judge_per_class, steps, seed=settings.seed,
                                     only=judge.present)
             row = {"step": step, "trained_s": round(trained_s(), 1), "time": _now(),

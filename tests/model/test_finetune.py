@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from _audio_fixtures import NO_AUGMENT, prepared, tone
 
+from model import finetune as ft
 from model.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
 from model.config import Config, load_config, to_dict
 from model.data import DrumDataset
 from model.errors import DrumDiffError
 from model.evaluate import HitSet
-from model import finetune as ft
 from model.finetune import (
     FineTune,
     HeldOutJudge,
@@ -31,11 +32,9 @@ from model.finetune import (
 )
 from model.train import Trainer
 
-from _audio_fixtures import NO_AUGMENT, prepared, tone
-
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny-test.yaml"
-QUIET = lambda _msg: None  # noqa: E731
+QUIET = lambda _msg: None
 
 
 def tiny(*overrides: str) -> Config:
