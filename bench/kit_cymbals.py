@@ -12,8 +12,9 @@ Descriptors, on a 64-sample RMS envelope from `model.features.descriptors` plus 
   decay_s    peak -> last time within 30 dB of it (model.features' `decay_s`)
   t20_s      peak -> first time the 50 ms-smoothed envelope falls 20 dB below its peak
   level_1s, level_2s   RMS level of 100 ms around 1 s and 2 s, dB re the clip's peak
-  max_rise_db          the largest rise between consecutive 100 ms RMS blocks after 0.3 s
-                       (a joint where a continuation comes in louder shows up here)
+  max_rise_db          the largest rise between consecutive 100 ms RMS blocks after 0.3 s,
+                       where one of them is within 60 dB of the peak (a joint where a
+                       continuation comes in louder shows up here)
 
   .venv/bin/python bench/kit_cymbals.py                         # shipped model, 4 hits per class
   .venv/bin/python bench/kit_cymbals.py --n 8 --steps 12 --out bench-results/kit_cymbals.json
@@ -73,9 +74,11 @@ def measure(audio: np.ndarray, sr: int) -> dict[str, float]:
             return float("nan")
         return float(20 * np.log10(max(float(np.sqrt(np.square(x[a:b]).mean())), 1e-10)) - peak_db)
 
-    blocks = _block_db(x, sr)
+    blocks = _block_db(x, sr) - peak_db
     start = int(0.3 / 0.1)
-    rises = np.diff(blocks[start:])
+    # Rises far below the peak (the last -60 dB) are inaudible and are left out.
+    tail = blocks[start:]
+    rises = np.diff(tail)[(tail[:-1] > -60.0) | (tail[1:] > -60.0)]
     return {
         "decay_s": float(d["decay_s"][0]),
         "t20_s": t20,

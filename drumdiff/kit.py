@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="use a random-weight model of this config instead (tests)")
     p.add_argument("--out", required=True, help="kit folder to write")
-    p.add_argument("--from", dest="from_json", help="re-render the kit a kit.json records")
+    p.add_argument(
+        "--from", dest="from_json", help="re-render the kit a kit.json records (its options win)"
+    )
     p.add_argument("--name", default="drumdiff", help="kit name (file and folder names)")
     p.add_argument("--classes", nargs="+", default=None, help="only pads of these GM classes")
     p.add_argument(

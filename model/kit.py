@@ -380,6 +380,7 @@ def ring_out(
     trim = int(extension.trim_s * sr)
     target = round(extension.length_s * sr)
     joint = max(1, min(int(JOINT_S * sr), context))
+    block = max(1, int(0.01 * sr))
     hops = _hops(model, extension)
     if len(seeds) < hops:
         raise KitError(f"ring_out needs {hops} seeds for {extension.length_s} s, got {len(seeds)}")
@@ -412,10 +413,14 @@ def ring_out(
         )
         new = grown[0][:, lead + context : window - trim] / gain
         # A continuation may come in louder than the tail it continues (a step up a real
-        # cymbal never makes): turn it down to meet the tail's level at the joint. It is only
-        # ever turned down, as a whole, so its own decay stays the model's.
+        # cymbal never makes): turn it down so that no 10 ms of its first 100 ms is louder than
+        # the tail's last 30 ms. It is only ever turned down, as a whole, so its own decay
+        # stays the model's.
         before = float(np.sqrt(np.square(out[:, -joint:]).mean()))
-        after = float(np.sqrt(np.square(new[:, :joint]).mean()))
+        head = new[:, : 10 * block]
+        blocks = max(1, head.shape[-1] // block)
+        power = np.square(head[:, : blocks * block]).reshape(head.shape[0], blocks, -1)
+        after = float(np.sqrt(power.mean(axis=(0, 2)).max()))
         if after > before > 0:
             new = new * (before / after)
         out = np.concatenate([out, new], axis=-1)
