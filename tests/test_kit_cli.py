@@ -143,6 +143,8 @@ def _h2cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (home / "tmp").mkdir(exist_ok=True)
     command = [str(H2CLI), *args]
     if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: h2cli would rewrite the system kits")
         for path in home.rglob("*"):
             path.chmod(path.stat().st_mode | stat.S_IRWXO)
         (home / "tmp").chmod(0o777)
