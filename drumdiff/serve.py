@@ -6,6 +6,7 @@ SIGINT/SIGTERM: queued requests are answered `shutting_down`, files in flight ar
 
 from __future__ import annotations
 
+import argparse
 import faulthandler
 import logging
 import signal
@@ -16,7 +17,7 @@ from types import FrameType
 from drumdiff.common import fail, parser, pick_device, resolve_model
 
 
-def build_parser():  # type: ignore[no-untyped-def]
+def build_parser() -> argparse.ArgumentParser:
     p = parser(__doc__, "serve")
     p.add_argument("--config", help="server YAML (see configs/server.yaml); default: built-in defaults")
     p.add_argument("--checkpoint", help="checkpoint to serve (default: the config's, else the shipped model)")
@@ -38,10 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # The imports pull in torch; keep `drumdiff serve --help` fast.
-    from model.errors import DrumDiffError
+    from model.errors import ConfigError
     from server.config import load_server_config
-    from server.daemon import Daemon
 
     stop = threading.Event()
 
@@ -66,11 +65,27 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"engine.seed={args.seed}")
     try:
         config = load_server_config(args.config, overrides)
+    except (ConfigError, OSError) as err:
+        return fail(str(err))
+    # Bind before loading anything: a port already in use fails now, not after the model load.
+    from server.osc import bind_udp
+
+    try:
+        osc_socket = bind_udp(config.osc.host, config.osc.port)
+    except OSError as err:
+        return fail(f"{err.strerror} (another drumdiff serve? pick one with --port)")
+
+    # These pull in torch: after the config and the port are known to be fine.
+    from model.errors import DrumDiffError
+    from server.daemon import Daemon
+
+    try:
         device = pick_device(config.engine.device)
         checkpoint = args.checkpoint or (None if args.model_config else config.checkpoint)
         model = resolve_model(checkpoint, args.model_config, device)
-        daemon = Daemon(config, model)
-    except (DrumDiffError, OSError) as err:
+        daemon = Daemon(config, model, osc_socket=osc_socket)
+    except (DrumDiffError, OSError, RuntimeError) as err:  # RuntimeError: e.g. a CUDA device that is not there
+        osc_socket.close()
         return fail(str(err))
     try:
         daemon.start()
@@ -78,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         daemon.stop()
         return fail(str(err))
     host, port = daemon.osc_address or ("-", 0)
-    print(f"drumdiff serve: ready on udp {host}:{port}, writing to {daemon.writer.folder}", flush=True)
+    midi = daemon.midi.summary if daemon.midi is not None else "off"
+    pool = (
+        f"pool of {config.engine.pool_size} per class filling (logged when warm)"
+        if config.engine.pool_size
+        else "no pool"
+    )
+    print(
+        f"drumdiff serve: ready on udp {host}:{port}, writing to {daemon.writer.folder}, MIDI {midi}, {pool}",
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass

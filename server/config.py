@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import model as model_package
 from model.config import apply_override, from_dict, read_yaml
 from model.errors import ConfigError
 from model.wav import SUBTYPES
@@ -42,6 +43,9 @@ GM_DRUM_MAP: dict[int, str] = {
     57: "crash",
     59: "ride",
 }
+
+#: The folder of the shipped default model (model/weights/default.pt), inside the installed package.
+SHIPPED_MODELS = (Path(model_package.__file__).resolve().parent / "weights").resolve()
 
 #: When a note maps to a class the loaded model lacks, try these in order, then unconditional.
 FALLBACK_CLASSES: tuple[str, ...] = ("percussion", "other")
@@ -118,16 +122,25 @@ class CCMapping:
     high: float | None = None  # value at CC 127 (default: the parameter's maximum)
 
 
+#: The controllers of a plain `drumdiff serve` (the README's and configs/server.yaml's): CC 20
+#: steps 2..50, CC 21 guidance 0..12 (the default model renders at 8), CC 22 variation 0..1.
+DEFAULT_CC_MAP: tuple[CCMapping, ...] = (
+    CCMapping(20, "steps", 2, 50),
+    CCMapping(21, "guidance", 0.0, 12.0),
+    CCMapping(22, "variation"),
+)
+
+
 @dataclass(frozen=True)
 class MidiConfig:
     """MIDI input (mido + python-rtmidi)."""
 
     enabled: bool = True
-    api: str = "auto"  # auto, alsa, jack, macos, windows (an rtmidi API)
+    api: str = "auto"  # auto (each API rtmidi was built with until one opens), alsa, jack, macos, windows
     virtual_port: str | None = "drumdiff"  # a virtual input port, where the platform has them
     ports: tuple[str, ...] = ()  # existing input ports to open too (name or unique substring)
     channel: int | None = None  # 1..16; None = omni
-    cc: tuple[CCMapping, ...] = ()
+    cc: tuple[CCMapping, ...] = DEFAULT_CC_MAP  # [] = no controllers
 
     def __post_init__(self) -> None:
         if self.api not in ("auto", "alsa", "jack", "macos", "windows"):
@@ -211,7 +224,12 @@ class ServerConfig:
         return dict(self.notes)
 
     def model_dirs(self) -> tuple[Path, ...]:
-        return tuple(Path(p).expanduser().resolve() for p in self.model_folders)
+        """The folders `load` may read: the configured ones (relative to the working directory)
+        and always the shipped model's, wherever the daemon was started."""
+        folders = [Path(p).expanduser().resolve() for p in self.model_folders]
+        if SHIPPED_MODELS not in folders:
+            folders.append(SHIPPED_MODELS)
+        return tuple(folders)
 
 
 def load_server_config(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -76,8 +77,12 @@ class Daemon:
         model: LoadedModel,
         *,
         transport: ReplyTransport | None = None,
+        osc_socket: socket.socket | None = None,
     ) -> None:
+        """`osc_socket`: the OSC port, already bound (`server.osc.bind_udp`), so that a busy port
+        fails before the model is loaded; None = bind `config.osc` in `start()`."""
         self.config = config
+        self._osc_socket = osc_socket
         self.engine = Engine(
             model,
             config.engine,
@@ -115,7 +120,8 @@ class Daemon:
         if self._transport is None:
             osc = self.config.osc
             self.osc = UdpOscServer(
-                osc.host, osc.port, handle=self.handle, on_error=self._answer_error, allow=osc.allow
+                osc.host, osc.port, handle=self.handle, on_error=self._answer_error, allow=osc.allow,
+                sock=self._osc_socket,
             )
             self._transport = self.osc
             self.osc.start()
@@ -149,6 +155,8 @@ class Daemon:
             self.audio.close()
         if self._transport is not None:
             self._transport.close()
+        elif self._osc_socket is not None:  # stopped before start() took it over
+            self._osc_socket.close()
         log.info("stopped after %d hits", self.published)
 
     @property
@@ -284,13 +292,17 @@ class Daemon:
         except (RuntimeError, ValueError):  # "~nosuchuser/...", a NUL byte: no such file anyway
             raw = Path(text)
         candidates = [raw] if raw.is_absolute() else [folder / raw for folder in folders]
-        inside = False
+        inside = escaped = False
         for candidate in candidates:
             try:
                 resolved = candidate.resolve()  # follows symlinks: no escaping through a link
             except (OSError, ValueError, RuntimeError):
                 continue
             if not any(resolved.is_relative_to(folder) for folder in folders):
+                try:
+                    escaped = escaped or os.path.lexists(candidate)  # e.g. a link pointing outside
+                except (OSError, ValueError):
+                    pass
                 continue
             inside = True
             try:
@@ -299,7 +311,7 @@ class Daemon:
                 is_file = False
             if is_file:
                 return resolved
-        if inside:
+        if inside and not escaped:
             raise LoadError(f"no checkpoint {text!r} in the model folders", code="not_found")
         raise LoadError(
             f"{text!r} is outside the configured model folders {[str(f) for f in folders]}",

@@ -191,6 +191,7 @@ class Engine:
         self.started = time.monotonic()
         self.served = 0
         self.busy_rejections = 0
+        self.pool_warm_after: float | None = None  # seconds from start until the pool first filled
         self.batches: deque[int] = deque(maxlen=256)  # sizes of recent request batches
         self._served_lock = threading.Lock()
 
@@ -481,6 +482,14 @@ class Engine:
             for name, seed, hit in zip(names, seeds, audio):
                 self._pool.setdefault(name, deque()).append(_Pooled(seed, settings, hit))
         self._purge_stale()  # defaults may have changed during the render
+        if self.pool_warm_after is None and self.pool_fill() >= 1.0:
+            # Until now a pooled trigger may have waited for a render; say when that ends.
+            self.pool_warm_after = time.monotonic() - self.started
+            log.info(
+                "pool warm: %d hits per class ready, %.1f s after start; triggers are answered at once",
+                self.config.pool_size,
+                self.pool_warm_after,
+            )
 
     # ---- worker ----------------------------------------------------------------------------
 

@@ -29,6 +29,13 @@ RTMIDI_APIS: dict[str, str | None] = {
     "macos": "MACOSX_CORE",
     "windows": "WINDOWS_MM",
 }
+#: rtmidi API -> the name a user knows it by.
+API_LABELS: dict[str, str] = {
+    "LINUX_ALSA": "ALSA",
+    "UNIX_JACK": "JACK",
+    "MACOSX_CORE": "CoreMIDI",
+    "WINDOWS_MM": "Windows MM",
+}
 
 
 def midi_to_command(msg: Any, config: MidiConfig) -> Command | None:
@@ -58,55 +65,85 @@ class MidiInput:
         self._ports: list[Any] = []
         self._thread: threading.Thread | None = None
         self.port_names: list[str] = []
+        self.summary = "not started"  # the ports open, or why none are (for the ready line)
 
     def _callback(self, msg: Any) -> None:
         # rtmidi's thread: no work here, only hand over (mido#640: a slow callback stalls input)
         self._inbox.put((msg, time.perf_counter()))
 
     def start(self) -> bool:
-        """Open the ports; False (after one log line each) when none can be opened.
+        """Open the ports; False (after one log line) when none can be opened.
 
+        `midi.api: auto` tries each API rtmidi was built with (ALSA, then JACK on Linux) until
+        one opens every configured port it can: a container without an ALSA sequencer but with
+        a JACK server still gets MIDI. `summary` says which ports opened, or why none did.
         Each port is tried on its own: Windows has no virtual ports, yet its loopMIDI ports work.
         """
         # libjack would otherwise try to start a JACK server of its own.
         os.environ.setdefault("JACK_NO_START_SERVER", "1")
+        if not self.config.virtual_port and not self.config.ports:
+            self.summary = "none (no ports configured)"
+            log.info("MIDI input: no ports configured")
+            return False
         try:
             import mido
 
-            api = RTMIDI_APIS[self.config.api]
-            backend = mido.Backend("mido.backends.rtmidi" + (f"/{api}" if api else ""), load=True)
+            apis = self._apis(mido)
         except Exception as err:  # ImportError (no rtmidi), unknown API
+            self.summary = f"none ({type(err).__name__}: {err})"
             log.warning("MIDI input unavailable (%s: %s); OSC keeps working", type(err).__name__, err)
             return False
+        failures: list[str] = []
+        for api in apis:
+            backend = mido.Backend(f"mido.backends.rtmidi/{api}", load=True)
+            errors = self._open_all(backend, API_LABELS.get(api, api))
+            if self._ports:
+                for error in errors:
+                    log.warning("%s; OSC keeps working", error)
+                break
+            failures += errors
+        if not self._ports:
+            hint = "" if self.config.api != "auto" else f" (tried {', '.join(API_LABELS.get(a, a) for a in apis)})"
+            reason = "; ".join(failures) or "no MIDI API"
+            self.summary = f"none: {reason}{hint}"
+            log.warning("MIDI input unavailable: %s%s; OSC keeps working", reason, hint)
+            return False
+        self._thread = threading.Thread(target=self._work, name="drumdiff-midi", daemon=True)
+        self._thread.start()
+        self.summary = ", ".join(self.port_names)
+        log.info("MIDI input on %s", self.summary)
+        return True
+
+    def _apis(self, mido: Any) -> list[str]:
+        """The rtmidi APIs to try, in order."""
+        wanted = RTMIDI_APIS[self.config.api]
+        if wanted is not None:
+            return [wanted]
+        compiled = mido.Backend("mido.backends.rtmidi", load=True).module.get_api_names()
+        return [a for a in compiled if a in API_LABELS] or list(compiled)
+
+    def _open_all(self, backend: Any, label: str) -> list[str]:
+        """Open the configured ports with one API; the errors of those that failed."""
+        errors: list[str] = []
         if self.config.virtual_port:
             name = self.config.virtual_port
             try:
                 port = backend.open_input(name, virtual=True, client_name=name, callback=self._callback)
             except Exception as err:  # rtmidi's SystemError/OSError: no ALSA sequencer, no JACK...
-                log.warning(
-                    "MIDI virtual port %r unavailable (%s: %s); OSC keeps working",
-                    name, type(err).__name__, err,
-                )
+                errors.append(f"MIDI virtual port {name!r} unavailable on {label} ({type(err).__name__}: {err})")
             else:
                 self._ports.append(port)
-                self.port_names.append(f"{name} (virtual)")
+                self.port_names.append(f"{name} (virtual, {label})")
         for wanted in self.config.ports:
             try:
                 match = _match_port(wanted, backend.get_input_names())
                 port = backend.open_input(match, callback=self._callback)
             except Exception as err:
-                log.warning("MIDI input %r unavailable (%s: %s); OSC keeps working", wanted, type(err).__name__, err)
+                errors.append(f"MIDI input {wanted!r} unavailable on {label} ({type(err).__name__}: {err})")
                 continue
             self._ports.append(port)
-            self.port_names.append(match)
-        if not self._ports:
-            if not self.config.virtual_port and not self.config.ports:
-                log.info("MIDI input: no ports configured")
-            return False
-        self._thread = threading.Thread(target=self._work, name="drumdiff-midi", daemon=True)
-        self._thread.start()
-        log.info("MIDI input on %s", ", ".join(self.port_names))
-        return True
+            self.port_names.append(f"{match} ({label})")
+        return errors
 
     def _work(self) -> None:
         while True:

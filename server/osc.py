@@ -186,8 +186,25 @@ class LoopbackTransport(ReplyTransport):
             self.sent.append((dest, message))
 
 
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to (host, port); OSError with a one-line reason (e.g. port in use).
+
+    `drumdiff serve` binds before it loads the model, so a busy port fails in milliseconds, not
+    after the load; datagrams that arrive meanwhile wait in the socket.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise OSError(err.errno, f"cannot listen on udp {host}:{port}: {err.strerror}") from None
+    return sock
+
+
 class UdpOscServer(ReplyTransport):
-    """Receives on (host, port) with its own thread; replies from the same socket."""
+    """Receives on (host, port), or on an already bound `sock`, with its own thread; replies
+    from the same socket."""
 
     def __init__(
         self,
@@ -197,14 +214,9 @@ class UdpOscServer(ReplyTransport):
         handle: CommandHandler,
         on_error: ErrorHandler,
         allow: Sequence[str] = (),
+        sock: socket.socket | None = None,
     ) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            self._sock.bind((host, port))
-        except OSError as err:
-            self._sock.close()
-            raise OSError(err.errno, f"cannot listen on udp {host}:{port}: {err.strerror}") from None
+        self._sock = sock if sock is not None else bind_udp(host, port)
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         except OSError:  # some platforms refuse large buffers; the default still works

@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import re
+import tempfile
 import threading
 import time
 from collections import deque
@@ -79,9 +80,17 @@ class HitWriter:
         self._thread: threading.Thread | None = None
         self._counter = 0
         self._kept: deque[Path] = deque()
+        self.writable = True  # what start() found
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.writable = _can_write(self.folder)
+        if not self.writable:
+            # Not fatal: permissions can be fixed (or a drive remounted) while the daemon runs.
+            log.warning(
+                "the watched folder %s is not writable: every hit will fail with render_error until it is",
+                self.folder,
+            )
         self._remove_stale_partials()
         if self.config.keep:
             existing = [p for p in self.folder.iterdir() if HIT_NAME.match(p.name)]
@@ -200,6 +209,16 @@ class HitWriter:
                 log.debug("retention: cannot delete %s yet: %s", old, err)
                 return
             self._kept.popleft()
+
+
+def _can_write(folder: Path) -> bool:
+    """Whether a file can be created in `folder`, tried for real: permission bits say nothing
+    about a read-only mount, and nothing at all to root."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".drumdiff-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -54,3 +54,14 @@ def test_mistakes_are_refused(override: str, fragment: str) -> None:
 def test_custom_note_map_replaces_the_gm_map() -> None:
     config = load_server_config(None, ["notes={36: snare, 37: kick}"])
     assert config.note_map() == {36: "snare", 37: "kick"}
+
+
+def test_builtin_cc_map_is_the_documented_one() -> None:
+    from model.config import read_yaml
+    from server.config import CCMapping, load_server_config
+
+    built_in = load_server_config(None).midi.cc
+    assert built_in == (CCMapping(20, "steps", 2, 50), CCMapping(21, "guidance", 0.0, 12.0), CCMapping(22, "variation"))
+    shipped = read_yaml(REPO / "configs" / "server.yaml")["midi"]["cc"]
+    assert tuple(CCMapping(**m) for m in shipped) == built_in
+    assert load_server_config(None, ["midi.cc=[]"]).midi.cc == ()

@@ -155,8 +155,11 @@ def test_pool_fills_then_serves_without_the_worker(tiny_model: LoadedModel) -> N
     engine = make_engine(tiny_model, rec, pool_size=2, refill_batch=4)
     engine.start()
     try:
+        assert engine.pool_warm_after is None or engine.pool_fill() == 1.0
         _wait_for(lambda: engine.pool_fill() == 1.0)
         assert engine.pool_counts() == {c: 2 for c in tiny_model.classes}
+        _wait_for(lambda: engine.pool_warm_after is not None)  # said once, when it first filled
+        assert engine.pool_warm_after is not None and engine.pool_warm_after >= 0
         task = engine.submit(RenderRequest("kick", 100), ORIGIN)
         # delivered synchronously, from the pool
         assert len(rec.hits) == 1 and rec.hits[0].source == "pool"

@@ -99,3 +99,20 @@ def test_note_on_through_jack_produces_a_file_and_done(
     assert args[2] == "snare" and Path(args[1]).exists()
     assert Path(args[1]).name.startswith("snare_n038_v100_")
     assert isinstance(args[0], int)
+
+
+@pytest.mark.jack
+def test_auto_api_falls_back_to_jack_and_names_the_port(jack_server: None, daemon_factory: Any) -> None:
+    port = f"drumdiff-auto-{time.monotonic_ns() % 100000}"
+    daemon = daemon_factory("midi.enabled=true", "midi.api=auto", f"midi.virtual_port={port}")
+    assert daemon.midi is not None and daemon.midi.port_names
+    summary = daemon.midi.summary
+    assert summary.startswith(f"{port} (virtual, ")
+    if not Path("/dev/snd/seq").exists():  # no ALSA sequencer here: JACK must have been tried next
+        assert summary == f"{port} (virtual, JACK)"
+
+
+def test_no_midi_says_why_in_the_summary(daemon_factory: Any) -> None:
+    daemon = daemon_factory("midi.enabled=true", "midi.api=alsa", "midi.virtual_port=null", "midi.ports=[no-such-port-xyz]")
+    assert daemon.midi is not None and not daemon.midi.port_names
+    assert daemon.midi.summary.startswith("none: MIDI input 'no-such-port-xyz' unavailable on ALSA")

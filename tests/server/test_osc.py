@@ -278,3 +278,27 @@ def test_render_length_and_pitch(daemon_factory: Any, client_factory: Any) -> No
     assert read_root_note(args[1]) == 38 + 12
     data, _ = sf.read(args[1])
     assert len(data) == args[4]
+
+
+def test_status_counts_only_published_files(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory("writer.folder=/proc")  # every write fails there, even as root
+    client = client_factory(daemon.osc_address)
+    address, args = client.ask(protocol.RENDER, "kick", 100, "seed", 1, "id", "w")
+    assert (address, args[:2]) == (protocol.FAIL, ["w", "render_error"])
+    assert client.ask(protocol.STATUS)[1][5] == 0
+
+
+def test_load_finds_the_shipped_model_from_any_working_directory(
+    daemon_factory: Any, client_factory: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from server.config import SHIPPED_MODELS
+
+    monkeypatch.chdir(tmp_path)  # not the repository
+    daemon = daemon_factory()
+    assert SHIPPED_MODELS in daemon.config.model_dirs()
+    shipped = SHIPPED_MODELS / "default.pt"
+    if shipped.exists():
+        assert daemon.checkpoint_path("default.pt") == shipped.resolve()
+        assert daemon.checkpoint_path(str(shipped)) == shipped.resolve()
+    client = client_factory(daemon.osc_address)
+    assert client.ask(protocol.LOAD, str(tmp_path / "x.pt"))[1][:2] == ["load", "not_allowed"]

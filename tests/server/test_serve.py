@@ -30,6 +30,7 @@ def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, tuple[st
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
+    proc.ready_line = line  # type: ignore[attr-defined]
     match = re.search(r"ready on udp ([\d.]+):(\d+)", line)
     if not match:
         proc.kill()
@@ -90,3 +91,35 @@ def test_bad_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_busy_port_fails_before_the_model_is_loaded(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            # the checkpoint does not exist: had it been loaded first, that would be the error
+            [sys.executable, "-m", "drumdiff", "serve", "--port", str(port), "--no-midi",
+             "--checkpoint", str(tmp_path / "none.pt"), "--folder", str(tmp_path / "hits")],
+            cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on udp 127.0.0.1:{port}" in result.stderr and "another drumdiff serve" in result.stderr
+    assert "none.pt" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ready_line_names_midi_and_the_pool(tmp_path: Path) -> None:
+    proc, address = start_serve(tmp_path, "--set", "engine.pool_size=1", "--set", "engine.warmup=false")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60.0) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None
+    log = proc.stderr.read()
+    assert "Traceback" not in log
+    assert proc.ready_line.endswith("MIDI off, pool of 1 per class filling (logged when warm)\n")  # type: ignore[attr-defined]

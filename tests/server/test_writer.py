@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -113,3 +114,16 @@ def test_a_polling_watcher_never_sees_a_partial_wav(tmp_path: Path) -> None:
     watcher.join(30.0)
     assert not problems
     assert len(checked) == 8
+
+
+def test_a_folder_that_cannot_be_written_is_reported_at_start(caplog: Any) -> None:
+    import logging
+
+    writer = HitWriter(WriterConfig(folder="/proc"), software="test")  # no file can be made there, not even by root
+    with caplog.at_level(logging.WARNING, logger="drumdiff.server.writer"):
+        writer.start()
+    try:
+        assert not writer.writable
+        assert any("is not writable" in r.getMessage() for r in caplog.records)
+    finally:
+        writer.stop()
