@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.steps is not None and args.steps < 1:
         return fail("--steps must be at least 1")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Files of an earlier kit left beside a new one would look like part of it.
+        return fail(f"{out} exists and is not an empty folder; give a new --out")
     try:
         device = pick_device(args.device)
         if args.from_json:
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(done - bar.n)
 
             kit = render_kit(model, plan, batch_size=args.batch_size, progress=progress)
-        written = write_kit(kit, args.out, sample_rate=model.sample_rate)
+        written = write_kit(kit, out, sample_rate=model.sample_rate)
         elapsed = time.perf_counter() - started
     except KitError as err:
         return fail(str(err))
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"kit {plan.name!r}: {len(plan.pads)} pads x {plan.round_robin} round robins x "
         f"{len(plan.layers)} velocity layers ({plan.layer_method}), {hits} samples, in {elapsed:.1f} s "
-        f"into {Path(args.out).resolve()}",
+        f"into {out.resolve()}",
         flush=True,
     )
     print(

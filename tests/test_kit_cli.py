@@ -105,6 +105,15 @@ def test_kit_bad_requests_are_one_line_errors(
     assert not (tmp_path / "k").exists()
 
 
+def test_kit_refuses_a_folder_that_holds_something(
+    cli_kit: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(p.relative_to(cli_kit) for p in cli_kit.rglob("*"))
+    assert _kit(cli_kit) == 1
+    assert "is not an empty folder" in capsys.readouterr().err
+    assert sorted(p.relative_to(cli_kit) for p in cli_kit.rglob("*")) == before
+
+
 def test_kit_bad_format_and_bad_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         _kit(tmp_path, "--format", "sfz,kontakt")
