@@ -163,13 +163,14 @@ def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
         key = None if name in ("none", "null") else name
         weights[key] = weights.get(key, 0.0) + weight
     if len(weights) == 1:
-        ((name, weight),) = weights.items()
+        ((only, weight),) = weights.items()
+        label = only or "none"
         if weight != 1.0:
             # Weights are divided by their sum, so one class alone is always all of it: a lone
             # kick=0.3 would silently be a plain kick.
             raise DrumDiffError(
-                f"--mix {name or 'none'}={weight:g} alone is {name or 'none'}=1 (weights are divided by their "
-                f"sum); blend it with another class, e.g. --mix {name or 'none'}={weight:g} --mix none={1 - weight:g}"
+                f"--mix {label}={weight:g} alone is {label}=1 (weights are divided by their "
+                f"sum); blend it with another class, e.g. --mix {label}={weight:g} --mix none={1 - weight:g}"
             )
     return weights
 

@@ -141,7 +141,7 @@ def source_bound(
     for name in classes:
         if name is None:
             continue
-        bound = envelope_bound(cfg, class_weight_vector(model, {name: 1.0}))
+        bound = envelope_bound(cfg, class_weight_vector(model, {name: 1.0}).tolist())
         if bound:
             curves.append(np.asarray(bound, dtype=np.float64))
     if not curves:

@@ -328,7 +328,7 @@ class Daemon:
         root = task.note if task.note is not None else DEFAULT_ROOT_NOTE
         if task.pitch:
             audio = pitch_shift(audio, hit.sample_rate, task.pitch)
-            root = min(127, max(0, int(round(root + task.pitch))))
+            root = min(127, max(0, round(root + task.pitch)))
         if self.audio is not None:
             self.audio.play(audio, amp)  # before the file: the pad should sound now
         file_amp = amp if self.config.engine.velocity_to_file else 10.0 ** (task.gain_db / 20.0)

@@ -292,7 +292,7 @@ class Engine:
             note = self._root_note(request.target)
         length = None
         if request.length_s is not None:
-            length = max(1, int(round(request.length_s * model.sample_rate)))
+            length = max(1, round(request.length_s * model.sample_rate))
             try:
                 valid_length(model, length)
             except ValueError as err:

@@ -475,7 +475,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
             Arg("request_id", "int or string", "the client's `id`, or the int the daemon assigned"),
             Arg("abs_path", "string", "absolute path of the new WAV file (never overwritten)"),
             Arg("class", "string", "class rendered (`any` for an unconditional render)"),
-            Arg("seed", "int", "noise seed used; send it back to recall the hit"),
+            Arg("seed", "int", "noise seed used; send it back to recall the hit (seeds the daemon draws are below 2^24, so Pd's float numbers hold them exactly)"),
             Arg("frames", "int", "length in sample frames"),
             Arg("sample_rate", "int", "Hz"),
         ),
@@ -590,14 +590,14 @@ MESSAGES = MESSAGES + DESIGN_MESSAGES
 
 #: How the daemon picks where a reply goes, first rule that applies (for docs/protocol.md).
 REPLY_ROUTING: tuple[str, ...] = (
-    f"the request's own `{REPLY_PORT_KEY} <port>` pair (any request but hello; in render and sound-design "
-    "messages among the options, in the others last): that port on the sender's host;",
-    "the port registered with `hello` from this sender address (host and source port): each Max "
-    "device or Pd object keeps its own;",
-    "the port most recently registered with `hello` from the sender's host, whatever port that hello "
-    "came from: one-shot senders such as liblo's `oscsend` use a new source port for every message;",
-    "`osc.reply_port` of the server config, when set (0 = off, the default), on the sender's host, "
-    "as AbletonOSC answers on 11001;",
+    (f"the request's own `{REPLY_PORT_KEY} <port>` pair (any request but hello; in render and sound-design "
+        "messages among the options, in the others last): that port on the sender's host;"),
+    ("the port registered with `hello` from this sender address (host and source port): each Max "
+        "device or Pd object keeps its own;"),
+    ("the port most recently registered with `hello` from the sender's host, whatever port that hello "
+        "came from: one-shot senders such as liblo's `oscsend` use a new source port for every message;"),
+    ("`osc.reply_port` of the server config, when set (0 = off, the default), on the sender's host, "
+        "as AbletonOSC answers on 11001;"),
     "the sender's own address and port.",
 )
 SPECS: dict[str, MessageSpec] = {m.address: m for m in MESSAGES}

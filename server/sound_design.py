@@ -211,7 +211,9 @@ class DesignService:
                 start = 0 if request.start_s is None else int(round(request.start_s * sr))
                 end = frames if request.end_s is None else min(frames, int(round(request.end_s * sr)))
                 if not 0 <= start < end:
-                    raise ProtocolError(f"inpaint range {start}..{end} samples is empty within the hit's {frames}")
+                    raise ProtocolError(
+                        f"inpaint range {start / sr:.3f}..{end / sr:.3f} s is empty within the {frames / sr:.3f} s hit"
+                    )
                 seam = int(round((5.0 if request.seam_ms is None else request.seam_ms) * 1e-3 * sr))
                 extra.update(start=start, end=end, seam=seam)
                 info.update(start=start, end=end, seam=seam)

@@ -200,3 +200,19 @@ def test_design_messages_parse_pd_floats() -> None:
     with pytest.raises(ProtocolError, match="given twice"):
         protocol.parse(protocol.MORPH, ["kick", "tom", 0.5, "seed", 1, "seed", 2])
     assert protocol.request_id_of(protocol.INPAINT, ["x", "id", "q1", "start", "bad"]) == "q1"
+
+
+def test_an_empty_inpaint_range_is_told_in_seconds(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    assert client.ask(protocol.RENDER, "kick", 100, "seed", 1, "id", "src")[0] == protocol.DONE
+    address, args = client.ask(protocol.INPAINT, "src", "start", 5.0, "id", "p")
+    assert (address, args[:2]) == (protocol.FAIL, ["p", "bad_request"])
+    assert "inpaint range 5.000..0.046 s is empty within the 0.046 s hit" in args[2]
+
+
+def test_a_refused_design_request_fails_under_the_clients_id_or_minus_one(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    assert client.ask(protocol.VARY, "nope")[1][:2] == [-1, "bad_request"]  # as a refused render
+    assert client.ask(protocol.VARY, "nope", "id", "mine")[1][:2] == ["mine", "bad_request"]
