@@ -94,6 +94,7 @@ class Task:
     fresh: bool = False
     submitted: float = 0.0  # time.perf_counter() when the transport handed it over
     pitch: float = 0.0  # semitones, applied by resampling when the hit is delivered
+    poolable: bool = False  # a pooled hit may still answer it when the worker reaches it
     extra: Mapping[str, Any] = field(default_factory=dict)  # kind-specific data
 
     @property
@@ -348,6 +349,7 @@ class Engine:
                 return hit.task
         if task.seed is None:
             task = replace(task, seed=self._draw_seed())
+        task = replace(task, poolable=poolable)
         self.enqueue(task)
         return task
 
@@ -530,6 +532,13 @@ class Engine:
     def _render_groups(self, tasks: list[Task]) -> None:
         groups: dict[tuple[Any, ...], list[Task]] = {}
         for task in tasks:
+            if task.poolable:
+                # While the pool fills (start, `set`, `load`), a trigger that found it empty
+                # waited for the refill round in progress; that round may have made its hit.
+                hit = self._take_ready(task)
+                if hit is not None:
+                    self._deliver(hit)
+                    continue
             groups.setdefault(task.batch_key, []).append(task)
         for group in groups.values():
             self._render_group(group)

@@ -232,3 +232,18 @@ def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.01)
+
+
+def test_a_trigger_queued_while_the_pool_fills_takes_the_hit_the_refill_made(tiny_model: LoadedModel) -> None:
+    rec = Recorder()
+    engine = make_engine(tiny_model, rec, pool_size=1)
+    task = engine.submit(RenderRequest("kick", 100), ORIGIN)  # pool empty: queued for the worker
+    assert task is not None and task.poolable and not rec.hits
+    engine._refill(["kick"])  # the round that was in progress when it arrived
+    (pooled,) = engine._pool["kick"]
+    engine.start()
+    try:
+        rec.wait(1)
+    finally:
+        engine.stop()
+    assert rec.hits[0].source == "pool" and rec.hits[0].task.seed == pooled.seed
