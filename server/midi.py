@@ -94,19 +94,24 @@ class MidiInput:
             log.warning("MIDI input unavailable (%s: %s); OSC keeps working", type(err).__name__, err)
             return False
         failures: list[str] = []
+        reasons: list[str] = []  # one short reason per API, for the ready line
         for api in apis:
+            label = API_LABELS.get(api, api)
             backend = mido.Backend(f"mido.backends.rtmidi/{api}", load=True)
-            errors = self._open_all(backend, API_LABELS.get(api, api))
+            errors = self._open_all(backend, label)
             if self._ports:
                 for error in errors:
                     log.warning("%s; OSC keeps working", error)
                 break
             failures += errors
+            if errors:
+                # rtmidi says "MidiInAlsa::initialize: error creating ..."; keep what follows.
+                short = errors[0].rsplit(": ", 1)[-1].rstrip(").")
+                reasons.append(f"{label}: {short}")
         if not self._ports:
-            hint = "" if self.config.api != "auto" else f" (tried {', '.join(API_LABELS.get(a, a) for a in apis)})"
             reason = "; ".join(failures) or "no MIDI API"
-            self.summary = f"none: {reason}{hint}"
-            log.warning("MIDI input unavailable: %s%s; OSC keeps working", reason, hint)
+            self.summary = f"none ({'; '.join(reasons) or reason})"
+            log.warning("MIDI input unavailable: %s; OSC keeps working", reason)
             return False
         self._thread = threading.Thread(target=self._work, name="drumdiff-midi", daemon=True)
         self._thread.start()
