@@ -82,7 +82,7 @@ def test_signal_finishes_in_flight_work_and_leaves_no_temporaries(
 
 def test_bad_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "drumdiff", "serve", "--checkpoint", str(tmp_path / "none.pt"), "--no-midi"],
+        [sys.executable, "-m", "drumdiff", "serve", "--checkpoint", str(tmp_path / "none.pt"), "--no-midi", "--port", "0"],
         cwd=REPO,
         capture_output=True,
         text=True,
