@@ -26,6 +26,7 @@ import html
 import json
 import math
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -509,7 +510,34 @@ class FineTune:
             prep_config = config_from_dict(copy.deepcopy(base_config))
         except ConfigError as err:
             raise DrumDiffError(f"{base}: its config is not valid: {err}") from None
+        probe = copy.deepcopy(base_config)
+        try:
+            # Checked before preparing, so a mistyped --set costs nothing and leaves nothing behind.
+            for override in (*SMALL_DATA, *rest):
+                apply_override(probe, override)
+            config_from_dict(probe)
+        except ConfigError as err:
+            raise DrumDiffError(f"--set: {err}") from None
         name = class_slug(name or Path(folder).resolve().name)
+        made = not out.exists()
+        try:
+            return cls._prepare(folder, out, base, payload, prep_config, settings, rest, name=name,
+                                classes_from=classes_from, overrides=overrides, device=device, log=log,
+                                progress=progress, command=command)
+        except BaseException:
+            # A folder this call made and could not finish would block the same command next time.
+            if made:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _prepare(
+        cls, folder: str | Path, out: Path, base: str | Path, payload: dict[str, Any], prep_config: Config,
+        settings: FinetuneSettings, rest: list[str], *, name: str, classes_from: str, overrides: Sequence[str],
+        device: torch.device | None, log: Callable[[str], None],
+        progress: Callable[[Iterable[SourceItem]], Iterable[SourceItem]] | None, command: Sequence[str],
+    ) -> FineTune:
+        base_config = payload["config"]
         log(f"preparing {folder}")
         summary = prepare_folder(folder, out / "data", prep_config, classes_from=classes_from,
                                  holdout=settings.holdout, seed=settings.holdout_seed, progress=progress)

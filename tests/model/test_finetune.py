@@ -289,6 +289,21 @@ def test_job_refuses_to_overwrite_and_resume_needs_a_job(tmp_path: Path) -> None
         FineTune.resume(tmp_path / "kit")
 
 
+def test_job_checks_overrides_first_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    folder = user_folder(tmp_path / "kit")
+    base = tiny_base(tmp_path / "base.pt")
+    with pytest.raises(DrumDiffError, match="--set: .*unknown config key"):
+        FineTune.start(folder, tmp_path / "job", base, overrides=["train.bogus=1"], log=QUIET)
+    assert not (tmp_path / "job").exists()
+    silent = tmp_path / "silent"
+    write(silent / "nothing.wav", np.zeros((1, 2000), np.float32))
+    with pytest.raises(DrumDiffError, match="no usable audio"):
+        FineTune.start(silent, tmp_path / "job", base, log=QUIET)
+    assert not (tmp_path / "job").exists()
+    # and the same command then works
+    assert FineTune.start(folder, tmp_path / "job", base, overrides=FAST, log=QUIET).state["status"] == "prepared"
+
+
 def test_job_stops_when_asked_and_resumes_where_it_stopped(tmp_path: Path) -> None:
     folder = user_folder(tmp_path / "kit")
     base = tiny_base(tmp_path / "base.pt")
