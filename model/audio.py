@@ -133,6 +133,15 @@ def apply_fade_out(samples: np.ndarray, frames: int) -> None:
     samples[..., -frames:] *= ramp
 
 
+def apply_fade_in(samples: np.ndarray, frames: int) -> None:
+    """In-place raised-cosine fade over the first `frames` frames of (C, T) samples."""
+    frames = min(frames, samples.shape[-1])
+    if frames <= 0:
+        return
+    ramp = 0.5 * (1 - np.cos(np.linspace(0, math.pi, frames, dtype=np.float32)))
+    samples[..., :frames] *= ramp
+
+
 def normalise_peak(samples: np.ndarray, peak: float) -> np.ndarray:
     """Scale to `peak` (silence stays silent)."""
     top = float(np.abs(samples).max()) if samples.size else 0.0

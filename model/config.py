@@ -208,6 +208,10 @@ class FinishConfig:
     envelope_block: int = 256  # samples per envelope value
     envelope_margin_db: float = 0.0  # headroom above the measured envelope
     dc_cutoff_hz: float = 10.0  # one-pole DC blocker (0 = off)
+    # A render whose first sample is already near its peak starts with a click; training clips
+    # start where they first reach -40 dB re peak. A raised-cosine ramp this long (much shorter
+    # than any drum's attack, which is judged separately) removes the step. 0 = off.
+    fade_in_s: float = 0.001
     # After the last moment the render is louder than this (block RMS re its peak), fade it to
     # digital silence, as kit makers trim their samples: a model's faint noise bed under a dead
     # tail then ends as a real one-shot does. 0 = off. At -60 the limited snare and percussion

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from model.audio import apply_fade_out, normalise_peak, peak_safe
+from model.audio import apply_fade_in, apply_fade_out, normalise_peak, peak_safe
 from model.config import FinishConfig
 
 FLOOR_DB = -120.0
@@ -153,10 +153,12 @@ def envelope_bound(cfg: FinishConfig, weights: Sequence[float]) -> tuple[float, 
 def finish_render(
     audio: np.ndarray, cfg: FinishConfig, sample_rate: int, bound: Sequence[float] | None, fade: int
 ) -> np.ndarray:
-    """Envelope limit (when there is a bound), DC blocker, tail gate, end fade, then the peak (C, T)."""
+    """Envelope limit (when there is a bound), DC blocker, fade-in, tail gate, end fade, then the
+    peak (C, T)."""
     if bound:
         audio = limit_to_envelope(audio, bound, cfg.envelope_block, cfg.envelope_margin_db)
     audio = np.array(dc_block(audio, sample_rate, cfg.dc_cutoff_hz), dtype=np.float32)
+    apply_fade_in(audio, int(round(cfg.fade_in_s * sample_rate)))
     audio = gate_tail(audio, sample_rate, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s)
     apply_fade_out(audio, fade)
     return normalise_peak(audio, cfg.peak) if cfg.peak > 0 else peak_safe(audio)

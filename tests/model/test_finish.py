@@ -107,6 +107,19 @@ def test_finish_gates_the_tail_by_default() -> None:
     assert np.abs(open_gate[:, 8192:]).max() > 1e-5
 
 
+def test_finish_ramps_in_a_hit_that_starts_at_its_peak_and_keeps_the_rest() -> None:
+    step = decaying(0.05, length=8192)
+    step *= 0.5 / np.abs(step).max()
+    step[:, 0] = 0.9  # a render that starts at full level: a click
+    keep = {"dc_cutoff_hz": 0.0, "tail_gate_db": 0.0, "peak": 0.0}
+    faded = finish_render(step.copy(), FinishConfig(**keep), SR, None, 64)
+    plain = finish_render(step.copy(), FinishConfig(**keep, fade_in_s=0.0), SR, None, 64)
+    ramp = int(round(0.001 * SR))
+    assert abs(faded[0, 0]) < 0.01 and plain[0, 0] == pytest.approx(0.9)
+    assert np.all(np.abs(faded[:, :ramp]) <= np.abs(plain[:, :ramp]) + 1e-7)
+    np.testing.assert_allclose(faded[:, ramp + 1 : 4096], plain[:, ramp + 1 : 4096], rtol=1e-5, atol=1e-7)
+
+
 def test_bounds_for_classes_blends_and_the_null_class() -> None:
     cfg = FinishConfig(class_envelopes=((-1.0, -20.0), (-3.0, -10.0), ()))
     assert envelope_bound(cfg, [1, 0, 0, 0]) == (-1.0, -20.0)
