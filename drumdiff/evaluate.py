@@ -55,19 +55,6 @@ def build_parser():  # type: ignore[no-untyped-def]
     return p
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _fmt(value: Any, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -129,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.evaluate import (
         build_reference,
         classifier_accuracy_on,
+        json_safe,
         judge,
         noise_bursts,
         real_hits,
@@ -227,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                         "test_per_class": {c: int((test.labels == i).sum()) for i, c in enumerate(classes)},
                         "train_clips": int(len(train.labels))},
             "classifier": {"path": str(classifier_path.resolve()), "classes": list(classifier.classes),
-                           "trained": _plain(classifier.metrics),
+                           "trained": json_safe(classifier.metrics),
                            "on_this_test_set": classifier_accuracy_on(ref)},
             "protocol": {
                 "n_per_class": args.n,
@@ -256,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 finishing[str(steps)] = {"finished": done, "raw": raw, "worse_by": raw / done - 1,
                                          "met": raw / done - 1 <= 0.15}
         report["finishing"] = finishing
-        report = _plain(report)
+        report = json_safe(report)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

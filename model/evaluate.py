@@ -17,6 +17,7 @@ whatever the feature space. The pieces:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -38,6 +39,19 @@ RELIABLE_HALF = 8
 #: Below this many items per half no distance is reported: with two, a covariance is one line and
 #: a near-duplicate pair (two velocity layers of one drum) makes the floor ~0 and the ratio absurd.
 MIN_HALF = 3
+
+
+def json_safe(value: Any) -> Any:
+    """A report value made JSON-safe: NaN/inf become null, numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 class EvaluationError(DrumDiffError, ValueError):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import html
 import json
-import math
 import re
 import shutil
 import time
@@ -44,7 +43,7 @@ from model.data import DrumDataset, SourceItem, prepare_dataset
 from model.denoiser import Denoiser
 from model.diffusion import audio_to_model, measure_envelope, measure_spectrum
 from model.errors import ConfigError, DrumDiffError
-from model.evaluate import HitSet, nearest_train
+from model.evaluate import HitSet, json_safe, nearest_train
 from model.features import copy_vectors, log_mel
 from model.finish import measure_class_envelopes
 from model.labels import label_from_name
@@ -808,7 +807,7 @@ class FineTune:
             "copying_starts": None if first_copy is None else {
                 "step": first_copy["step"], "checkpoint": first_copy["checkpoint"], "copies": first_copy["copies"]},
         }
-        report = _plain(report)
+        report = json_safe(report)
         (self.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         audio = self._write_audio(judge, base_hits, tuned_hits)
         page = self.out / "report.html"
@@ -890,19 +889,6 @@ class FineTune:
             entry["held-out"] = names
             out[cname] = entry
         return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, numpy scalars Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # --- the report and the card -----------------------------------------------------------------

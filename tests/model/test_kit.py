@@ -17,7 +17,7 @@ import soundfile as sf
 from drumdiff_testkit import TINY_CONFIG, randomize
 
 from model.checkpoint import LoadedModel, build_model
-from model.config import load_config
+from model.config import DRUM_CLASSES, load_config
 from model.generate import render, settings_for
 from model.kit import (
     CYMBAL_CLASSES,
@@ -41,17 +41,7 @@ from model.kit import (
 )
 from model.labels import gm_note_class
 
-ALL_CLASSES = (
-    "kick",
-    "snare",
-    "clap",
-    "closed_hat",
-    "open_hat",
-    "tom",
-    "crash",
-    "ride",
-    "percussion",
-)
+ALL_CLASSES = tuple(c for c in DRUM_CLASSES if c != "other")
 HAT_CHOKERS, HAT_CHOKED = (42, 44), (46,)
 # Decent Sampler's documented attributes (Developer's Guide, "The <groups> element").
 DS_GROUP_ATTRS = {
