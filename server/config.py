@@ -8,6 +8,7 @@ relative to the working directory the daemon starts in.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,28 @@ class ServerConfig:
         if SHIPPED_MODELS not in folders:
             folders.append(SHIPPED_MODELS)
         return tuple(folders)
+
+
+def loadable_checkpoints(folders: Sequence[Path]) -> tuple[Path, ...]:
+    """The `.pt` files `load` can read in `folders` and one folder below them, resolved, sorted.
+
+    A run's numbered checkpoints (its `checkpoints/` folder) are left out: `last.pt` and a
+    fine-tune's `model.pt` stand for the run; `design scrub` reaches the rest. Files that
+    resolve outside every folder (a link pointing elsewhere) are left out, as `load` refuses them.
+    """
+    found: set[Path] = set()
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for pattern in ("*.pt", "*/*.pt"):
+            for path in folder.glob(pattern):
+                try:
+                    resolved = path.resolve()
+                except (OSError, RuntimeError):
+                    continue
+                if resolved.is_file() and any(resolved.is_relative_to(f) for f in folders):
+                    found.add(resolved)
+    return tuple(sorted(found))
 
 
 def load_server_config(

@@ -30,7 +30,7 @@ from model.errors import DrumDiffError
 from model.sound_design import DEFAULT_ROOT_NOTE, pitch_shift
 from server import protocol
 from server.audio_out import AudioOut
-from server.config import ServerConfig
+from server.config import ServerConfig, loadable_checkpoints
 from server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
 from server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
 from server.midi import MidiInput
@@ -216,6 +216,9 @@ class Daemon:
             self._load(command, origin, arrived)
         elif isinstance(command, protocol.ClassesQuery):
             self.reply(origin, protocol.classes_reply(self.engine.model.classes))
+        elif isinstance(command, protocol.ModelsQuery):
+            paths = loadable_checkpoints(self.config.model_dirs())
+            self.reply(origin, protocol.models_reply([str(p) for p in paths]))
         elif isinstance(command, protocol.StatsQuery):
             self.reply(origin, protocol.stats_reply(self.stats()))
         elif isinstance(command, protocol.DesignRequest):

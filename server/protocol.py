@@ -42,9 +42,13 @@ LOAD = "/drumdiff/load"
 LOADED = "/drumdiff/loaded"
 SET = "/drumdiff/set"
 SET_REPLY = "/drumdiff/set.reply"
+#: A `models` reply lists at most this many checkpoints (one UDP datagram stays small).
+MAX_LISTED_MODELS = 64
 CLASSES = "/drumdiff/classes"
 CLASSES_REPLY = "/drumdiff/classes.reply"
 STATS = "/drumdiff/stats"
+MODELS = "/drumdiff/models"
+MODELS_REPLY = "/drumdiff/models.reply"
 STATS_REPLY = "/drumdiff/stats.reply"
 # Sound design (issue 6): each answers with one `done` per hit, all under the request's id.
 VARY = "/drumdiff/vary"
@@ -215,6 +219,11 @@ class StatsQuery:
 
 
 @dataclass(frozen=True)
+class ModelsQuery:
+    pass
+
+
+@dataclass(frozen=True)
 class DesignRequest:
     """A sound-design request (issue 6): vary, interpolate, inpaint, morph or scrub.
 
@@ -243,7 +252,9 @@ class DesignRequest:
     stream: bool = False
 
 
-Command = Union[Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, StatsQuery, DesignRequest]
+Command = Union[
+    Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, StatsQuery, ModelsQuery, DesignRequest
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,6 +573,23 @@ MESSAGES: tuple[MessageSpec, ...] = (
     ),
     MessageSpec(CLASSES, "in", (), "Ask which classes the loaded model renders.", replies=(CLASSES_REPLY,)),
     MessageSpec(
+        MODELS,
+        "in",
+        (),
+        "Ask which checkpoints `load` can read: the `.pt` files in the model folders and one "
+        "folder below them (a training run's `last.pt`, a fine-tune's `model.pt`), not the "
+        "numbered checkpoints inside a run's `checkpoints/`.",
+        replies=(MODELS_REPLY,),
+    ),
+    MessageSpec(
+        MODELS_REPLY,
+        "out",
+        (),
+        f"Answer to `models`: one absolute path per checkpoint, sorted, at most {MAX_LISTED_MODELS}; "
+        "each is a valid `load` argument.",
+        variadic="path ...",
+    ),
+    MessageSpec(
         CLASSES_REPLY,
         "out",
         (),
@@ -700,6 +728,11 @@ def parse_classes(args: Sequence[Any]) -> ClassesQuery:
     return ClassesQuery()
 
 
+def parse_models(args: Sequence[Any]) -> ModelsQuery:
+    _arity(MODELS, args, 0, 0)
+    return ModelsQuery()
+
+
 def parse_stats(args: Sequence[Any]) -> StatsQuery:
     _arity(STATS, args, 0, 0)
     return StatsQuery()
@@ -788,6 +821,7 @@ PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
     SET: parse_set,
     CLASSES: parse_classes,
     STATS: parse_stats,
+    MODELS: parse_models,
     VARY: parse_vary,
     INTERPOLATE: parse_interpolate,
     INPAINT: parse_inpaint,
@@ -920,6 +954,10 @@ def set_reply(param: str, value: int | float | str) -> Message:
 
 def classes_reply(classes: Sequence[str]) -> Message:
     return Message(CLASSES_REPLY, tuple(classes))
+
+
+def models_reply(paths: Sequence[str]) -> Message:
+    return Message(MODELS_REPLY, tuple(paths[:MAX_LISTED_MODELS]))
 
 
 def stats_reply(values: dict[str, int | float]) -> Message:

@@ -171,6 +171,31 @@ def test_load_only_from_model_folders_and_keeps_the_old_model_on_failure(
     assert client.ask(protocol.RENDER, "kick", 100)[0] == protocol.DONE
 
 
+def test_models_lists_what_load_can_read(
+    daemon_factory: Any, client_factory: Any, tmp_path: Path, tiny_model: LoadedModel
+) -> None:
+    models = tmp_path / "models"
+    (models / "finetune_mine" / "checkpoints").mkdir(parents=True)
+    config = load_config(TINY)
+    state = tiny_model.denoiser.net.state_dict()
+    top = save_checkpoint(models / "good.pt", config, model_state=state, ema_state=None, step=1)
+    tuned = save_checkpoint(models / "finetune_mine" / "model.pt", config, model_state=state, ema_state=None, step=2)
+    save_checkpoint(models / "finetune_mine" / "checkpoints" / "step-0000002.pt", config,
+                    model_state=state, ema_state=None, step=2)
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(b"x")
+    (models / "link.pt").symlink_to(outside)
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    address, paths = client.ask(protocol.MODELS)
+    assert address == protocol.MODELS_REPLY
+    assert str(top.resolve()) in paths and str(tuned.resolve()) in paths
+    assert not any("checkpoints" in p or p == str(outside) for p in paths)
+    assert any(p.endswith("default.pt") for p in paths)  # the shipped model's folder is always there
+    # Every listed path is one `load` accepts.
+    assert client.ask(protocol.LOAD, str(tuned.resolve())) == (protocol.LOADED, [str(tuned.resolve()), 2])
+
+
 def test_busy_over_udp(daemon_factory: Any, client_factory: Any) -> None:
     daemon = daemon_factory("engine.queue_size=1", "engine.max_batch=1")
     client = client_factory(daemon.osc_address)

@@ -115,6 +115,9 @@ def test_other_messages() -> None:
     assert protocol.parse(protocol.SET, ["steps", 8.0]) == protocol.SetParam("steps", 8)
     assert protocol.parse(protocol.SET, ["sampler", "heun"]) == protocol.SetParam("sampler", "heun")
     assert protocol.parse(protocol.CLASSES, []) == protocol.ClassesQuery()
+    assert protocol.parse(protocol.MODELS, []) == protocol.ModelsQuery()
+    with pytest.raises(ProtocolError):
+        protocol.parse(protocol.MODELS, ["extra"])
 
 
 @pytest.mark.parametrize(
