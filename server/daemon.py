@@ -33,6 +33,7 @@ from server.audio_out import AudioOut
 from server.config import ServerConfig, loadable_checkpoints
 from server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
 from server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
+from server.kits import KitService
 from server.midi import MidiInput
 from server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
 from server.protocol import Command, Message, RequestId
@@ -93,6 +94,7 @@ class Daemon:
         )
         self.design = DesignService(self.engine)  # vary, interpolate, inpaint, morph, scrub
         self.writer = HitWriter(config.writer, software=f"drumdiff {__version__}")
+        self.kits = KitService(self.engine, self.writer.folder)  # whole kits, on their own thread
         self.audio: AudioOut | None = (
             AudioOut(config.audio_out, model.sample_rate) if config.audio_out.enabled else None
         )
@@ -147,6 +149,7 @@ class Daemon:
         self._stopping = True
         if self.midi is not None:
             self.midi.close()
+        self.kits.stop()
         self.engine.stop()
         self.writer.stop()  # the `done` of every finished write is sent from here
         if self.osc is not None:
@@ -216,6 +219,9 @@ class Daemon:
             self._load(command, origin, arrived)
         elif isinstance(command, protocol.ClassesQuery):
             self.reply(origin, protocol.classes_reply(self.engine.model.classes))
+        elif isinstance(command, protocol.KitRequest):
+            rid = self.kits.submit(command, lambda message: self.reply(origin, message))
+            log.info("kit %s %r started (%s)", rid, command.name, origin.transport)
         elif isinstance(command, protocol.ModelsQuery):
             paths = loadable_checkpoints(self.config.model_dirs())
             self.reply(origin, protocol.models_reply([str(p) for p in paths]))

@@ -348,7 +348,7 @@ class Engine:
                 self._deliver(hit)
                 return hit.task
         if task.seed is None:
-            task = replace(task, seed=self._draw_seed())
+            task = replace(task, seed=self.draw_seed())
         task = replace(task, poolable=poolable)
         self.enqueue(task)
         return task
@@ -369,7 +369,7 @@ class Engine:
 
     def draw_seed(self) -> int:
         """The next seed of the daemon's seed sequence (for requests that gave none)."""
-        return self._draw_seed()
+        return self.draw_seed()
 
     def request_load(
         self, path: Path, reply: Callable[[LoadedModel | DrumDiffError], None]
@@ -475,7 +475,7 @@ class Engine:
                 break
         if not names:
             return
-        seeds = [self._draw_seed() for _ in names]
+        seeds = [self.draw_seed() for _ in names]
         with self._precision():
             audio = render(model, seeds, settings, classes=names)
         if model is not self._model:
@@ -589,7 +589,8 @@ class Engine:
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _draw_seed(self) -> int:
+    def draw_seed(self) -> int:
+        """A seed from the engine's seeded stream (below 2^24, so Pd's floats hold it exactly)."""
         with self._rng_lock:
             return int(self._rng.integers(0, DRAWN_SEED_LIMIT))
 

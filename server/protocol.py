@@ -48,6 +48,10 @@ CLASSES = "/drumdiff/classes"
 CLASSES_REPLY = "/drumdiff/classes.reply"
 STATS = "/drumdiff/stats"
 MODELS = "/drumdiff/models"
+# A whole kit for samplers, rendered in the background: progress messages, then one kit.done.
+KIT = "/drumdiff/kit"
+KIT_PROGRESS = "/drumdiff/kit.progress"
+KIT_DONE = "/drumdiff/kit.done"
 MODELS_REPLY = "/drumdiff/models.reply"
 STATS_REPLY = "/drumdiff/stats.reply"
 # Sound design (issue 6): each answers with one `done` per hit, all under the request's id.
@@ -224,6 +228,20 @@ class ModelsQuery:
 
 
 @dataclass(frozen=True)
+class KitRequest:
+    """`/drumdiff/kit [key value ...]`: every field has the `drumdiff kit` default."""
+
+    request_id: RequestId | None = None
+    name: str = "drumdiff"
+    round_robin: int = 2
+    velocity_layers: int = 2
+    length_cymbals: float = 2.5
+    seed: int | None = None
+    formats: tuple[str, ...] = ("sfz", "hydrogen", "decentsampler")
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
 class DesignRequest:
     """A sound-design request (issue 6): vary, interpolate, inpaint, morph or scrub.
 
@@ -253,7 +271,8 @@ class DesignRequest:
 
 
 Command = Union[
-    Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, StatsQuery, ModelsQuery, DesignRequest
+    Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, StatsQuery, ModelsQuery, DesignRequest,
+    KitRequest,
 ]
 
 
@@ -396,6 +415,40 @@ DESIGN_ALLOWED: dict[str, tuple[str, ...]] = {
 }
 
 _SOURCE_DOC = "a previous hit: its request id, or `last` (the newest hit; with `class`, the newest of that class)"
+
+
+_KIT_FORMATS = ("sfz", "hydrogen", "decentsampler")
+
+
+def _kit_formats(value: Any) -> tuple[str, ...]:
+    text = as_str(value, "formats", max_len=64)
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in _KIT_FORMATS]
+    if not names or bad:
+        raise ProtocolError(f"formats must be a comma-separated list of {list(_KIT_FORMATS)}, got {text!r}")
+    return names
+
+
+KIT_KEYS: dict[str, KeySpec] = {
+    k.name: k
+    for k in (
+        KeySpec("id", "int or string", "client request id, echoed in every reply", as_request_id, "request_id"),
+        KeySpec("name", "string", "kit name: 1-64 letters, digits, spaces or _ . + - (default drumdiff)",
+                lambda v: as_str(v, "name", max_len=64), "name"),
+        KeySpec("round_robin", "int", "variations per pad, 1-8 (default 2)", lambda v: as_int(v, "round_robin", 1, 8),
+                "round_robin"),
+        KeySpec("velocity_layers", "int", "velocity layers per pad, 1-8 (default 2; made by gain)",
+                lambda v: as_int(v, "velocity_layers", 1, 8), "velocity_layers"),
+        KeySpec("length_cymbals", "float", "seconds crash, ride and open hat ring out to, 0.5-10 (default 2.5)",
+                lambda v: as_float(v, "length_cymbals", 0.5, MAX_LENGTH_S), "length_cymbals"),
+        KeySpec("seed", "int", "base seed (default: drawn, echoed in kit.done)", lambda v: as_int(v, "seed", 0, MAX_SEED),
+                "seed"),
+        KeySpec("formats", "string", "comma-separated: sfz, hydrogen, decentsampler (default all)", _kit_formats,
+                "formats"),
+        KeySpec("steps", "int", "sampler steps (default the daemon's)", lambda v: as_int(v, "steps", 1, MAX_STEPS),
+                "steps"),
+    )
+}
 
 
 def _design_spec(address: str, args: tuple[Arg, ...], doc: str) -> MessageSpec:
@@ -573,6 +626,33 @@ MESSAGES: tuple[MessageSpec, ...] = (
     ),
     MessageSpec(CLASSES, "in", (), "Ask which classes the loaded model renders.", replies=(CLASSES_REPLY,)),
     MessageSpec(
+        KIT,
+        "in",
+        (),
+        "Render a whole kit for samplers (what `drumdiff kit` makes: every drum class of the model on "
+        "the General MIDI drum map, round robins, velocity layers made by gain, cymbals rung out by "
+        "the model) into a new folder under the watched folder's `kits/`, in the background: "
+        "`kit.progress` after each hit, then one `kit.done`. One kit at a time (another answers "
+        "`busy`); renders of single hits go on meanwhile, sharing the CPU.",
+        replies=(KIT_PROGRESS, KIT_DONE, FAIL),
+        variadic="key value ... (" + ", ".join(KIT_KEYS) + ")",
+    ),
+    MessageSpec(
+        KIT_PROGRESS,
+        "out",
+        (Arg("id", "int or string", "the kit request's id"), Arg("done", "int", "hits rendered"),
+         Arg("total", "int", "hits to render")),
+        "Progress of a kit.",
+    ),
+    MessageSpec(
+        KIT_DONE,
+        "out",
+        (Arg("id", "int or string", "the kit request's id"), Arg("folder", "string", "absolute path of the kit"),
+         Arg("pads", "int", "pads in the kit"), Arg("samples", "int", "WAV files written"),
+         Arg("seed", "int", "the base seed (the kit re-renders from its kit.json)")),
+        "The kit is written: WAVs, kit.json and the format files.",
+    ),
+    MessageSpec(
         MODELS,
         "in",
         (),
@@ -733,6 +813,22 @@ def parse_models(args: Sequence[Any]) -> ModelsQuery:
     return ModelsQuery()
 
 
+def parse_kit(args: Sequence[Any]) -> KitRequest:
+    if len(args) % 2:
+        raise ProtocolError("kit options must be key value pairs; the last key has no value")
+    fields: dict[str, Any] = {}
+    for key, value in zip(args[::2], args[1::2]):
+        if not isinstance(key, str):
+            raise ProtocolError(f"kit option key must be a string, got {_show(key)}")
+        spec = KIT_KEYS.get(key)
+        if spec is None:
+            raise ProtocolError(f"unknown kit option {key!r}; expected one of {sorted(KIT_KEYS)}")
+        if spec.field in fields:
+            raise ProtocolError(f"kit option {key!r} given twice")
+        fields[spec.field] = spec.parse(value)
+    return KitRequest(**fields)
+
+
 def parse_stats(args: Sequence[Any]) -> StatsQuery:
     _arity(STATS, args, 0, 0)
     return StatsQuery()
@@ -822,6 +918,7 @@ PARSERS: dict[str, Callable[[Sequence[Any]], Command]] = {
     CLASSES: parse_classes,
     STATS: parse_stats,
     MODELS: parse_models,
+    KIT: parse_kit,
     VARY: parse_vary,
     INTERPOLATE: parse_interpolate,
     INPAINT: parse_inpaint,
@@ -837,13 +934,15 @@ def parse(address: str, args: Sequence[Any]) -> Command:
 
 #: Positional arguments before the `key value` pairs of each sound-design message.
 _DESIGN_POSITIONAL = {VARY: 1, INTERPOLATE: 2, INPAINT: 1, MORPH: 3, SCRUB: 1}
+#: Where a message's `key value` pairs begin, for every message that has them after render.
+_PAIRS_AT = {**_DESIGN_POSITIONAL, KIT: 0}
 
 
 def _pairs_start(address: str, args: Sequence[Any]) -> int | None:
     """Index where a message's `key value` pairs begin; None for messages without pairs."""
     if address == RENDER:
         return _render_options_start(args) if args else None
-    return _DESIGN_POSITIONAL.get(address)
+    return _PAIRS_AT.get(address)
 
 
 def split_reply_port(address: str, args: Sequence[Any]) -> tuple[list[Any], int | None]:
@@ -954,6 +1053,14 @@ def set_reply(param: str, value: int | float | str) -> Message:
 
 def classes_reply(classes: Sequence[str]) -> Message:
     return Message(CLASSES_REPLY, tuple(classes))
+
+
+def kit_progress(request_id: RequestId, done: int, total: int) -> Message:
+    return Message(KIT_PROGRESS, (request_id, done, total))
+
+
+def kit_done(request_id: RequestId, folder: str, pads: int, samples: int, seed: int) -> Message:
+    return Message(KIT_DONE, (request_id, folder, pads, samples, seed))
 
 
 def models_reply(paths: Sequence[str]) -> Message:

@@ -196,6 +196,41 @@ def test_models_lists_what_load_can_read(
     assert client.ask(protocol.LOAD, str(tuned.resolve())) == (protocol.LOADED, [str(tuned.resolve()), 2])
 
 
+def test_kit_renders_in_the_background_with_progress(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    client.send(protocol.KIT, "id", "k1", "name", "Tiny Kit", "round_robin", 2, "velocity_layers", 1,
+                "formats", "sfz", "length_cymbals", 0.5, "steps", 2, "seed", 7)
+    # Single hits are served while the kit renders.
+    client.send(protocol.PING, 5)
+    progress, final, pong = [], None, False
+    while final is None:
+        address, args = client.recv(timeout=60)
+        if address == protocol.KIT_PROGRESS:
+            progress.append(args)
+        elif address == protocol.PONG:
+            pong = True
+        else:
+            final = (address, args)
+    assert pong
+    address, (rid, folder, pads, samples, seed) = final
+    assert (address, rid, seed) == (protocol.KIT_DONE, "k1", 7)
+    assert progress and all(p[0] == "k1" for p in progress) and progress[-1][1] == progress[-1][2]
+    kit = Path(folder)
+    assert kit.parent == daemon.writer.folder / "kits" and kit.name.startswith("Tiny Kit-")
+    assert (kit / "kit.json").is_file() and list(kit.glob("*.sfz"))
+    assert len(list(kit.rglob("*.wav"))) == samples == pads * 2
+
+
+def test_kit_refuses_bad_options_with_the_clients_id(daemon_factory: Any, client_factory: Any) -> None:
+    daemon = daemon_factory()
+    client = client_factory(daemon.osc_address)
+    assert client.ask(protocol.KIT, "id", 9, "name", "../escape")[1][:2] == [9, "bad_request"]
+    assert client.ask(protocol.KIT, "id", 10, "formats", "wav")[1][:2] == [10, "bad_request"]
+    assert client.ask(protocol.KIT, "round_robin", 99)[1][:2] == [protocol.NO_ID, "bad_request"]
+    assert not (daemon.writer.folder / "kits").exists()
+
+
 def test_busy_over_udp(daemon_factory: Any, client_factory: Any) -> None:
     daemon = daemon_factory("engine.queue_size=1", "engine.max_batch=1")
     client = client_factory(daemon.osc_address)
