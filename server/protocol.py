@@ -749,6 +749,27 @@ def _render_options_start(args: Sequence[Any]) -> int:
     return 1
 
 
+def _key_values(
+    what: str, options: Sequence[Any], specs: dict[str, KeySpec], allowed: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """`key value` pairs -> {field: parsed value}, each key known (and `allowed`) and given once."""
+    options = list(options)
+    if len(options) % 2:
+        raise ProtocolError(f"{what} options must be key value pairs; the last key has no value")
+    names = tuple(specs) if allowed is None else tuple(allowed)
+    fields: dict[str, Any] = {}
+    for key, value in zip(options[::2], options[1::2]):
+        if not isinstance(key, str):
+            raise ProtocolError(f"{what} option key must be a string, got {_show(key)}")
+        if key not in names:
+            raise ProtocolError(f"unknown {what} option {key!r}; expected one of {sorted(names)}")
+        spec = specs[key]
+        if spec.field in fields:
+            raise ProtocolError(f"{what} option {key!r} given twice")
+        fields[spec.field] = spec.parse(value)
+    return fields
+
+
 def parse_render(args: Sequence[Any]) -> RenderRequest:
     if not args:
         raise ProtocolError("render takes <class_or_note> [velocity] [key value ...], got 0 arguments")
@@ -757,21 +778,7 @@ def parse_render(args: Sequence[Any]) -> RenderRequest:
     if start == 1 and len(args) > 1 and args[1] not in RENDER_KEYS:
         raise ProtocolError(f"velocity must be a number, got {_show(args[1])} (or leave it out and give key value options)")
     velocity = as_int(args[1], "velocity", 0, 127) if start == 2 else DEFAULT_VELOCITY
-    options = list(args[start:])
-    if len(options) % 2:
-        raise ProtocolError("render options must be key value pairs; the last key has no value")
-    fields: dict[str, Any] = {}
-    seen: set[str] = set()
-    for key, value in zip(options[::2], options[1::2]):
-        if not isinstance(key, str):
-            raise ProtocolError(f"render option key must be a string, got {_show(key)}")
-        spec = RENDER_KEYS.get(key)
-        if spec is None:
-            raise ProtocolError(f"unknown render option {key!r}; expected one of {sorted(RENDER_KEYS)}")
-        if key in seen:
-            raise ProtocolError(f"render option {key!r} given twice")
-        seen.add(key)
-        fields[spec.field] = spec.parse(value)
+    fields = _key_values("render", args[start:], RENDER_KEYS)
     return RenderRequest(target, velocity, **fields)
 
 
@@ -814,19 +821,7 @@ def parse_models(args: Sequence[Any]) -> ModelsQuery:
 
 
 def parse_kit(args: Sequence[Any]) -> KitRequest:
-    if len(args) % 2:
-        raise ProtocolError("kit options must be key value pairs; the last key has no value")
-    fields: dict[str, Any] = {}
-    for key, value in zip(args[::2], args[1::2]):
-        if not isinstance(key, str):
-            raise ProtocolError(f"kit option key must be a string, got {_show(key)}")
-        spec = KIT_KEYS.get(key)
-        if spec is None:
-            raise ProtocolError(f"unknown kit option {key!r}; expected one of {sorted(KIT_KEYS)}")
-        if spec.field in fields:
-            raise ProtocolError(f"kit option {key!r} given twice")
-        fields[spec.field] = spec.parse(value)
-    return KitRequest(**fields)
+    return KitRequest(**_key_values("kit", args, KIT_KEYS))
 
 
 def parse_stats(args: Sequence[Any]) -> StatsQuery:
@@ -845,19 +840,7 @@ def _source(value: Any, what: str) -> RequestId:
 
 def _design_options(address: str, options: Sequence[Any]) -> dict[str, Any]:
     name = address.removeprefix(PREFIX)
-    if len(options) % 2:
-        raise ProtocolError(f"{name} options must be key value pairs; the last key has no value")
-    allowed = DESIGN_ALLOWED[address]
-    fields: dict[str, Any] = {}
-    for key, value in zip(options[::2], options[1::2]):
-        if not isinstance(key, str):
-            raise ProtocolError(f"{name} option key must be a string, got {_show(key)}")
-        if key not in allowed:
-            raise ProtocolError(f"unknown {name} option {key!r}; expected one of {sorted(allowed)}")
-        spec = DESIGN_KEYS[key]
-        if spec.field in fields:
-            raise ProtocolError(f"{name} option {key!r} given twice")
-        fields[spec.field] = spec.parse(value)
+    fields = _key_values(name, options, DESIGN_KEYS, DESIGN_ALLOWED[address])
     if fields.get("checkpoint_step") is not None and fields.get("checkpoint_fraction") is not None:
         raise ProtocolError(f"{name}: give step or fraction, not both")
     return fields
