@@ -1,4 +1,4 @@
-"""Soak the daemon (issue 7): 100,000+ hostile datagrams and a 2,000-trigger burst, with figures.
+"""Soak the daemon: 100,000+ hostile datagrams and a 2,000-trigger burst, with figures.
 
 A script, not a test (tests/stress/ holds the small versions). Each phase starts its own
 `drumdiff serve` subprocess and talks to it over real UDP on 127.0.0.1 only. Everything is

@@ -32,7 +32,7 @@ from model.classifier import DrumClassifierModel, accuracy_report
 from model.errors import DrumDiffError
 from model.features import DESCRIPTORS, copy_vectors, descriptors, handcrafted_features
 
-#: Classes whose fidelity the default model must keep (issue 8 targets).
+#: Classes whose fidelity the default model must keep.
 KEY_CLASSES = ("kick", "snare", "closed_hat", "clap")
 #: A half-set smaller than this gives distances too noisy to read much into; they are marked.
 RELIABLE_HALF = 8

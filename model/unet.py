@@ -227,7 +227,7 @@ class DrumUNet1d(nn.Module):
             return None
         if frames == self.position.shape[-1]:
             return self.position
-        # Other lengths (issue: render longer/shorter): stretch the learned time axis for the
+        # Other lengths (renders longer or shorter than training): stretch the learned time axis for the
         # part that was trained and hold the last value past it.
         trained = self.position.shape[-1]
         if frames < trained:

@@ -11,7 +11,7 @@ output and the WAV writer.
   inference; the worker refills it in small rounds whenever the queue is empty.
 - A full queue raises `BusyError` instead of growing: a late drum hit is worse than none.
 
-Extending (issue 6: variations, interpolation, inpainting, morphing): a request kind becomes a
+Extending (variations, interpolation, inpainting, morphing): a request kind becomes a
 `Task` with its own `kind` and `extra` data, and a renderer `(model, tasks) -> (B, C, T)` in
 `RENDERERS` (or the `renderers` argument). Batching, queueing, delivery and replies are shared.
 """
@@ -80,7 +80,7 @@ class Defaults:
 class Task:
     """A resolved request: everything the worker needs; nothing from the wire is left to check."""
 
-    kind: str  # key into the renderers ("render"; issue 6 adds more)
+    kind: str  # key into the renderers ("render"; sound design adds more)
     request_id: RequestId
     origin: Origin
     drum_class: str  # label: a class name or UNCONDITIONAL
@@ -364,7 +364,7 @@ class Engine:
             raise BusyError("queue full", request_id=task.request_id) from None
 
     def add_renderer(self, kind: str, renderer: Renderer) -> None:
-        """Teach the worker a request kind (sound design, issue 6); call before `start`."""
+        """Teach the worker a request kind (sound design); call before `start`."""
         self._renderers[kind] = renderer
 
     def draw_seed(self) -> int:

@@ -11,7 +11,7 @@ Conventions (scsynth/AbletonOSC style):
 - a parse function takes the message's argument list and returns a frozen command object, or
   raises `ProtocolError` (answered with `/drumdiff/fail`).
 
-To add a request kind (e.g. variations, issue 6): define its command dataclass and parse
+To add a request kind (e.g. variations): define its command dataclass and parse
 function, add it to `PARSERS` and its `MessageSpec` to `MESSAGES`, then teach the engine its job.
 """
 
@@ -54,7 +54,7 @@ KIT_PROGRESS = "/drumdiff/kit.progress"
 KIT_DONE = "/drumdiff/kit.done"
 MODELS_REPLY = "/drumdiff/models.reply"
 STATS_REPLY = "/drumdiff/stats.reply"
-# Sound design (issue 6): each answers with one `done` per hit, all under the request's id.
+# Sound design: each answers with one `done` per hit, all under the request's id.
 VARY = "/drumdiff/vary"
 INTERPOLATE = "/drumdiff/interpolate"
 INPAINT = "/drumdiff/inpaint"
@@ -243,7 +243,7 @@ class KitRequest:
 
 @dataclass(frozen=True)
 class DesignRequest:
-    """A sound-design request (issue 6): vary, interpolate, inpaint, morph or scrub.
+    """A sound-design request: vary, interpolate, inpaint, morph or scrub.
 
     `sources` name earlier hits by request id or LAST; `classes` are morph's two classes or
     scrub's one; the rest are the optional `key value` pairs of DESIGN_KEYS (None = default).

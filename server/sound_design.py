@@ -1,4 +1,4 @@
-"""Sound design in the daemon (issue 6): vary, interpolate, inpaint, morph and scrub requests.
+"""Sound design in the daemon: vary, interpolate, inpaint, morph and scrub requests.
 
 The transport thread resolves a `DesignRequest` into one engine `Task` per hit: it looks up the
 referenced earlier hits in a short history (by request id, or `last` of a class), picks the
