@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "design": ("drumdiff.design", "sound design: vary, interpolate, inpaint, morph, scrub checkpoints"),
     "kit": ("drumdiff.kit", "render a whole kit for samplers: SFZ, Hydrogen, Decent Sampler"),
     "finetune": ("drumdiff.finetune", "fine-tune the shipped model on a folder of your own samples"),
+    "distill": ("drumdiff.distill", "distil a model into a few-step student (guidance baked in)"),
 }
 
 

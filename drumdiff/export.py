@@ -14,6 +14,7 @@ from drumdiff.common import fail, parser
 from model.checkpoint import read_checkpoint, save_checkpoint
 from model.config import apply_override, config_from_dict
 from model.errors import DrumDiffError
+from model.sampling import DISTILLED
 
 #: Finish settings the stored class envelopes were measured with: changing one re-measures them.
 ENVELOPE_MEASUREMENT = ("finish.envelope_block=", "finish.envelope_percentile=")
@@ -52,12 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         weights = payload.get("ema") or payload.get("model")
         if weights is None:
             return fail(f"{args.checkpoint} holds no weights")
+        distilled = payload.get("distilled")
+        if config.sampling.sampler == DISTILLED and distilled is None:
+            return fail(f"{args.checkpoint} has no distilled student for sampling.sampler={DISTILLED}")
         out = save_checkpoint(
             args.out, config, model_state=None, ema_state=weights, step=int(payload.get("step", 0)),
-            half=not args.fp32,
+            half=not args.fp32, distilled=distilled,
         )
     except DrumDiffError as err:
         return fail(str(err))
     size = Path(out).stat().st_size / 2**20
-    print(f"wrote {out} (step {payload.get('step', 0)}, {size:.1f} MiB, {'fp32' if args.fp32 else 'fp16'} EMA weights)")
+    student = " and its distilled student" if distilled is not None else ""
+    print(f"wrote {out} (step {payload.get('step', 0)}, {size:.1f} MiB, {'fp32' if args.fp32 else 'fp16'} EMA weights{student})")
     return 0

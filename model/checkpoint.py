@@ -30,6 +30,23 @@ KEEP_FP32 = ("fourier.weight",)
 
 
 @dataclass(frozen=True)
+class DistilledModel:
+    """A few-step student of the model: its own network, with the teacher's guidance baked in.
+
+    It renders by DDIM through exactly `levels` (decreasing, ending in 0), one conditional
+    network pass per step; `teacher` records the sampling settings it learned to imitate.
+    """
+
+    denoiser: Denoiser
+    levels: tuple[float, ...]
+    teacher: dict[str, Any]
+
+    @property
+    def steps(self) -> int:
+        return len(self.levels) - 1
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A model rebuilt from a checkpoint, ready to sample."""
 
@@ -37,6 +54,7 @@ class LoadedModel:
     config: Config
     step: int
     path: Path | None
+    distilled: DistilledModel | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -61,8 +79,13 @@ def save_checkpoint(
     step: int = 0,
     extra: dict[str, Any] | None = None,
     half: bool = False,
+    distilled: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temporary name, fsync, rename)."""
+    """Write a checkpoint atomically (temporary name, fsync, rename).
+
+    `distilled` is a few-step student to ship beside the weights: {"weights": state dict,
+    "levels": [...], "teacher": {...}} (see `DistilledModel`); its weights are cast like the rest.
+    """
     if model_state is None and ema_state is None:
         raise ValueError("a checkpoint needs model or EMA weights")
 
@@ -88,6 +111,12 @@ def save_checkpoint(
         "model": cast(model_state),
         "ema": cast(ema_state),
     }
+    if distilled is not None:
+        payload["distilled"] = {
+            "weights": cast(distilled["weights"]),
+            "levels": [float(v) for v in distilled["levels"]],
+            "teacher": dict(distilled.get("teacher", {})),
+        }
     if extra:
         payload.update(extra)
     return save_payload_atomic(path, payload)
@@ -162,16 +191,36 @@ def load_checkpoint(
         state = payload.get("model")
     if state is None:
         raise CheckpointError(f"{path} holds no weights")
+    denoiser = _rebuild(path, config, state).to(device)
+    distilled = _distilled_from(path, config, payload.get("distilled"))
+    if distilled is not None:
+        distilled.denoiser.to(device)
+    return LoadedModel(denoiser, config, int(payload.get("step", 0)), Path(path), distilled)
+
+
+def _rebuild(path: str | Path, config: Config, state: Any, what: str = "weights") -> Denoiser:
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: its weights are not a mapping of names to tensors")
+        raise CheckpointError(f"{path}: its {what} are not a mapping of names to tensors")
     denoiser = build_model(config)
     try:
         denoiser.net.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not match its config ({first[:160]})") from None
-    denoiser.eval().to(device)
-    return LoadedModel(denoiser, config, int(payload.get("step", 0)), Path(path))
+        raise CheckpointError(f"{path}: {what} do not match its config ({first[:160]})") from None
+    return denoiser.eval()
+
+
+def _distilled_from(path: str | Path, config: Config, entry: Any) -> DistilledModel | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or "weights" not in entry or "levels" not in entry:
+        raise CheckpointError(f"{path}: its distilled model is malformed (needs weights and levels)")
+    levels = tuple(float(v) for v in entry["levels"])
+    if len(levels) < 2 or levels[-1] != 0.0 or any(b >= a for a, b in zip(levels, levels[1:])):
+        raise CheckpointError(f"{path}: its distilled levels {levels} are not decreasing to 0")
+    denoiser = _rebuild(path, config, entry["weights"], "distilled weights")
+    teacher = entry.get("teacher", {})
+    return DistilledModel(denoiser, levels, dict(teacher) if isinstance(teacher, dict) else {})
 
 
 def model_from_config(config: Config, *, device: str | torch.device = "cpu", seed: int = 0) -> LoadedModel:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from torch import Tensor
+
 from model.checkpoint import LoadedModel
+from model.denoiser import Denoiser
 from model.diffusion import model_to_audio
 from model.finish import envelope_bound, finish_render
-from model.sampling import generators_for, get_sampler, get_schedule, randn
+from model.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 
 FADE_OUT_S = 0.005  # a short fade so a render never ends on a click
 
@@ -30,16 +33,77 @@ class RenderSettings:
 
 
 def settings_for(model: LoadedModel, **overrides: object) -> RenderSettings:
+    """The model's default settings (its SamplingConfig) with `overrides` (None = keep)."""
     s = model.config.sampling
-    values: dict[str, object] = {
-        "steps": s.steps,
-        "sampler": s.sampler,
-        "schedule": s.schedule,
-        "guidance": s.guidance,
-        "eta": s.eta,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    base = RenderSettings(steps=s.steps, sampler=s.sampler, schedule=s.schedule, guidance=s.guidance, eta=s.eta)
+    return settings_with(model, base, **overrides)
+
+
+def settings_with(model: LoadedModel, base: RenderSettings, **overrides: object) -> RenderSettings:
+    """`base` with `overrides` (None = keep base's value).
+
+    When the base sampler is the distilled student and a request changes only the step count,
+    it asks for the full model at that many steps: the sampler becomes the one the student was
+    distilled from. Asking for `sampler="distilled"` without steps gives the student's step count;
+    with a step count it cannot run, `sampling_plan` refuses it.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**base.__dict__, **given}
+    student = model.distilled
+    if values["sampler"] == DISTILLED and "steps" not in given and student is not None:
+        values["steps"] = student.steps  # the student runs at its own step count
+    if (
+        values["sampler"] == DISTILLED
+        and "sampler" not in given
+        and "steps" in given
+        and (student is None or values["steps"] != student.steps)
+    ):
+        teacher = student.teacher if student is not None else {}
+        values["sampler"] = str(teacher.get("sampler", "dpmpp-2m"))
+        values["schedule"] = str(teacher.get("schedule", values["schedule"]))
     return RenderSettings(**values)  # type: ignore[arg-type]
+
+
+def undistilled(model: LoadedModel, settings: RenderSettings) -> RenderSettings:
+    """Settings for the full model where an operation needs arbitrary noise levels (sound design
+    starts part-way down a schedule, which a student trained on fixed levels cannot): the
+    distilled sampler becomes the one its student imitates, at that sampler's steps."""
+    if settings.sampler != DISTILLED:
+        return settings
+    teacher = model.distilled.teacher if model.distilled is not None else {}
+    return replace(
+        settings,
+        sampler=str(teacher.get("sampler", "dpmpp-2m")),
+        schedule=str(teacher.get("schedule", settings.schedule)),
+        steps=int(teacher.get("steps", 12)),
+    )
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Which network a render runs, through which noise levels, at which guidance."""
+
+    denoiser: Denoiser
+    ts: Tensor
+    guidance: float
+
+
+def sampling_plan(model: LoadedModel, settings: RenderSettings) -> SamplingPlan:
+    """The distilled student (guidance baked in, its own levels) or the model with a schedule."""
+    if settings.sampler != DISTILLED:
+        ts = get_schedule(settings.schedule, settings.steps, device="cpu")
+        return SamplingPlan(model.denoiser, ts, float(settings.guidance))
+    student = model.distilled
+    if student is None:
+        raise ValueError(
+            "this model has no distilled student; pick another sampler, e.g. dpmpp-2m"
+        )
+    if settings.steps != student.steps:
+        raise ValueError(
+            f"the distilled sampler renders in exactly {student.steps} steps, not "
+            f"{settings.steps}; for {settings.steps} steps pick another sampler, e.g. dpmpp-2m"
+        )
+    return SamplingPlan(student.denoiser, torch.tensor(student.levels), 1.0)
 
 
 def class_index(model: LoadedModel, name: str | int | None) -> int:
@@ -87,11 +151,11 @@ def render(
     if len(seeds) == 0:
         raise ValueError("nothing to render: no seeds")
     sampler = get_sampler(settings.sampler)
-    denoiser = model.denoiser
-    device = next(denoiser.parameters()).device
+    plan = sampling_plan(model, settings)
+    device = next(plan.denoiser.parameters()).device
     cfg = model.config.model
     frames = valid_length(model, settings.length)
-    extra: dict[str, object] = {"guidance": float(settings.guidance)}
+    extra: dict[str, object] = {"guidance": plan.guidance}
     if class_weights is not None:
         weights = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
         if weights.shape != (len(seeds), len(model.classes) + 1):
@@ -109,16 +173,15 @@ def render(
         rows = np.eye(len(model.classes) + 1)[ids]
     generators = generators_for(seeds)
     x = randn((len(seeds), cfg.audio_channels, frames), generators, device=device)
-    ts = get_schedule(settings.schedule, settings.steps, device="cpu")
 
     def callback(info: dict[str, object]) -> None:
         if progress is not None:
             progress(int(info["i"]) + 1, settings.steps)  # type: ignore[arg-type]
 
     out = sampler(
-        denoiser,
+        plan.denoiser,
         x,
-        ts,
+        plan.ts,
         extra_args=extra,
         callback=callback,
         generator=generators,

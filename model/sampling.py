@@ -186,17 +186,43 @@ def sample_heun(
     return x
 
 
+@torch.no_grad()
+def sample_distilled(
+    model: Denoiser,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    extra_args: dict[str, Any] | None = None,
+    callback: Callback = None,
+    generator: Generators = None,
+    eta: float = 0.0,
+) -> Tensor:
+    """A distilled student's own rule: deterministic DDIM through the levels it learned.
+
+    `model` is the student and `ts` its levels (see `model/distill.py`); eta is ignored because
+    the student was trained to land where the teacher's deterministic ODE lands.
+    """
+    return sample_ddim(model, x, ts, extra_args=extra_args, callback=callback, generator=generator)
+
+
 Sampler = Callable[..., Tensor]
+
+#: The sampler name of a checkpoint's few-step student (its network and levels, not the teacher's).
+DISTILLED = "distilled"
 
 SAMPLERS: dict[str, Sampler] = {
     "ddpm": sample_ddpm,
     "ddim": sample_ddim,
     "dpmpp-2m": sample_dpmpp_2m,
     "heun": sample_heun,
+    DISTILLED: sample_distilled,
 }
 
+#: The samplers that run the model itself on a named schedule (all but the distilled student's).
+SCHEDULED: tuple[str, ...] = tuple(name for name in SAMPLERS if name != DISTILLED)
+
 #: Network evaluations per step, for reporting cost.
-EVALS_PER_STEP: dict[str, int] = {"ddpm": 1, "ddim": 1, "dpmpp-2m": 1, "heun": 2}
+EVALS_PER_STEP: dict[str, int] = {"ddpm": 1, "ddim": 1, "dpmpp-2m": 1, "heun": 2, DISTILLED: 1}
 
 
 def get_sampler(name: str) -> Sampler:

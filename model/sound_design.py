@@ -28,7 +28,7 @@ from model.checkpoint import LoadedModel, load_checkpoint
 from model.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio, one_hot_weights
 from model.errors import CheckpointError, DrumDiffError
 from model.finish import block_rms_db, dc_block, envelope_bound, gate_tail, limit_to_envelope
-from model.generate import FADE_OUT_S, RenderSettings, class_index, render, valid_length
+from model.generate import FADE_OUT_S, RenderSettings, class_index, render, undistilled, valid_length
 from model.sampling import (
     Denoiser,
     generators_for,
@@ -258,6 +258,7 @@ def variation(
     source = fit_audio(model, audio, settings.length)
     if level == 0.0:
         return np.repeat(source[None, :, : settings.length or source.shape[-1]], len(seeds), axis=0)
+    settings = undistilled(model, settings)
     sampler = get_sampler(settings.sampler)
     generators = generators_for(seeds)
     extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
@@ -563,6 +564,7 @@ def inpaint(
     src = _to_model(model, np.repeat(source[None], len(seeds), axis=0), extra)
     hard = torch.as_tensor(keep, dtype=torch.float32, device=device)[None, None]
     wrapped = _Inpainter(model.denoiser, src, x.clone(), hard)
+    settings = undistilled(model, settings)
     ts = get_schedule(settings.schedule, settings.steps)
     sampler = get_sampler(settings.sampler)
     out = sampler(wrapped, x, ts, extra_args=extra, generator=generators, eta=settings.eta)

@@ -35,7 +35,14 @@ import torch
 
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.errors import DrumDiffError
-from model.generate import RenderSettings, render, settings_for, valid_length
+from model.generate import (
+    RenderSettings,
+    render,
+    sampling_plan,
+    settings_for,
+    settings_with,
+    valid_length,
+)
 from server.config import FALLBACK_CLASSES, EngineConfig
 from server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
 from server.protocol import DRAWN_SEED_LIMIT, PARAMS, RenderRequest, RequestId
@@ -298,13 +305,9 @@ class Engine:
                 valid_length(model, length)
             except ValueError as err:
                 raise ProtocolError(str(err), request_id=request.request_id) from None
-        settings = RenderSettings(
-            steps=d.steps if request.steps is None else request.steps,
-            sampler=d.sampler if request.sampler is None else request.sampler,
-            schedule=d.schedule,
-            guidance=d.guidance if request.guidance is None else request.guidance,
-            eta=d.eta,
-            length=length,
+        settings = settings_with(
+            model, d.settings(), steps=request.steps, sampler=request.sampler,
+            guidance=request.guidance, length=length,
         )
         return Task(
             kind=request.kind,
@@ -405,7 +408,17 @@ class Engine:
         if spec is None:
             raise ProtocolError(f"unknown param {name!r}; expected one of {sorted(PARAMS)}")
         value = spec.parse(value)
-        self._defaults = replace(self._defaults, **{name: value})
+        defaults = replace(self._defaults, **{name: value})
+        if name in ("steps", "sampler"):
+            # A step count alone on a distilled default asks for the full model (settings_with);
+            # a sampler that cannot run at the steps in force is refused here, not at every hit.
+            resolved = settings_with(self._model, self._defaults.settings(), **{name: value})
+            defaults = replace(defaults, sampler=resolved.sampler, schedule=resolved.schedule)
+            try:
+                sampling_plan(self._model, defaults.settings())
+            except ValueError as err:
+                raise ProtocolError(str(err)) from None
+        self._defaults = defaults
         self._purge_stale()
         return value
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
-from model.sampling import SAMPLERS, SCHEDULES
+from model.sampling import DISTILLED, SAMPLERS, SCHEDULES
 from server.errors import ProtocolError, UnknownAddress
 
 PREFIX = "/drumdiff/"
@@ -349,7 +349,7 @@ RENDER_KEYS: dict[str, KeySpec] = {
         KeySpec("id", "int or string", "client request id, echoed in the reply (default: the daemon assigns an int)", as_request_id, "request_id"),
         KeySpec("seed", "int", f"noise seed 0..{MAX_SEED}; the same seed and settings give the same hit", lambda v: as_int(v, "seed", 0, MAX_SEED), "seed"),
         KeySpec("steps", "int", f"sampling steps 1..{MAX_STEPS} (default: `set steps`)", lambda v: as_int(v, "steps", 1, MAX_STEPS), "steps"),
-        KeySpec("sampler", "string", f"one of {', '.join(sorted(SAMPLERS))}", lambda v: as_choice(v, "sampler", tuple(SAMPLERS)), "sampler"),
+        KeySpec("sampler", "string", f"one of {', '.join(sorted(SAMPLERS))} ({DISTILLED}: the model's few-step student, at its own steps)", lambda v: as_choice(v, "sampler", tuple(SAMPLERS)), "sampler"),
         KeySpec("guidance", "float", "classifier-free guidance scale 0..50", lambda v: as_float(v, "guidance", 0.0, 50.0), "guidance"),
         KeySpec("gain", "float", "gain in dB, -96..24, added to the velocity curve", lambda v: as_float(v, "gain", -96.0, 24.0), "gain_db"),
         KeySpec("fresh", "0/1", "1 = render now; 0 = the pre-rendered pool may serve it (default 0)", lambda v: as_flag(v, "fresh"), "fresh"),

@@ -21,7 +21,7 @@ import numpy as np
 
 from model.checkpoint import LoadedModel
 from model.errors import DrumDiffError
-from model.generate import RenderSettings, render
+from model.generate import RenderSettings, render, settings_with
 from model.sound_design import (
     ModelCache,
     class_weight_vector,
@@ -145,13 +145,9 @@ class DesignService:
         return entry.path
 
     def _settings(self, request: DesignRequest) -> RenderSettings:
-        d = self.engine.defaults.settings()
-        return RenderSettings(
-            steps=d.steps if request.steps is None else request.steps,
-            sampler=d.sampler if request.sampler is None else request.sampler,
-            schedule=d.schedule,
-            guidance=d.guidance if request.guidance is None else request.guidance,
-            eta=d.eta,
+        return settings_with(
+            self.engine.model, self.engine.defaults.settings(), steps=request.steps,
+            sampler=request.sampler, guidance=request.guidance,
         )
 
     def _seeds(self, request: DesignRequest, count: int) -> list[int]:

@@ -1,0 +1,61 @@
+"""Distil a model into a few-step student (guidance baked in): `--sampler distilled` renders with it.
+
+First renders the teacher's trajectories from many seeds (stored in RUN/trajectories, resumable),
+then trains the student on them: checkpoints in RUN/last.pt (resume: run the same command again)
+and RUN/checkpoints/step-N.pt (fp16, teacher and student together: judge one with `drumdiff eval
+step_N.pt --set sampling.sampler=distilled --set sampling.steps=2`, ship one with `drumdiff export
+step_N.pt --out model.pt --set sampling.sampler=distilled --set sampling.steps=2`).
+--set distill.KEY=VALUE changes the settings (distill.steps=4, distill.trajectories=4096,
+distill.lr=1e-4, ...; see model/distill.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from drumdiff.common import DEFAULT_CHECKPOINT, fail, parser, pick_device
+from model.errors import DrumDiffError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__, "distill")
+    p.add_argument("teacher", nargs="?", help="the model to distil (default: the shipped model)")
+    p.add_argument("--run", help="run folder (default: RUNS/distill_STEPSstep_NAME)")
+    p.add_argument("--runs", default="runs", help="where run folders go")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="distill.* setting")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes of student training")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="stop at this student step")
+    p.add_argument("--trajectories-only", action="store_true", help="render the teacher's trajectories, then stop")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    distiller = None
+    try:
+        from model.checkpoint import load_checkpoint
+        from model.distill import Distiller, settings_from_overrides
+
+        settings = settings_from_overrides(args.set)
+        teacher_path = Path(args.teacher) if args.teacher else DEFAULT_CHECKPOINT
+        teacher = load_checkpoint(teacher_path, device=pick_device(args.device))
+        run_dir = Path(args.run) if args.run else Path(args.runs) / f"distill_{settings.steps}step_{teacher_path.stem}"
+        distiller = Distiller(teacher, settings, run_dir)
+        distiller.resume()
+        print(f"run folder: {run_dir.resolve()}; student: {settings.steps} steps at levels "
+              f"{', '.join(f'{t:.3f}' for t in distiller.levels)}", flush=True)
+        distiller.prepare(progress=not args.no_progress)
+        if args.trajectories_only:
+            return 0
+        stop_after = args.minutes * 60 if args.minutes is not None else None
+        loss = distiller.fit(stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress)
+    except DrumDiffError as err:
+        return fail(str(err))
+    except KeyboardInterrupt:
+        if distiller is not None and distiller.data is not None and distiller.step > 0:
+            distiller.save()
+            print(f"interrupted; saved step {distiller.step}; run the same command to resume", file=sys.stderr)
+        else:
+            print("interrupted; run the same command to resume", file=sys.stderr)
+        return 130
+    print(f"stopped at step {distiller.step}, loss {loss:.5f}; checkpoints in {run_dir / 'checkpoints'}")
+    return 0

@@ -1,0 +1,515 @@
+"""Distil a model into a few-step student with its guidance baked in.
+
+The teacher (a trained model at its deterministic sampler, e.g. 12 steps of DPM-Solver++(2M)
+at guidance 8, two network passes per step) is run once from many seeds, and its trajectory is
+kept at the student's levels: every (teacher steps / student steps)-th noise level of the
+teacher's schedule. The student, initialised from the teacher's weights, learns each segment
+of those trajectories as one DDIM step of one conditional network pass: from the teacher's state
+at level k it predicts the x0 whose DDIM step lands on the teacher's state at level k + 1. This
+is the multi-step generalisation of Salimans & Ho's progressive distillation (2022), done in one
+stage from stored teacher trajectories (as in Luhman & Luhman, 2021, for the one-step case), and
+the guidance is distilled with it (Meng et al., 2023) at one fixed scale.
+
+Stored trajectories make a CPU run affordable: each costs one teacher render, and the student's
+steps then cost one forward and backward pass of a batch, reusing every trajectory many times.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.checkpoint import LoadedModel, read_checkpoint, save_checkpoint, save_payload_atomic
+from model.config import apply_override, from_dict
+from model.denoiser import Denoiser
+from model.errors import ConfigError, DrumDiffError
+from model.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+
+#: Teacher samplers whose trajectories are a function of the starting noise alone.
+DETERMINISTIC = ("ddim", "dpmpp-2m", "heun")
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """How to distil (`--set distill.KEY=VALUE`); teacher fields of 0 / "" take the teacher's own."""
+
+    steps: int = 2  # the student's steps (network passes per hit)
+    teacher_steps: int = 0  # 0 = the teacher's default; a multiple of `steps`
+    teacher_sampler: str = ""
+    teacher_schedule: str = ""
+    teacher_guidance: float = 0.0
+    trajectories: int = 2048  # teacher renders to learn from
+    validation: int = 64  # of those, held out to measure the student
+    chunk: int = 32  # trajectories per stored file (the unit of resuming their generation)
+    null_share: float = 0.1  # share of trajectories without a class ("any drum")
+    batch_size: int = 16
+    lr: float = 5e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    max_steps: int = 20000
+    log_every: int = 50
+    validate_every: int = 250
+    checkpoint_every: int = 250
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"distill.steps must be at least 1, got {self.steps}")
+        if self.teacher_steps < 0 or (self.teacher_steps and self.teacher_steps % self.steps):
+            raise ValueError(
+                f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps ({self.steps})"
+            )
+        if self.teacher_sampler and self.teacher_sampler not in DETERMINISTIC:
+            raise ValueError(f"distill.teacher_sampler must be one of {DETERMINISTIC} (deterministic)")
+        if not 0 < self.validation < self.trajectories:
+            raise ValueError("distill.validation must be at least 1 and fewer than distill.trajectories")
+        if self.chunk < 1 or self.batch_size < 1 or self.max_steps < 1:
+            raise ValueError("distill.chunk, distill.batch_size and distill.max_steps must be at least 1")
+        if not 0.0 <= self.null_share < 1.0:
+            raise ValueError(f"distill.null_share must be in [0, 1), got {self.null_share}")
+        if self.lr <= 0 or not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("distill.lr must be positive and distill.ema_decay in [0, 1)")
+
+
+def settings_from_overrides(overrides: Sequence[str]) -> DistillSettings:
+    """DistillSettings from `distill.KEY=VALUE` strings (unknown keys and wrong types are errors)."""
+    data: dict[str, Any] = {}
+    for override in overrides:
+        if not override.startswith("distill."):
+            raise DrumDiffError(f"--set {override}: only distill.* settings can be set here")
+        apply_override(data, override)
+    try:
+        return from_dict(DistillSettings, data.get("distill", {}), "distill")
+    except (ConfigError, ValueError) as err:
+        raise DrumDiffError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class TeacherPlan:
+    """The teacher's deterministic sampling, and the student's levels on its schedule."""
+
+    sampler: str
+    schedule: str
+    steps: int
+    guidance: float
+    student_steps: int
+
+    @property
+    def stride(self) -> int:
+        return self.steps // self.student_steps
+
+    def teacher_levels(self) -> Tensor:
+        return get_schedule(self.schedule, self.steps)
+
+    def student_levels(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.teacher_levels()[:: self.stride])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan:
+    s = teacher.config.sampling
+    plan = TeacherPlan(
+        sampler=settings.teacher_sampler or s.sampler,
+        schedule=settings.teacher_schedule or s.schedule,
+        steps=settings.teacher_steps or s.steps,
+        guidance=settings.teacher_guidance or s.guidance,
+        student_steps=settings.steps,
+    )
+    if plan.sampler not in DETERMINISTIC:
+        raise DrumDiffError(
+            f"the teacher's sampler {plan.sampler!r} is not deterministic; set distill.teacher_sampler "
+            f"to one of {DETERMINISTIC}"
+        )
+    if plan.steps % plan.student_steps:
+        raise DrumDiffError(
+            f"the teacher's {plan.steps} steps are not a multiple of the student's {plan.student_steps}; "
+            "set distill.teacher_steps"
+        )
+    return plan
+
+
+# --- maths of one student step -------------------------------------------------------------
+
+
+def _alpha_sigma(t: Tensor) -> tuple[Tensor, Tensor]:
+    angle = t * (math.pi / 2)
+    return torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+
+
+def ddim_step(x: Tensor, x0: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+    """The deterministic DDIM step from level t to t_next (per item) given the x0 estimate."""
+    alpha, sigma = _alpha_sigma(t)
+    alpha_n, sigma_n = _alpha_sigma(t_next)
+    return alpha_n * x0 + sigma_n * (x - alpha * x0) / sigma
+
+
+def segment_target(x: Tensor, x_next: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+    """The x0 whose DDIM step from (x, t) lands exactly on (x_next, t_next); t > t_next >= 0.
+
+    Solves x_next = alpha_n x0 + sigma_n (x - alpha x0) / sigma for x0; the divisor is
+    sin((t - t_next) pi / 2) / sigma > 0.
+    """
+    alpha, sigma = _alpha_sigma(t)
+    alpha_n, sigma_n = _alpha_sigma(t_next)
+    return (x_next - (sigma_n / sigma) * x) / (alpha_n - sigma_n * alpha / sigma)
+
+
+# --- teacher trajectories ------------------------------------------------------------------
+
+
+def trajectory_classes(num_classes: int, count: int, null_share: float, seed: int) -> np.ndarray:
+    """Class ids for `count` trajectories: classes in turn, `null_share` of them the null class."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(count) % num_classes
+    null = rng.random(count) < null_share
+    ids[null] = num_classes
+    return ids
+
+
+@torch.inference_mode()
+def teacher_trajectories(
+    teacher: LoadedModel, plan: TeacherPlan, seeds: Sequence[int], class_ids: Sequence[int]
+) -> Tensor:
+    """The teacher's states at the student's levels, (B, student steps + 1, C, T), noise first."""
+    cfg = teacher.config.model
+    device = next(teacher.denoiser.parameters()).device
+    x = randn((len(seeds), cfg.audio_channels, cfg.length), generators_for(seeds), device=device)
+    states = [x.clone()]
+
+    def keep(info: dict[str, Any]) -> None:
+        if (int(info["i"]) + 1) % plan.stride == 0:
+            states.append(info["x"].clone())
+
+    extra = {
+        "class_ids": torch.as_tensor(list(class_ids), dtype=torch.long, device=device),
+        "guidance": plan.guidance,
+    }
+    get_sampler(plan.sampler)(teacher.denoiser, x, plan.teacher_levels(), extra_args=extra, callback=keep)
+    return torch.stack(states, dim=1).cpu()
+
+
+@dataclass
+class Trajectories:
+    states: Tensor  # (N, S + 1, C, T), float16
+    class_ids: Tensor  # (N,)
+    seeds: Tensor  # (N,)
+
+
+def generate_trajectories(
+    teacher: LoadedModel,
+    plan: TeacherPlan,
+    settings: DistillSettings,
+    folder: Path,
+    *,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> Trajectories:
+    """Render (or resume rendering) the stored teacher trajectories in `folder`, then load them all.
+
+    Trajectory i starts from seed `settings.seed + i`; a chunk file is written atomically once
+    complete, so an interrupted run starts again at the first missing chunk.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"plan": plan.to_json(), "seed": settings.seed, "null_share": settings.null_share,
+            "chunk": settings.chunk, "teacher": str(teacher.path), "teacher_step": teacher.step}
+    meta_path = folder / "trajectories.json"
+    if meta_path.exists():
+        stored = json.loads(meta_path.read_text())
+        if stored != meta:
+            raise DrumDiffError(
+                f"{folder} holds trajectories of another teacher or plan ({stored}); "
+                "use a new run folder or delete that one"
+            )
+    else:
+        meta_path.write_text(json.dumps(meta, indent=2))
+    ids = trajectory_classes(len(teacher.classes), settings.trajectories, settings.null_share, settings.seed)
+    chunks = range(0, settings.trajectories, settings.chunk)
+    missing = [start for start in chunks if not (folder / f"chunk_{start:06d}.pt").exists()]
+    if missing:
+        log(f"rendering {len(missing) * settings.chunk} teacher trajectories "
+            f"({plan.sampler}, {plan.steps} steps, guidance {plan.guidance:g}) into {folder}")
+    bar = None
+    if progress and missing:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.trajectories, initial=settings.trajectories - len(missing) * settings.chunk,
+                   unit="hit", desc="teacher", dynamic_ncols=True)
+    for start in missing:
+        stop = min(start + settings.chunk, settings.trajectories)
+        seeds = list(range(settings.seed + start, settings.seed + stop))
+        states = teacher_trajectories(teacher, plan, seeds, ids[start:stop].tolist())
+        save_payload_atomic(folder / f"chunk_{start:06d}.pt", {
+            "states": states.half(), "class_ids": torch.as_tensor(ids[start:stop]),
+            "seeds": torch.as_tensor(seeds)})
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
+    parts = [torch.load(folder / f"chunk_{start:06d}.pt", weights_only=True) for start in chunks]
+    return Trajectories(
+        states=torch.cat([p["states"] for p in parts]),
+        class_ids=torch.cat([p["class_ids"] for p in parts]).long(),
+        seeds=torch.cat([p["seeds"] for p in parts]).long(),
+    )
+
+
+# --- the student ---------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def student_render_states(student: Denoiser, noise: Tensor, class_ids: Tensor, levels: Sequence[float]) -> Tensor:
+    """The student's own DDIM run from `noise` through `levels`: its final state (model space)."""
+    x = noise
+    for t, t_next in zip(levels, levels[1:]):
+        tt = torch.full((x.shape[0],), t)
+        x0 = student(x, tt, class_ids=class_ids, guidance=1.0)
+        x = ddim_step(x, x0, tt, torch.full_like(tt, t_next))
+    return x
+
+
+@torch.no_grad()
+def teacher_short_states(teacher: Denoiser, plan: TeacherPlan, noise: Tensor, class_ids: Tensor) -> Tensor:
+    """The teacher at the student's step count (its own sampler and schedule): the baseline to beat."""
+    ts = get_schedule(plan.schedule, plan.student_steps)
+    extra = {"class_ids": class_ids, "guidance": plan.guidance}
+    return get_sampler(plan.sampler)(teacher, noise, ts, extra_args=extra)
+
+
+class Distiller:
+    """Owns one distillation run folder: trajectories/, checkpoints/, last.pt, metrics.jsonl."""
+
+    def __init__(
+        self,
+        teacher: LoadedModel,
+        settings: DistillSettings,
+        run_dir: str | Path,
+        *,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.teacher = teacher
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self.plan = teacher_plan(teacher, settings)
+        self.levels = self.plan.student_levels()
+        torch.manual_seed(settings.seed)
+        self.student = copy.deepcopy(teacher.denoiser).float().train()
+        for p in self.student.parameters():
+            p.requires_grad_(True)
+        self.ema = copy.deepcopy(self.student).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        )
+        self.step = 0
+        self.rng = np.random.default_rng(settings.seed)
+        self.data: Trajectories | None = None
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.writer: Any = None
+        self._teacher_short: float | None = None
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    def resume(self) -> bool:
+        if not self.last_path.exists():
+            return False
+        payload = read_checkpoint(self.last_path)
+        state = payload.get("distill_state")
+        if not isinstance(state, dict):
+            raise DrumDiffError(f"{self.last_path} is not a distillation checkpoint")
+        if state.get("plan") != self.plan.to_json():
+            raise DrumDiffError(
+                f"{self.last_path} distils another plan ({state.get('plan')}); use a new run folder"
+            )
+        self.student.net.load_state_dict(state["student"])
+        self.ema.net.load_state_dict(payload["distilled"]["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.rng = np.random.default_rng([self.settings.seed, self.step])
+        self.log(f"resumed {self.run_dir} at step {self.step}")
+        return True
+
+    def distilled_entry(self) -> dict[str, Any]:
+        return {"weights": self.ema.net.state_dict(), "levels": list(self.levels), "teacher": self.plan.to_json()}
+
+    def save(self) -> None:
+        teacher_state = self.teacher.denoiser.net.state_dict()
+        save_checkpoint(
+            self.last_path, self.teacher.config, model_state=None, ema_state=teacher_state,
+            step=self.teacher.step, distilled=self.distilled_entry(),
+            extra={"distill_state": {
+                "step": self.step, "plan": self.plan.to_json(), "settings": asdict(self.settings),
+                "student": self.student.net.state_dict(), "optimizer": self.optimizer.state_dict()}},
+        )
+        # A small fp16 copy per checkpoint, ready for `drumdiff eval` / `render --checkpoint`.
+        save_checkpoint(
+            self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt", self.teacher.config,
+            model_state=None, ema_state=teacher_state, step=self.teacher.step,
+            distilled=self.distilled_entry(), half=True,
+            extra={"distill_step": self.step},
+        )
+
+    # -- data -----------------------------------------------------------------------------
+    def prepare(self, *, progress: bool = True) -> Trajectories:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "settings.json").write_text(json.dumps(asdict(self.settings), indent=2))
+        self.data = generate_trajectories(
+            self.teacher, self.plan, self.settings, self.run_dir / "trajectories", log=self.log, progress=progress
+        )
+        return self.data
+
+    def _split(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self.settings.trajectories
+        order = np.random.default_rng(self.settings.seed + 1).permutation(n)
+        return order[self.settings.validation:], order[: self.settings.validation]
+
+    # -- training -------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        warm = self.settings.warmup_steps
+        return self.settings.lr * min(1.0, (step + 1) / warm) if warm else self.settings.lr
+
+    def batch(self, rows: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """x at a segment's start, the x0 target, t, t_next and the class ids, for trajectory rows."""
+        assert self.data is not None
+        segment = self.rng.integers(0, self.plan.student_steps, size=len(rows))
+        states = self.data.states[torch.as_tensor(rows)]
+        idx = torch.as_tensor(segment)
+        x = states[torch.arange(len(rows)), idx].float()
+        x_next = states[torch.arange(len(rows)), idx + 1].float()
+        levels = torch.tensor(self.levels)
+        t, t_next = levels[idx], levels[idx + 1]
+        return x, segment_target(x, x_next, t, t_next), t, t_next, self.data.class_ids[torch.as_tensor(rows)]
+
+    def train_step(self, train_rows: np.ndarray) -> float:
+        rows = self.rng.choice(train_rows, size=self.settings.batch_size, replace=len(train_rows) < self.settings.batch_size)
+        x, target, t, _t_next, ids = self.batch(rows)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        x0 = self.student(x, t, class_ids=ids, guidance=1.0)
+        loss = torch.mean((x0 - target) ** 2)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        decay = min(self.settings.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.student.parameters()):
+                e.lerp_(p, 1 - decay)
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self, rows: np.ndarray) -> dict[str, float]:
+        """Distances to the teacher's full-step result on held-out seeds, in model space (MSE).
+
+        `student`: the EMA student's own run from the noise; `teacher_short`: the teacher at the
+        student's step count (what distillation must beat).
+        """
+        assert self.data is not None
+        student_err, short_err = [], []
+        for start in range(0, len(rows), 16):
+            part = torch.as_tensor(rows[start : start + 16])
+            states = self.data.states[part].float()
+            ids = self.data.class_ids[part]
+            final = states[:, -1]
+            mine = student_render_states(self.ema, states[:, 0], ids, self.levels)
+            student_err.append(torch.mean((mine - final) ** 2, dim=(1, 2)))
+            if self._teacher_short is None:
+                short = teacher_short_states(self.teacher.denoiser, self.plan, states[:, 0], ids)
+                short_err.append(torch.mean((short - final) ** 2, dim=(1, 2)))
+        if self._teacher_short is None:
+            self._teacher_short = float(torch.cat(short_err).mean())
+        return {"val_student_mse": float(torch.cat(student_err).mean()),
+                "val_teacher_short_mse": self._teacher_short}
+
+    def _log_metrics(self, row: dict[str, Any]) -> None:
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"distill/{key}", value, row["step"])
+
+    def fit(
+        self, *, stop_at: int | None = None, stop_after_s: float | None = None, progress: bool = True
+    ) -> float:
+        """Train to `stop_at` (or distill.max_steps) or for `stop_after_s`; checkpoints the last step."""
+        if self.data is None:
+            self.prepare(progress=progress)
+        s = self.settings
+        target = min(s.max_steps, stop_at) if stop_at is not None else s.max_steps
+        deadline = time.monotonic() + stop_after_s if stop_after_s is not None else None
+        train_rows, val_rows = self._split()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        except ImportError:
+            self.log("tensorboard is not installed; logging to metrics.jsonl only")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=target, initial=self.step, unit="step", desc="student", dynamic_ncols=True)
+        if self.step == 0:
+            self._log_metrics({"step": 0, **self.validate(val_rows), "time": time.time()})
+        loss, window = float("nan"), []
+        try:
+            while self.step < target:
+                loss = self.train_step(train_rows)
+                window.append(loss)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                if s.log_every and self.step % s.log_every == 0:
+                    self._log_metrics({"step": self.step, "loss": float(np.mean(window)),
+                                       "lr": self.lr_at(self.step), "time": time.time()})
+                    window = []
+                if s.validate_every and self.step % s.validate_every == 0:
+                    self._log_metrics({"step": self.step, **self.validate(val_rows)})
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if (s.checkpoint_every and self.step % s.checkpoint_every == 0) or self.step == target or out_of_time:
+                    self.save()
+                if out_of_time:
+                    self.log(f"time limit reached at step {self.step}")
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+        return loss
+
+
+__all__ = [
+    "DISTILLED",
+    "DistillSettings",
+    "Distiller",
+    "TeacherPlan",
+    "ddim_step",
+    "segment_target",
+    "settings_from_overrides",
+    "teacher_plan",
+    "teacher_trajectories",
+]

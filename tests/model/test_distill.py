@@ -1,0 +1,167 @@
+"""Distillation: the step maths, the student beating the short teacher, shipping and choosing it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
+from model.distill import (
+    Distiller,
+    DistillSettings,
+    ddim_step,
+    segment_target,
+    settings_from_overrides,
+    teacher_plan,
+)
+from model.errors import CheckpointError, DrumDiffError
+from model.generate import render, sampling_plan, settings_for, undistilled
+from model.sampling import DISTILLED
+
+TINY = DistillSettings(
+    steps=2, teacher_steps=8, trajectories=40, validation=8, chunk=16, batch_size=8, max_steps=80,
+    validate_every=0, checkpoint_every=40, log_every=20, lr=1e-3, warmup_steps=0,
+)
+
+
+def test_segment_target_is_the_x0_whose_ddim_step_lands_on_the_next_state() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, x_next = torch.randn(3, 1, 64, generator=g), torch.randn(3, 1, 64, generator=g)
+    t, t_next = torch.tensor([1.0, 0.7, 0.2]), torch.tensor([0.5, 0.3, 0.0])
+    x0 = segment_target(x, x_next, t, t_next)
+    torch.testing.assert_close(ddim_step(x, x0, t, t_next), x_next, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x0[2], x_next[2])  # a step to 0 lands on its x0
+
+
+def test_student_levels_are_every_kth_teacher_level(tiny_model: LoadedModel) -> None:
+    plan = teacher_plan(tiny_model, replace(TINY, steps=4, teacher_steps=12))
+    teacher = plan.teacher_levels().tolist()
+    assert plan.student_levels() == tuple(teacher[::3])
+    assert plan.student_levels()[0] == 1.0 and plan.student_levels()[-1] == 0.0
+
+
+def test_bad_settings_are_refused(tiny_model: LoadedModel) -> None:
+    with pytest.raises(DrumDiffError, match="multiple"):
+        settings_from_overrides(["distill.steps=3", "distill.teacher_steps=8"])
+    with pytest.raises(DrumDiffError, match="unknown"):
+        settings_from_overrides(["distill.stepz=3"])
+    with pytest.raises(DrumDiffError, match="only distill"):
+        settings_from_overrides(["train.lr=1"])
+    with pytest.raises(DrumDiffError, match="multiple"):
+        teacher_plan(tiny_model, replace(TINY, steps=3, teacher_steps=0))  # tiny default: 4 steps
+
+
+@pytest.fixture
+def tiny_teacher(tiny_model: LoadedModel, tmp_path: Path) -> LoadedModel:
+    path = save_checkpoint(tmp_path / "teacher.pt", tiny_model.config, model_state=None,
+                           ema_state=tiny_model.denoiser.net.state_dict(), step=7)
+    return load_checkpoint(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Distiller, dict[str, float], dict[str, float]]:
+    from drumdiff_testkit import TINY_CONFIG, randomize
+
+    from model.checkpoint import build_model
+    from model.config import load_config
+
+    config = load_config(TINY_CONFIG)
+    torch.manual_seed(0)
+    denoiser = randomize(build_model(config).net, seed=1)
+    folder = tmp_path_factory.mktemp("distill")
+    path = save_checkpoint(folder / "teacher.pt", config, model_state=None, ema_state=denoiser.state_dict())
+    teacher = load_checkpoint(path)
+    distiller = Distiller(teacher, TINY, folder / "run", log=lambda _m: None)
+    distiller.prepare(progress=False)
+    _, val_rows = distiller._split()
+    before = distiller.validate(val_rows)
+    distiller.fit(progress=False)
+    return distiller, before, distiller.validate(val_rows)
+
+
+def test_student_at_two_steps_gets_closer_to_the_teacher_than_the_teacher_at_two(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]],
+) -> None:
+    _, before, after = trained
+    # Held-out seeds, model space: the student's own 2-step run against the teacher's 8-step one.
+    assert after["val_student_mse"] < 0.8 * before["val_student_mse"]
+    assert after["val_student_mse"] < after["val_teacher_short_mse"]
+
+
+def test_a_distilled_checkpoint_ships_and_renders_deterministically(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    step_file = distiller.run_dir / "checkpoints" / f"step-{distiller.step:07d}.pt"
+    model = load_checkpoint(step_file)
+    assert model.distilled is not None and model.distilled.steps == 2
+    assert model.distilled.levels == distiller.levels
+    settings = settings_for(model, sampler=DISTILLED, steps=2)
+    batch = render(model, [3, 4], settings, classes=["kick", "snare"])
+    again = render(model, [3], settings, classes=["kick"])
+    np.testing.assert_array_equal(render(model, [3], settings, classes=["kick"]), again)  # same seed, same hit
+    np.testing.assert_allclose(batch[0], again[0], atol=1e-6)  # a batch equals the singles
+    np.testing.assert_allclose(render(model, [4], settings, classes=["snare"])[0], batch[1], atol=1e-6)
+    # It is the student that renders, not the teacher at 2 steps.
+    teacher_two = render(model, [3], settings_for(model, sampler="ddim", steps=2, guidance=1.0), classes=["kick"])
+    assert not np.allclose(teacher_two[0], again[0], atol=1e-4)
+
+
+def test_the_distilled_sampler_needs_a_student_and_its_step_count(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tiny_model: LoadedModel
+) -> None:
+    distiller, _, _ = trained
+    model = load_checkpoint(distiller.last_path)
+    with pytest.raises(ValueError, match="exactly 2 steps"):
+        sampling_plan(model, settings_for(model, sampler=DISTILLED, steps=5))
+    with pytest.raises(ValueError, match="no distilled student"):
+        sampling_plan(tiny_model, settings_for(tiny_model, sampler=DISTILLED, steps=2))
+
+
+def test_a_step_count_alone_asks_the_full_model_when_the_default_is_distilled(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]],
+) -> None:
+    distiller, _, _ = trained
+    loaded = load_checkpoint(distiller.last_path)
+    model = replace(loaded, config=replace(loaded.config, sampling=replace(
+        loaded.config.sampling, sampler=DISTILLED, steps=2)))
+    assert settings_for(model).sampler == DISTILLED
+    assert settings_for(model, steps=2).sampler == DISTILLED
+    full = settings_for(model, steps=12)
+    assert (full.sampler, full.steps) == ("dpmpp-2m", 12)
+    assert sampling_plan(model, full).denoiser is model.denoiser
+    # Sound design needs arbitrary noise levels: it runs the full model at the teacher's steps.
+    design = undistilled(model, settings_for(model))
+    assert (design.sampler, design.steps) == ("dpmpp-2m", 8)
+
+
+def test_resume_goes_on_from_the_last_step(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]],
+) -> None:
+    distiller, _, _ = trained
+    again = Distiller(distiller.teacher, replace(TINY, max_steps=90), distiller.run_dir, log=lambda _m: None)
+    assert again.resume() and again.step == distiller.step
+    for a, b in zip(again.ema.parameters(), distiller.ema.parameters()):
+        torch.testing.assert_close(a, b)
+    again.fit(progress=False)
+    assert again.step == 90
+    other = Distiller(distiller.teacher, replace(TINY, steps=4), distiller.run_dir, log=lambda _m: None)
+    with pytest.raises(DrumDiffError, match="another plan"):
+        other.resume()
+
+
+def test_a_malformed_student_is_refused(tiny_teacher: LoadedModel, tmp_path: Path) -> None:
+    state = tiny_teacher.denoiser.net.state_dict()
+    bad = save_checkpoint(tmp_path / "bad.pt", tiny_teacher.config, model_state=None, ema_state=state,
+                          distilled={"weights": state, "levels": [1.0, 0.5]})
+    with pytest.raises(CheckpointError, match="not decreasing to 0"):
+        load_checkpoint(bad)
+    good = save_checkpoint(tmp_path / "good.pt", tiny_teacher.config, model_state=None, ema_state=state,
+                           distilled={"weights": state, "levels": [1.0, 0.5, 0.0]}, half=True)
+    weights = read_checkpoint(good)["distilled"]["weights"]
+    assert any(v.dtype == torch.float16 for v in weights.values())  # exported like the teacher
+    assert load_checkpoint(good).distilled is not None
