@@ -370,8 +370,36 @@ def build_parser():  # type: ignore[no-untyped-def]
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override applied to every config")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--checkpoint", help="time this trained model instead of the configs: its default and "
+                                        "12-step renders on each runtime (see drumdiff/bench_checkpoint.py)")
+    p.add_argument("--runtimes", default=None, help="with --checkpoint: comma-separated runtimes "
+                                                    "(default: torch-no-grad,torch-inference,torch-compile,openvino,onnxruntime)")
     p.add_argument("--out", default="bench-results/bench.json", help="JSON output file")
     return p
+
+
+def checkpoint_main(args: Any, batches: list[int], device: torch.device) -> int:
+    from drumdiff.bench_checkpoint import bench_checkpoint
+    from drumdiff.bench_checkpoint import table as checkpoint_table
+    from model.checkpoint import load_checkpoint
+
+    try:
+        model = load_checkpoint(args.checkpoint, device=device)
+    except DrumDiffError as err:
+        return fail(str(err))
+    kwargs: dict[str, Any] = {}
+    if args.runtimes:
+        kwargs["runtimes"] = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    result = bench_checkpoint(model, batches=batches, repeats=args.repeats, warmup=args.warmup,
+                              threads=args.threads or 0, log=lambda m: print(m, file=sys.stderr, flush=True),
+                              **kwargs)
+    report = {"environment": environment(device), "checkpoint": str(args.checkpoint), **result}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(checkpoint_table(result))
+    print(f"\nwrote {out.resolve()}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    if args.checkpoint:
+        return checkpoint_main(args, batches, device)
     paths = [Path(p) for p in args.configs] if args.configs else model_configs(REPO / "configs")
     if not paths:
         return fail("no model configs to measure")

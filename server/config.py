@@ -91,6 +91,7 @@ class EngineConfig:
 
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1...
     precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16
+    runtime: str = "torch"  # torch, openvino, onnxruntime, or auto (openvino where installed); CPU only
     queue_size: int = 64  # requests waiting for the worker; more are answered "busy"
     max_batch: int = 16  # requests rendered together at most
     pool_size: int = 4  # pre-rendered hits kept ready per class; 0 = no pool
@@ -102,6 +103,8 @@ class EngineConfig:
     velocity_to_file: bool = True  # False: files keep full level, velocity only scales playback
 
     def __post_init__(self) -> None:
+        if self.runtime not in ("torch", "openvino", "onnxruntime", "auto"):
+            raise ConfigError(f"engine.runtime must be torch, openvino, onnxruntime or auto, got {self.runtime!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"engine.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         for name in ("queue_size", "max_batch", "refill_batch"):

@@ -19,6 +19,7 @@ Extending (variations, interpolation, inpainting, morphing): a request kind beco
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import logging
 import queue
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import LoadedModel, load_checkpoint
+from model.runtime import RuntimeChoice, use_runtime
 from model.errors import DrumDiffError
 from model.generate import (
     RenderSettings,
@@ -180,7 +182,8 @@ class Engine:
         seed: int | None = None,
     ) -> None:
         self.config = config
-        self._model = model
+        self.runtime: RuntimeChoice = RuntimeChoice("torch", "asked for")
+        self._model = self._on_runtime(model)
         self._note_map = dict(note_map)
         self._on_hit = on_hit
         self._on_fail = on_fail
@@ -202,6 +205,19 @@ class Engine:
         self.pool_warm_after: float | None = None  # seconds from start until the pool first filled
         self.batches: deque[int] = deque(maxlen=256)  # sizes of recent request batches
         self._served_lock = threading.Lock()
+
+    def _on_runtime(self, model: LoadedModel) -> LoadedModel:
+        """`model` on the configured runtime where that is safe (model/runtime.py), else torch."""
+        wanted = self.config.runtime
+        if wanted == "auto":
+            wanted = "openvino" if importlib.util.find_spec("openvino") is not None else "torch"
+        if wanted == "torch":
+            self.runtime = RuntimeChoice("torch", f"engine.runtime is {self.config.runtime}")
+            return model
+        swapped, self.runtime = use_runtime(model, wanted)
+        level = logging.INFO if self.runtime.runtime == wanted else logging.WARNING
+        log.log(level, "runtime: %s (%s)", self.runtime.runtime, self.runtime.reason)
+        return swapped
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -386,7 +402,7 @@ class Engine:
 
         def run() -> None:
             try:
-                new = load_checkpoint(path, device=self.device)
+                new = self._on_runtime(load_checkpoint(path, device=self.device))
             except DrumDiffError as err:
                 reply(LoadError(str(err), code="bad_checkpoint"))
                 return
@@ -413,7 +429,9 @@ class Engine:
             # A step count alone on a distilled default asks for the full model (settings_with);
             # a sampler that cannot run at the steps in force is refused here, not at every hit.
             resolved = settings_with(self._model, self._defaults.settings(), **{name: value})
-            defaults = replace(defaults, sampler=resolved.sampler, schedule=resolved.schedule)
+            defaults = replace(
+                defaults, steps=resolved.steps, sampler=resolved.sampler, schedule=resolved.schedule
+            )
             try:
                 sampling_plan(self._model, defaults.settings())
             except ValueError as err:
