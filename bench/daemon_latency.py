@@ -131,10 +131,14 @@ def summary(values_ms: list[float]) -> dict[str, float]:
 
 
 def bench_osc_latency(args: argparse.Namespace, model_args: list[str], work: Path) -> dict[str, Any]:
-    serve = Serve(model_args, work / "hits-latency", "midi.enabled=false", f"engine.pool_size={args.pool_size}", device=args.device)
+    serve = Serve(model_args, work / "hits-latency", "midi.enabled=false", f"engine.pool_size={args.pool_size}",
+                  "engine.warmup=false", *args.engine_sets, device=args.device)
     try:
         c = serve.client
         classes = c.ask("/drumdiff/classes")
+        # From start with an empty pool (and no warm-up render) until every class has pool_size hits.
+        c.wait_pool_full()
+        pool_warm_s = float(c.stats()["pool_warm_s"])
         pooled: list[float] = []
         for i in range(args.trials):
             c.wait_pool_full()
@@ -147,10 +151,19 @@ def bench_osc_latency(args: argparse.Namespace, model_args: list[str], work: Pat
             t0 = time.perf_counter()
             c.send("/drumdiff/render", classes[i % len(classes)], 100, "id", f"f{i}", "fresh", 1)
             fresh.append(1e3 * (c.wait_done({f"f{i}"})[f"f{i}"] - t0))
+        # The same fresh renders at the full model's step count, in the same daemon.
+        full: list[float] = []
+        for i in range(args.full_trials):
+            c.wait_pool_full()
+            t0 = time.perf_counter()
+            c.send("/drumdiff/render", classes[i % len(classes)], 100, "id", f"s{i}", "fresh", 1,
+                   "steps", args.full_steps)
+            full.append(1e3 * (c.wait_done({f"s{i}"})[f"s{i}"] - t0))
         stats = c.stats()
     finally:
         serve.close()
-    return {"pooled": summary(pooled), "fresh": summary(fresh), "stats": stats}
+    return {"pool_warm_s": pool_warm_s, "pooled": summary(pooled), "fresh": summary(fresh),
+            f"fresh_{args.full_steps}_steps": summary(full) if full else None, "stats": stats}
 
 
 def bench_throughput(args: argparse.Namespace, model_args: list[str], work: Path) -> dict[str, Any]:
@@ -158,7 +171,7 @@ def bench_throughput(args: argparse.Namespace, model_args: list[str], work: Path
     top = max(args.concurrency)
     for mode, max_batch in (("batched", min(top, 64)), ("one_by_one", 1)):
         serve = Serve(
-            model_args, work / f"hits-{mode}", "midi.enabled=false", "engine.pool_size=0",
+            model_args, work / f"hits-{mode}", "midi.enabled=false", "engine.pool_size=0", *args.engine_sets,
             f"engine.max_batch={max_batch}", f"engine.queue_size={max(top, 1) + 8}", device=args.device,
         )
         try:
@@ -306,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--trials", type=int, default=50, help="pooled trials")
     p.add_argument("--fresh-trials", type=int, default=20)
+    p.add_argument("--full-trials", type=int, default=10, help="fresh trials at --full-steps (0: none)")
+    p.add_argument("--full-steps", type=int, default=12, help="step count of the full-model fresh trials")
+    p.add_argument("--runtime", default=None, help="engine.runtime for every daemon (default: the config's)")
     p.add_argument("--pool-size", type=int, default=4)
     p.add_argument("--concurrency", default="1,4,16,64")
     p.add_argument("--jack-period", type=int, default=256, help="frames per JACK period if jackd is started here")
@@ -314,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.concurrency = [int(k) for k in args.concurrency.split(",")]
     sections = set(args.sections.split(","))
+    args.engine_sets = [f"engine.runtime={args.runtime}"] if args.runtime else []
 
     work = Path(tempfile.mkdtemp(prefix="drumdiff-bench-"))
     if args.checkpoint:
@@ -342,10 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         if "latency" in sections:
             report["osc_latency"] = bench_osc_latency(args, model_args, work)
             r = report["osc_latency"]
-            print(f"trigger -> done over OSC ({label}):")
-            for kind in ("pooled", "fresh"):
+            print(f"trigger -> done over OSC ({label}); pool full {r['pool_warm_s']:.1f} s after start:")
+            for kind in ("pooled", "fresh", f"fresh_{args.full_steps}_steps"):
                 s = r[kind]
-                print(f"  {kind:<7} p50 {s['p50_ms']:8.2f} ms   p99 {s['p99_ms']:8.2f} ms   (n={s['n']})")
+                if s is not None:
+                    print(f"  {kind:<14} p50 {s['p50_ms']:8.2f} ms   p99 {s['p99_ms']:8.2f} ms   (n={s['n']})")
             print(f"  memory: rss {r['stats']['rss_mb']:.0f} MB, peak {r['stats']['peak_rss_mb']:.0f} MB, "
                   f"gpu {r['stats']['gpu_mb']:.0f} MB (peak {r['stats']['gpu_peak_mb']:.0f} MB)")
         if "midi" in sections:

@@ -249,6 +249,7 @@ class Daemon:
             "busy_rejections": e.busy_rejections,
             "mean_batch": round(sum(batches) / len(batches), 2) if batches else 0.0,
             "pool_ready": sum(e.pool_counts().values()),
+            "pool_warm_s": round(e.pool_warm_after, 2) if e.pool_warm_after is not None else -1.0,
             "writer_pending": self.writer.pending,
         }
 

@@ -689,6 +689,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
         (),
         "Answer to `stats`: `key value` pairs: `rss_mb`, `peak_rss_mb`, `gpu_mb`, `gpu_peak_mb` "
         "(0 on CPU), `busy_rejections`, `mean_batch` (recent fresh batches), `pool_ready`, "
+        "`pool_warm_s` (seconds from start until the pool first filled; -1 until then), "
         "`writer_pending`.",
         variadic="key value ...",
     ),
