@@ -9,6 +9,7 @@ disagrees with torch is listed with its reason, not timed.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -40,12 +41,24 @@ def render_paths(model: LoadedModel, full_steps: int = 12) -> list[tuple[str, Re
     """The model's default settings and the full model at `full_steps` (once if they agree)."""
     default = settings_for(model)
     teacher = model.distilled.teacher if model.distilled is not None else {}
-    full = settings_for(model, sampler=str(teacher.get("sampler", "dpmpp-2m")) if default.sampler == DISTILLED
-                        else default.sampler, steps=full_steps)
+    full = settings_for(
+        model,
+        sampler=str(teacher.get("sampler", "dpmpp-2m"))
+        if default.sampler == DISTILLED
+        else default.sampler,
+        steps=full_steps,
+    )
     paths = [("default", default)]
     if full != default:
         paths.append((f"{full_steps}-step", full))
     return paths
+
+
+def _forward(
+    net: Callable[..., Any], grad_mode: Callable[[], Any], x: Any, t: Any, ids: Any
+) -> None:
+    with grad_mode():
+        net(x, t, ids)
 
 
 def _variant(model: LoadedModel, runtime: str, threads: int) -> tuple[LoadedModel | None, str]:
@@ -54,11 +67,14 @@ def _variant(model: LoadedModel, runtime: str, threads: int) -> tuple[LoadedMode
     if runtime == "torch-compile":
         try:
             compiled = torch.compile(model.denoiser.net)
-        except Exception as err:  # torch.compile fails in many ways on odd platforms
+        except Exception as err:  # noqa: BLE001 - torch.compile fails in many ways on odd platforms
             return None, f"torch.compile failed: {type(err).__name__}: {err}"
         from model.denoiser import Denoiser
 
-        return LoadedModel(Denoiser(compiled), model.config, model.step, model.path, model.distilled), "compiled"  # type: ignore[arg-type]
+        denoiser = Denoiser(compiled)  # type: ignore[arg-type]
+        return LoadedModel(
+            denoiser, model.config, model.step, model.path, model.distilled
+        ), "compiled"
     swapped, choice = use_runtime(model, runtime, threads=threads)
     if choice.runtime != runtime:
         return None, choice.reason
@@ -93,22 +109,35 @@ def bench_checkpoint(
             x = torch.randn(batch, cfg.audio_channels, cfg.length)
             t = torch.rand(batch)
             ids = torch.arange(batch) % (len(model.classes) + 1)
-
-            def forward() -> None:
-                with grad_mode():
-                    net(x, t, ids)
-
-            row: dict[str, Any] = {"runtime": runtime, "batch": batch, "note": reason,
-                                   "forward_ms": median_ms(forward, repeats, warmup)}
+            forward = functools.partial(_forward, net, grad_mode, x, t, ids)
+            row: dict[str, Any] = {
+                "runtime": runtime,
+                "batch": batch,
+                "note": reason,
+                "forward_ms": median_ms(forward, repeats, warmup),
+            }
             classes = [model.classes[i % len(model.classes)] for i in range(batch)]
             for name, settings in paths:
-                ms = median_ms(lambda s=settings: render(variant, list(range(batch)), s, classes=classes), repeats, warmup)
-                row[f"{name}_ms_per_hit"] = ms / batch
+                hits = functools.partial(
+                    render, variant, list(range(batch)), settings, classes=classes
+                )
+                row[f"{name}_ms_per_hit"] = median_ms(hits, repeats, warmup) / batch
             rows.append(row)
-            log("  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k != "note"))
+            log(
+                "  ".join(
+                    f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in row.items()
+                    if k != "note"
+                )
+            )
     return {
-        "paths": {name: {**settings.__dict__, "network_evaluations": network_evaluations(settings.sampler, settings.steps)}
-                  for name, settings in paths},
+        "paths": {
+            name: {
+                **settings.__dict__,
+                "network_evaluations": network_evaluations(settings.sampler, settings.steps),
+            }
+            for name, settings in paths
+        },
         "rows": rows,
         "skipped": skipped,
         "channels_last": "not applicable: the network is 1-D (channels_last is a 4-D memory format)",
@@ -120,8 +149,12 @@ def table(result: dict[str, Any]) -> str:
     head = ["runtime", "batch", "forward ms", *[f"{n} ms/hit" for n in names]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
-        cells = [row["runtime"], str(row["batch"]), f"{row['forward_ms']:.1f}",
-                 *[f"{row[f'{n}_ms_per_hit']:.1f}" for n in names]]
+        cells = [
+            row["runtime"],
+            str(row["batch"]),
+            f"{row['forward_ms']:.1f}",
+            *[f"{row[f'{n}_ms_per_hit']:.1f}" for n in names],
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     for runtime, reason in result["skipped"].items():
         lines.append(f"| {runtime} | skipped: {reason} |")

@@ -23,10 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("teacher", nargs="?", help="the model to distil (default: the shipped model)")
     p.add_argument("--run", help="run folder (default: RUNS/distill_STEPSstep_NAME)")
     p.add_argument("--runs", default="runs", help="where run folders go")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="distill.* setting")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="distill.* setting"
+    )
     p.add_argument("--minutes", type=float, help="stop after this many minutes of student training")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop at this student step")
-    p.add_argument("--trajectories-only", action="store_true", help="render the teacher's trajectories, then stop")
+    p.add_argument(
+        "--trajectories-only",
+        action="store_true",
+        help="render the teacher's trajectories, then stop",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -38,24 +44,38 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_overrides(args.set)
         teacher_path = Path(args.teacher) if args.teacher else DEFAULT_CHECKPOINT
         teacher = load_checkpoint(teacher_path, device=pick_device(args.device))
-        run_dir = Path(args.run) if args.run else Path(args.runs) / f"distill_{settings.steps}step_{teacher_path.stem}"
+        run_dir = (
+            Path(args.run)
+            if args.run
+            else Path(args.runs) / f"distill_{settings.steps}step_{teacher_path.stem}"
+        )
         distiller = Distiller(teacher, settings, run_dir)
         distiller.resume()
-        print(f"run folder: {run_dir.resolve()}; student: {settings.steps} steps at levels "
-              f"{', '.join(f'{t:.3f}' for t in distiller.levels)}", flush=True)
+        print(
+            f"run folder: {run_dir.resolve()}; student: {settings.steps} steps at levels "
+            f"{', '.join(f'{t:.3f}' for t in distiller.levels)}",
+            flush=True,
+        )
         distiller.prepare(progress=not args.no_progress)
         if args.trajectories_only:
             return 0
         stop_after = args.minutes * 60 if args.minutes is not None else None
-        loss = distiller.fit(stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress)
+        loss = distiller.fit(
+            stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress
+        )
     except DrumDiffError as err:
         return fail(str(err))
     except KeyboardInterrupt:
         if distiller is not None and distiller.data is not None and distiller.step > 0:
             distiller.save()
-            print(f"interrupted; saved step {distiller.step}; run the same command to resume", file=sys.stderr)
+            print(
+                f"interrupted; saved step {distiller.step}; run the same command to resume",
+                file=sys.stderr,
+            )
         else:
             print("interrupted; run the same command to resume", file=sys.stderr)
         return 130
-    print(f"stopped at step {distiller.step}, loss {loss:.5f}; checkpoints in {run_dir / 'checkpoints'}")
+    print(
+        f"stopped at step {distiller.step}, loss {loss:.5f}; checkpoints in {run_dir / 'checkpoints'}"
+    )
     return 0

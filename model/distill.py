@@ -17,6 +17,7 @@ steps then cost one forward and backward pass of a batch, reusing every trajecto
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import time
@@ -72,11 +73,17 @@ class DistillSettings:
                 f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps ({self.steps})"
             )
         if self.teacher_sampler and self.teacher_sampler not in DETERMINISTIC:
-            raise ValueError(f"distill.teacher_sampler must be one of {DETERMINISTIC} (deterministic)")
+            raise ValueError(
+                f"distill.teacher_sampler must be one of {DETERMINISTIC} (deterministic)"
+            )
         if not 0 < self.validation < self.trajectories:
-            raise ValueError("distill.validation must be at least 1 and fewer than distill.trajectories")
+            raise ValueError(
+                "distill.validation must be at least 1 and fewer than distill.trajectories"
+            )
         if self.chunk < 1 or self.batch_size < 1 or self.max_steps < 1:
-            raise ValueError("distill.chunk, distill.batch_size and distill.max_steps must be at least 1")
+            raise ValueError(
+                "distill.chunk, distill.batch_size and distill.max_steps must be at least 1"
+            )
         if not 0.0 <= self.null_share < 1.0:
             raise ValueError(f"distill.null_share must be in [0, 1), got {self.null_share}")
         if self.lr <= 0 or not 0.0 <= self.ema_decay < 1.0:
@@ -198,7 +205,9 @@ def teacher_trajectories(
         "class_ids": torch.as_tensor(list(class_ids), dtype=torch.long, device=device),
         "guidance": plan.guidance,
     }
-    get_sampler(plan.sampler)(teacher.denoiser, x, plan.teacher_levels(), extra_args=extra, callback=keep)
+    get_sampler(plan.sampler)(
+        teacher.denoiser, x, plan.teacher_levels(), extra_args=extra, callback=keep
+    )
     return torch.stack(states, dim=1).cpu()
 
 
@@ -224,8 +233,14 @@ def generate_trajectories(
     complete, so an interrupted run starts again at the first missing chunk.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"plan": plan.to_json(), "seed": settings.seed, "null_share": settings.null_share,
-            "chunk": settings.chunk, "teacher": str(teacher.path), "teacher_step": teacher.step}
+    meta = {
+        "plan": plan.to_json(),
+        "seed": settings.seed,
+        "null_share": settings.null_share,
+        "chunk": settings.chunk,
+        "teacher": str(teacher.path),
+        "teacher_step": teacher.step,
+    }
     meta_path = folder / "trajectories.json"
     if meta_path.exists():
         stored = json.loads(meta_path.read_text())
@@ -236,25 +251,39 @@ def generate_trajectories(
             )
     else:
         meta_path.write_text(json.dumps(meta, indent=2))
-    ids = trajectory_classes(len(teacher.classes), settings.trajectories, settings.null_share, settings.seed)
+    ids = trajectory_classes(
+        len(teacher.classes), settings.trajectories, settings.null_share, settings.seed
+    )
     chunks = range(0, settings.trajectories, settings.chunk)
     missing = [start for start in chunks if not (folder / f"chunk_{start:06d}.pt").exists()]
     if missing:
-        log(f"rendering {len(missing) * settings.chunk} teacher trajectories "
-            f"({plan.sampler}, {plan.steps} steps, guidance {plan.guidance:g}) into {folder}")
+        log(
+            f"rendering {len(missing) * settings.chunk} teacher trajectories "
+            f"({plan.sampler}, {plan.steps} steps, guidance {plan.guidance:g}) into {folder}"
+        )
     bar = None
     if progress and missing:
         from tqdm import tqdm
 
-        bar = tqdm(total=settings.trajectories, initial=settings.trajectories - len(missing) * settings.chunk,
-                   unit="hit", desc="teacher", dynamic_ncols=True)
+        bar = tqdm(
+            total=settings.trajectories,
+            initial=settings.trajectories - len(missing) * settings.chunk,
+            unit="hit",
+            desc="teacher",
+            dynamic_ncols=True,
+        )
     for start in missing:
         stop = min(start + settings.chunk, settings.trajectories)
         seeds = list(range(settings.seed + start, settings.seed + stop))
         states = teacher_trajectories(teacher, plan, seeds, ids[start:stop].tolist())
-        save_payload_atomic(folder / f"chunk_{start:06d}.pt", {
-            "states": states.half(), "class_ids": torch.as_tensor(ids[start:stop]),
-            "seeds": torch.as_tensor(seeds)})
+        save_payload_atomic(
+            folder / f"chunk_{start:06d}.pt",
+            {
+                "states": states.half(),
+                "class_ids": torch.as_tensor(ids[start:stop]),
+                "seeds": torch.as_tensor(seeds),
+            },
+        )
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:
@@ -271,10 +300,12 @@ def generate_trajectories(
 
 
 @torch.no_grad()
-def student_render_states(student: Denoiser, noise: Tensor, class_ids: Tensor, levels: Sequence[float]) -> Tensor:
+def student_render_states(
+    student: Denoiser, noise: Tensor, class_ids: Tensor, levels: Sequence[float]
+) -> Tensor:
     """The student's own DDIM run from `noise` through `levels`: its final state (model space)."""
     x = noise
-    for t, t_next in zip(levels, levels[1:]):
+    for t, t_next in itertools.pairwise(levels):
         tt = torch.full((x.shape[0],), t)
         x0 = student(x, tt, class_ids=class_ids, guidance=1.0)
         x = ddim_step(x, x0, tt, torch.full_like(tt, t_next))
@@ -282,7 +313,9 @@ def student_render_states(student: Denoiser, noise: Tensor, class_ids: Tensor, l
 
 
 @torch.no_grad()
-def teacher_short_states(teacher: Denoiser, plan: TeacherPlan, noise: Tensor, class_ids: Tensor) -> Tensor:
+def teacher_short_states(
+    teacher: Denoiser, plan: TeacherPlan, noise: Tensor, class_ids: Tensor
+) -> Tensor:
     """The teacher at the student's step count (its own sampler and schedule): the baseline to beat."""
     ts = get_schedule(plan.schedule, plan.student_steps)
     extra = {"class_ids": class_ids, "guidance": plan.guidance}
@@ -348,22 +381,40 @@ class Distiller:
         return True
 
     def distilled_entry(self) -> dict[str, Any]:
-        return {"weights": self.ema.net.state_dict(), "levels": list(self.levels), "teacher": self.plan.to_json()}
+        return {
+            "weights": self.ema.net.state_dict(),
+            "levels": list(self.levels),
+            "teacher": self.plan.to_json(),
+        }
 
     def save(self) -> None:
         teacher_state = self.teacher.denoiser.net.state_dict()
         save_checkpoint(
-            self.last_path, self.teacher.config, model_state=None, ema_state=teacher_state,
-            step=self.teacher.step, distilled=self.distilled_entry(),
-            extra={"distill_state": {
-                "step": self.step, "plan": self.plan.to_json(), "settings": asdict(self.settings),
-                "student": self.student.net.state_dict(), "optimizer": self.optimizer.state_dict()}},
+            self.last_path,
+            self.teacher.config,
+            model_state=None,
+            ema_state=teacher_state,
+            step=self.teacher.step,
+            distilled=self.distilled_entry(),
+            extra={
+                "distill_state": {
+                    "step": self.step,
+                    "plan": self.plan.to_json(),
+                    "settings": asdict(self.settings),
+                    "student": self.student.net.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                }
+            },
         )
         # A small fp16 copy per checkpoint, ready for `drumdiff eval` / `render --checkpoint`.
         save_checkpoint(
-            self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt", self.teacher.config,
-            model_state=None, ema_state=teacher_state, step=self.teacher.step,
-            distilled=self.distilled_entry(), half=True,
+            self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt",
+            self.teacher.config,
+            model_state=None,
+            ema_state=teacher_state,
+            step=self.teacher.step,
+            distilled=self.distilled_entry(),
+            half=True,
             extra={"distill_step": self.step},
         )
 
@@ -372,14 +423,19 @@ class Distiller:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "settings.json").write_text(json.dumps(asdict(self.settings), indent=2))
         self.data = generate_trajectories(
-            self.teacher, self.plan, self.settings, self.run_dir / "trajectories", log=self.log, progress=progress
+            self.teacher,
+            self.plan,
+            self.settings,
+            self.run_dir / "trajectories",
+            log=self.log,
+            progress=progress,
         )
         return self.data
 
     def _split(self) -> tuple[np.ndarray, np.ndarray]:
         n = self.settings.trajectories
         order = np.random.default_rng(self.settings.seed + 1).permutation(n)
-        return order[self.settings.validation:], order[: self.settings.validation]
+        return order[self.settings.validation :], order[: self.settings.validation]
 
     # -- training -------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -396,10 +452,20 @@ class Distiller:
         x_next = states[torch.arange(len(rows)), idx + 1].float()
         levels = torch.tensor(self.levels)
         t, t_next = levels[idx], levels[idx + 1]
-        return x, segment_target(x, x_next, t, t_next), t, t_next, self.data.class_ids[torch.as_tensor(rows)]
+        return (
+            x,
+            segment_target(x, x_next, t, t_next),
+            t,
+            t_next,
+            self.data.class_ids[torch.as_tensor(rows)],
+        )
 
     def train_step(self, train_rows: np.ndarray) -> float:
-        rows = self.rng.choice(train_rows, size=self.settings.batch_size, replace=len(train_rows) < self.settings.batch_size)
+        rows = self.rng.choice(
+            train_rows,
+            size=self.settings.batch_size,
+            replace=len(train_rows) < self.settings.batch_size,
+        )
         x, target, t, _t_next, ids = self.batch(rows)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
@@ -438,8 +504,10 @@ class Distiller:
                 short_err.append(torch.mean((short - final) ** 2, dim=(1, 2)))
         if self._teacher_short is None:
             self._teacher_short = float(torch.cat(short_err).mean())
-        return {"val_student_mse": float(torch.cat(student_err).mean()),
-                "val_teacher_short_mse": self._teacher_short}
+        return {
+            "val_student_mse": float(torch.cat(student_err).mean()),
+            "val_teacher_short_mse": self._teacher_short,
+        }
 
     def _log_metrics(self, row: dict[str, Any]) -> None:
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -451,7 +519,11 @@ class Distiller:
                     self.writer.add_scalar(f"distill/{key}", value, row["step"])
 
     def fit(
-        self, *, stop_at: int | None = None, stop_after_s: float | None = None, progress: bool = True
+        self,
+        *,
+        stop_at: int | None = None,
+        stop_after_s: float | None = None,
+        progress: bool = True,
     ) -> float:
         """Train to `stop_at` (or distill.max_steps) or for `stop_after_s`; checkpoints the last step."""
         if self.data is None:
@@ -470,7 +542,9 @@ class Distiller:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=target, initial=self.step, unit="step", desc="student", dynamic_ncols=True)
+            bar = tqdm(
+                total=target, initial=self.step, unit="step", desc="student", dynamic_ncols=True
+            )
         if self.step == 0:
             self._log_metrics({"step": 0, **self.validate(val_rows), "time": time.time()})
         loss, window = float("nan"), []
@@ -482,13 +556,23 @@ class Distiller:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}")
                 if s.log_every and self.step % s.log_every == 0:
-                    self._log_metrics({"step": self.step, "loss": float(np.mean(window)),
-                                       "lr": self.lr_at(self.step), "time": time.time()})
+                    self._log_metrics(
+                        {
+                            "step": self.step,
+                            "loss": float(np.mean(window)),
+                            "lr": self.lr_at(self.step),
+                            "time": time.time(),
+                        }
+                    )
                     window = []
                 if s.validate_every and self.step % s.validate_every == 0:
                     self._log_metrics({"step": self.step, **self.validate(val_rows)})
                 out_of_time = deadline is not None and time.monotonic() >= deadline
-                if (s.checkpoint_every and self.step % s.checkpoint_every == 0) or self.step == target or out_of_time:
+                if (
+                    (s.checkpoint_every and self.step % s.checkpoint_every == 0)
+                    or self.step == target
+                    or out_of_time
+                ):
                     self.save()
                 if out_of_time:
                     self.log(f"time limit reached at step {self.step}")

@@ -62,8 +62,14 @@ def export_onnx(net: DrumUNet1d, path: Path, length: int) -> Path:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _ByWeights(net).eval(), example, str(path), input_names=["x", "t", "w"], output_names=["v"],
-            dynamic_axes={"x": batch, "t": batch, "w": batch, "v": batch}, opset_version=17, dynamo=False,
+            _ByWeights(net).eval(),
+            example,
+            str(path),
+            input_names=["x", "t", "w"],
+            output_names=["v"],
+            dynamic_axes={"x": batch, "t": batch, "w": batch, "v": batch},
+            opset_version=17,
+            dynamo=False,
         )
     return path
 
@@ -73,7 +79,9 @@ def _compile(runtime: str, path: Path, threads: int) -> Graph:
         try:
             import openvino
         except ImportError:
-            raise RuntimeUnavailable("openvino is not installed (pip install drumdiff[openvino])") from None
+            raise RuntimeUnavailable(
+                "openvino is not installed (pip install drumdiff[openvino])"
+            ) from None
         # f32: the CPU plugin would otherwise pick bf16 where the CPU has it (0.05-0.2 off torch).
         config = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads:
@@ -91,11 +99,15 @@ def _compile(runtime: str, path: Path, threads: int) -> Graph:
         try:
             import onnxruntime
         except ImportError:
-            raise RuntimeUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+            raise RuntimeUnavailable(
+                "onnxruntime is not installed (pip install onnxruntime)"
+            ) from None
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
 
         def run_onnxruntime(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
             return np.asarray(session.run(None, {"x": x, "t": t, "w": w})[0])
@@ -134,27 +146,38 @@ class ExportedNet(nn.Module):
                 path = Path(self._folder.name) / f"net-{length}.onnx"
                 try:
                     export_onnx(self._reference, path, length)
-                except Exception as err:  # the exporter raises many types; the caller falls back
-                    raise RuntimeUnavailable(f"exporting the network failed: {type(err).__name__}: {err}") from None
+                except Exception as err:  # noqa: BLE001 - the exporter raises many types; torch is the fallback
+                    raise RuntimeUnavailable(
+                        f"exporting the network failed: {type(err).__name__}: {err}"
+                    ) from None
                 self._graphs[length] = _compile(self.runtime, path, self._threads)
             return self._graphs[length]
 
     def forward(
-        self, x: Tensor, t: Tensor, class_ids: Tensor | None = None, class_weights: Tensor | None = None
+        self,
+        x: Tensor,
+        t: Tensor,
+        class_ids: Tensor | None = None,
+        class_weights: Tensor | None = None,
     ) -> Tensor:
         if class_weights is None:
             if class_ids is None:
                 class_ids = torch.full((x.shape[0],), self._null, dtype=torch.long)
-            class_weights = torch.nn.functional.one_hot(class_ids.long().cpu(), self.num_classes + 1)
+            class_weights = torch.nn.functional.one_hot(
+                class_ids.long().cpu(), self.num_classes + 1
+            )
         run = self.graph(int(x.shape[-1]))
         out = run(
-            x.detach().float().cpu().numpy(), t.detach().float().cpu().numpy(),
+            x.detach().float().cpu().numpy(),
+            t.detach().float().cpu().numpy(),
             class_weights.detach().float().cpu().numpy(),
         )
         return torch.from_numpy(out).to(x.dtype)
 
 
-def max_difference(reference: DrumUNet1d, exported: nn.Module, length: int, *, seed: int = 0) -> float:
+def max_difference(
+    reference: DrumUNet1d, exported: nn.Module, length: int, *, seed: int = 0
+) -> float:
     """Largest |exported - torch| over a probe batch: every class and the null class, noise
     levels across [0, 1], a blend of two classes."""
     g = torch.Generator().manual_seed(seed)
@@ -179,7 +202,9 @@ class RuntimeChoice:
     max_difference: float | None = None
 
 
-def use_runtime(model: LoadedModel, runtime: str, *, threads: int = 0) -> tuple[LoadedModel, RuntimeChoice]:
+def use_runtime(
+    model: LoadedModel, runtime: str, *, threads: int = 0
+) -> tuple[LoadedModel, RuntimeChoice]:
     """`model` with its network (and its distilled student's) on `runtime`, if that is safe.
 
     "torch" returns the model unchanged. Another runtime must be installed, the model must be on
@@ -200,7 +225,9 @@ def use_runtime(model: LoadedModel, runtime: str, *, threads: int = 0) -> tuple[
     except RuntimeUnavailable as err:
         return model, RuntimeChoice("torch", str(err))
     if worst > TOLERANCE:
-        return model, RuntimeChoice("torch", f"{runtime} differs from torch by {worst:.2g} > {TOLERANCE:g}", worst)
+        return model, RuntimeChoice(
+            "torch", f"{runtime} differs from torch by {worst:.2g} > {TOLERANCE:g}", worst
+        )
     distilled = model.distilled
     if distilled is not None:
         distilled = DistilledModel(Denoiser(exported[1]), distilled.levels, distilled.teacher)  # type: ignore[arg-type]

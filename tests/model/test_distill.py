@@ -23,8 +23,18 @@ from model.generate import render, sampling_plan, settings_for, undistilled
 from model.sampling import DISTILLED
 
 TINY = DistillSettings(
-    steps=2, teacher_steps=8, trajectories=40, validation=8, chunk=16, batch_size=8, max_steps=80,
-    validate_every=0, checkpoint_every=40, log_every=20, lr=1e-3, warmup_steps=0,
+    steps=2,
+    teacher_steps=8,
+    trajectories=40,
+    validation=8,
+    chunk=16,
+    batch_size=8,
+    max_steps=80,
+    validate_every=0,
+    checkpoint_every=40,
+    log_every=20,
+    lr=1e-3,
+    warmup_steps=0,
 )
 
 
@@ -57,13 +67,20 @@ def test_bad_settings_are_refused(tiny_model: LoadedModel) -> None:
 
 @pytest.fixture
 def tiny_teacher(tiny_model: LoadedModel, tmp_path: Path) -> LoadedModel:
-    path = save_checkpoint(tmp_path / "teacher.pt", tiny_model.config, model_state=None,
-                           ema_state=tiny_model.denoiser.net.state_dict(), step=7)
+    path = save_checkpoint(
+        tmp_path / "teacher.pt",
+        tiny_model.config,
+        model_state=None,
+        ema_state=tiny_model.denoiser.net.state_dict(),
+        step=7,
+    )
     return load_checkpoint(path)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Distiller, dict[str, float], dict[str, float]]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Distiller, dict[str, float], dict[str, float]]:
     from drumdiff_testkit import TINY_CONFIG, randomize
 
     from model.checkpoint import build_model
@@ -73,7 +90,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Distiller, dict[s
     torch.manual_seed(0)
     denoiser = randomize(build_model(config).net, seed=1)
     folder = tmp_path_factory.mktemp("distill")
-    path = save_checkpoint(folder / "teacher.pt", config, model_state=None, ema_state=denoiser.state_dict())
+    path = save_checkpoint(
+        folder / "teacher.pt", config, model_state=None, ema_state=denoiser.state_dict()
+    )
     teacher = load_checkpoint(path)
     distiller = Distiller(teacher, TINY, folder / "run", log=lambda _m: None)
     distiller.prepare(progress=False)
@@ -103,11 +122,17 @@ def test_a_distilled_checkpoint_ships_and_renders_deterministically(
     settings = settings_for(model, sampler=DISTILLED, steps=2)
     batch = render(model, [3, 4], settings, classes=["kick", "snare"])
     again = render(model, [3], settings, classes=["kick"])
-    np.testing.assert_array_equal(render(model, [3], settings, classes=["kick"]), again)  # same seed, same hit
+    np.testing.assert_array_equal(
+        render(model, [3], settings, classes=["kick"]), again
+    )  # same seed, same hit
     np.testing.assert_allclose(batch[0], again[0], atol=1e-6)  # a batch equals the singles
-    np.testing.assert_allclose(render(model, [4], settings, classes=["snare"])[0], batch[1], atol=1e-6)
+    np.testing.assert_allclose(
+        render(model, [4], settings, classes=["snare"])[0], batch[1], atol=1e-6
+    )
     # It is the student that renders, not the teacher at 2 steps.
-    teacher_two = render(model, [3], settings_for(model, sampler="ddim", steps=2, guidance=1.0), classes=["kick"])
+    teacher_two = render(
+        model, [3], settings_for(model, sampler="ddim", steps=2, guidance=1.0), classes=["kick"]
+    )
     assert not np.allclose(teacher_two[0], again[0], atol=1e-4)
 
 
@@ -127,8 +152,12 @@ def test_a_step_count_alone_asks_the_full_model_when_the_default_is_distilled(
 ) -> None:
     distiller, _, _ = trained
     loaded = load_checkpoint(distiller.last_path)
-    model = replace(loaded, config=replace(loaded.config, sampling=replace(
-        loaded.config.sampling, sampler=DISTILLED, steps=2)))
+    model = replace(
+        loaded,
+        config=replace(
+            loaded.config, sampling=replace(loaded.config.sampling, sampler=DISTILLED, steps=2)
+        ),
+    )
     assert settings_for(model).sampler == DISTILLED
     assert settings_for(model, steps=2).sampler == DISTILLED
     full = settings_for(model, steps=12)
@@ -143,25 +172,40 @@ def test_resume_goes_on_from_the_last_step(
     trained: tuple[Distiller, dict[str, float], dict[str, float]],
 ) -> None:
     distiller, _, _ = trained
-    again = Distiller(distiller.teacher, replace(TINY, max_steps=90), distiller.run_dir, log=lambda _m: None)
+    again = Distiller(
+        distiller.teacher, replace(TINY, max_steps=90), distiller.run_dir, log=lambda _m: None
+    )
     assert again.resume() and again.step == distiller.step
     for a, b in zip(again.ema.parameters(), distiller.ema.parameters()):
         torch.testing.assert_close(a, b)
     again.fit(progress=False)
     assert again.step == 90
-    other = Distiller(distiller.teacher, replace(TINY, steps=4), distiller.run_dir, log=lambda _m: None)
+    other = Distiller(
+        distiller.teacher, replace(TINY, steps=4), distiller.run_dir, log=lambda _m: None
+    )
     with pytest.raises(DrumDiffError, match="another plan"):
         other.resume()
 
 
 def test_a_malformed_student_is_refused(tiny_teacher: LoadedModel, tmp_path: Path) -> None:
     state = tiny_teacher.denoiser.net.state_dict()
-    bad = save_checkpoint(tmp_path / "bad.pt", tiny_teacher.config, model_state=None, ema_state=state,
-                          distilled={"weights": state, "levels": [1.0, 0.5]})
+    bad = save_checkpoint(
+        tmp_path / "bad.pt",
+        tiny_teacher.config,
+        model_state=None,
+        ema_state=state,
+        distilled={"weights": state, "levels": [1.0, 0.5]},
+    )
     with pytest.raises(CheckpointError, match="not decreasing to 0"):
         load_checkpoint(bad)
-    good = save_checkpoint(tmp_path / "good.pt", tiny_teacher.config, model_state=None, ema_state=state,
-                           distilled={"weights": state, "levels": [1.0, 0.5, 0.0]}, half=True)
+    good = save_checkpoint(
+        tmp_path / "good.pt",
+        tiny_teacher.config,
+        model_state=None,
+        ema_state=state,
+        distilled={"weights": state, "levels": [1.0, 0.5, 0.0]},
+        half=True,
+    )
     weights = read_checkpoint(good)["distilled"]["weights"]
     assert any(v.dtype == torch.float16 for v in weights.values())  # exported like the teacher
     assert load_checkpoint(good).distilled is not None

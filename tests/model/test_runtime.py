@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 import model.runtime as runtime_module
 from model.checkpoint import LoadedModel
 from model.generate import render, settings_for
@@ -25,7 +26,9 @@ def test_torch_is_the_model_itself(tiny_model: LoadedModel) -> None:
         use_runtime(tiny_model, "tensorrt")
 
 
-def test_a_missing_package_falls_back_to_torch(tiny_model: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_package_falls_back_to_torch(
+    tiny_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     monkeypatch.setattr(runtime_module, "export_onnx", lambda net, path, length: path)
     model, choice = use_runtime(tiny_model, "openvino")

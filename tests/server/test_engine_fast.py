@@ -8,16 +8,15 @@ import importlib.util
 from dataclasses import replace
 
 import pytest
-
 from drumdiff_testkit import randomize
+from test_engine import ORIGIN, Recorder
+
 from model.checkpoint import DistilledModel, LoadedModel
 from model.sampling import DISTILLED
 from server.config import GM_DRUM_MAP, EngineConfig
 from server.engine import Engine
 from server.errors import ProtocolError
 from server.protocol import RenderRequest
-
-from test_engine import ORIGIN, Recorder
 
 
 @pytest.fixture
@@ -26,16 +25,23 @@ def fast_model(tiny_model: LoadedModel) -> LoadedModel:
     randomize(student.net, seed=5)
     teacher = {"sampler": "dpmpp-2m", "schedule": "karras", "steps": 4, "guidance": 2.0}
     sampling = replace(tiny_model.config.sampling, sampler=DISTILLED, steps=2)
-    return replace(tiny_model, config=replace(tiny_model.config, sampling=sampling),
-                   distilled=DistilledModel(student.eval(), (1.0, 0.5, 0.0), teacher))
+    return replace(
+        tiny_model,
+        config=replace(tiny_model.config, sampling=sampling),
+        distilled=DistilledModel(student.eval(), (1.0, 0.5, 0.0), teacher),
+    )
 
 
 def engine_for(model: LoadedModel, rec: Recorder, **cfg: object) -> Engine:
     config = EngineConfig(**{"pool_size": 0, "warmup": False, **cfg})  # type: ignore[arg-type]
-    return Engine(model, config, note_map=GM_DRUM_MAP, on_hit=rec.on_hit, on_fail=rec.on_fail, seed=7)
+    return Engine(
+        model, config, note_map=GM_DRUM_MAP, on_hit=rec.on_hit, on_fail=rec.on_fail, seed=7
+    )
 
 
-def test_fresh_hits_use_the_student_and_a_step_count_asks_for_the_full_model(fast_model: LoadedModel) -> None:
+def test_fresh_hits_use_the_student_and_a_step_count_asks_for_the_full_model(
+    fast_model: LoadedModel,
+) -> None:
     rec = Recorder()
     engine = engine_for(fast_model, rec)
     assert (engine.defaults.sampler, engine.defaults.steps) == (DISTILLED, 2)
@@ -43,7 +49,10 @@ def test_fresh_hits_use_the_student_and_a_step_count_asks_for_the_full_model(fas
     try:
         engine.submit(RenderRequest("kick", 100, request_id="fast", fresh=True), ORIGIN)
         engine.submit(RenderRequest("kick", 100, request_id="full", fresh=True, steps=12), ORIGIN)
-        engine.submit(RenderRequest("kick", 100, request_id="bad", fresh=True, steps=5, sampler=DISTILLED), ORIGIN)
+        engine.submit(
+            RenderRequest("kick", 100, request_id="bad", fresh=True, steps=5, sampler=DISTILLED),
+            ORIGIN,
+        )
         rec.wait(3)
     finally:
         engine.stop()
@@ -54,7 +63,9 @@ def test_fresh_hits_use_the_student_and_a_step_count_asks_for_the_full_model(fas
     assert "exactly 2 steps" in str(rec.fails[0][1])
 
 
-def test_set_steps_and_sampler_keep_the_defaults_runnable(fast_model: LoadedModel, tiny_model: LoadedModel) -> None:
+def test_set_steps_and_sampler_keep_the_defaults_runnable(
+    fast_model: LoadedModel, tiny_model: LoadedModel
+) -> None:
     engine = engine_for(fast_model, Recorder())
     engine.set_param("steps", 6)
     assert (engine.defaults.sampler, engine.defaults.steps) == ("dpmpp-2m", 6)
@@ -66,8 +77,10 @@ def test_set_steps_and_sampler_keep_the_defaults_runnable(fast_model: LoadedMode
     assert plain.defaults.sampler == "dpmpp-2m"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnx") is None,
-                    reason="openvino and onnx are optional (pip install drumdiff[openvino])")
+@pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnx") is None,
+    reason="openvino and onnx are optional (pip install drumdiff[openvino])",
+)
 def test_the_engine_runs_on_openvino_when_asked(fast_model: LoadedModel) -> None:
     rec = Recorder()
     engine = engine_for(fast_model, rec, runtime="openvino")
