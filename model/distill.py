@@ -72,9 +72,9 @@ class DistillSettings:
             raise ValueError(
                 f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps ({self.steps})"
             )
-        if self.teacher_sampler and self.teacher_sampler not in DETERMINISTIC:
+        if self.teacher_sampler and self.teacher_sampler not in (*DETERMINISTIC, DISTILLED):
             raise ValueError(
-                f"distill.teacher_sampler must be one of {DETERMINISTIC} (deterministic)"
+                f"distill.teacher_sampler must be one of {(*DETERMINISTIC, DISTILLED)} (deterministic)"
             )
         if not 0 < self.validation < self.trajectories:
             raise ValueError(
@@ -105,38 +105,59 @@ def settings_from_overrides(overrides: Sequence[str]) -> DistillSettings:
 
 @dataclass(frozen=True)
 class TeacherPlan:
-    """The teacher's deterministic sampling, and the student's levels on its schedule."""
+    """The teacher's deterministic sampling, and the student's levels on its schedule.
+
+    A teacher that is itself a distilled student (sampler "distilled") runs through its own
+    stored `levels`; any other teacher's levels come from its named schedule.
+    """
 
     sampler: str
     schedule: str
     steps: int
     guidance: float
     student_steps: int
+    levels: tuple[float, ...] = ()
 
     @property
     def stride(self) -> int:
         return self.steps // self.student_steps
 
     def teacher_levels(self) -> Tensor:
+        if self.levels:
+            return torch.tensor(self.levels)
         return get_schedule(self.schedule, self.steps)
 
     def student_levels(self) -> tuple[float, ...]:
         return tuple(float(v) for v in self.teacher_levels()[:: self.stride])
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("levels")
+        if self.levels:
+            data["levels"] = list(self.levels)
+        return data
 
 
 def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan:
     s = teacher.config.sampling
-    plan = TeacherPlan(
-        sampler=settings.teacher_sampler or s.sampler,
-        schedule=settings.teacher_schedule or s.schedule,
-        steps=settings.teacher_steps or s.steps,
-        guidance=settings.teacher_guidance or s.guidance,
-        student_steps=settings.steps,
-    )
-    if plan.sampler not in DETERMINISTIC:
+    sampler = settings.teacher_sampler or s.sampler
+    if sampler == DISTILLED:
+        # Progressive: a student becomes the teacher of a student with fewer steps.
+        if teacher.distilled is None:
+            raise DrumDiffError(
+                "the teacher's sampler is distilled, but it has no distilled student"
+            )
+        student = teacher.distilled
+        plan = TeacherPlan(DISTILLED, "", student.steps, 1.0, settings.steps, student.levels)
+    else:
+        plan = TeacherPlan(
+            sampler=sampler,
+            schedule=settings.teacher_schedule or s.schedule,
+            steps=settings.teacher_steps or s.steps,
+            guidance=settings.teacher_guidance or s.guidance,
+            student_steps=settings.steps,
+        )
+    if plan.sampler not in (*DETERMINISTIC, DISTILLED):
         raise DrumDiffError(
             f"the teacher's sampler {plan.sampler!r} is not deterministic; set distill.teacher_sampler "
             f"to one of {DETERMINISTIC}"
@@ -147,6 +168,21 @@ def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan
             "set distill.teacher_steps"
         )
     return plan
+
+
+def teacher_network(teacher: LoadedModel, plan: TeacherPlan) -> Denoiser:
+    """The network a plan runs: the model's, or its distilled student's."""
+    if plan.sampler == DISTILLED:
+        assert teacher.distilled is not None
+        return teacher.distilled.denoiser
+    return teacher.denoiser
+
+
+def full_model_sampling(teacher: LoadedModel, plan: TeacherPlan) -> dict[str, Any]:
+    """What the full model's sampling is, for `undistilled` (a chain records its first teacher)."""
+    if plan.sampler == DISTILLED and teacher.distilled is not None:
+        return {**teacher.distilled.teacher, "then": plan.to_json()}
+    return plan.to_json()
 
 
 # --- maths of one student step -------------------------------------------------------------
@@ -193,7 +229,7 @@ def teacher_trajectories(
 ) -> Tensor:
     """The teacher's states at the student's levels, (B, student steps + 1, C, T), noise first."""
     cfg = teacher.config.model
-    device = next(teacher.denoiser.parameters()).device
+    device = next(teacher_network(teacher, plan).parameters()).device
     x = randn((len(seeds), cfg.audio_channels, cfg.length), generators_for(seeds), device=device)
     states = [x.clone()]
 
@@ -316,8 +352,12 @@ def student_render_states(
 def teacher_short_states(
     teacher: Denoiser, plan: TeacherPlan, noise: Tensor, class_ids: Tensor
 ) -> Tensor:
-    """The teacher at the student's step count (its own sampler and schedule): the baseline to beat."""
-    ts = get_schedule(plan.schedule, plan.student_steps)
+    """The teacher at the student's step count (its own sampler and schedule; a distilled teacher
+    through the student's levels): the baseline to beat."""
+    if plan.sampler == DISTILLED:
+        ts = torch.tensor(plan.student_levels())
+    else:
+        ts = get_schedule(plan.schedule, plan.student_steps)
     extra = {"class_ids": class_ids, "guidance": plan.guidance}
     return get_sampler(plan.sampler)(teacher, noise, ts, extra_args=extra)
 
@@ -340,7 +380,7 @@ class Distiller:
         self.plan = teacher_plan(teacher, settings)
         self.levels = self.plan.student_levels()
         torch.manual_seed(settings.seed)
-        self.student = copy.deepcopy(teacher.denoiser).float().train()
+        self.student = copy.deepcopy(teacher_network(teacher, self.plan)).float().train()
         for p in self.student.parameters():
             p.requires_grad_(True)
         self.ema = copy.deepcopy(self.student).eval()
@@ -384,7 +424,7 @@ class Distiller:
         return {
             "weights": self.ema.net.state_dict(),
             "levels": list(self.levels),
-            "teacher": self.plan.to_json(),
+            "teacher": full_model_sampling(self.teacher, self.plan),
         }
 
     def save(self) -> None:
@@ -500,7 +540,9 @@ class Distiller:
             mine = student_render_states(self.ema, states[:, 0], ids, self.levels)
             student_err.append(torch.mean((mine - final) ** 2, dim=(1, 2)))
             if self._teacher_short is None:
-                short = teacher_short_states(self.teacher.denoiser, self.plan, states[:, 0], ids)
+                short = teacher_short_states(
+                    teacher_network(self.teacher, self.plan), self.plan, states[:, 0], ids
+                )
                 short_err.append(torch.mean((short - final) ** 2, dim=(1, 2)))
         if self._teacher_short is None:
             self._teacher_short = float(torch.cat(short_err).mean())

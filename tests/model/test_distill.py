@@ -209,3 +209,23 @@ def test_a_malformed_student_is_refused(tiny_teacher: LoadedModel, tmp_path: Pat
     weights = read_checkpoint(good)["distilled"]["weights"]
     assert any(v.dtype == torch.float16 for v in weights.values())  # exported like the teacher
     assert load_checkpoint(good).distilled is not None
+
+
+def test_a_student_can_teach_a_student_with_fewer_steps(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    teacher = load_checkpoint(distiller.last_path)
+    settings = replace(TINY, steps=1, teacher_sampler=DISTILLED, max_steps=20, checkpoint_every=20)
+    plan = teacher_plan(teacher, settings)
+    assert plan.teacher_levels().tolist() == pytest.approx(list(distiller.levels))
+    second = Distiller(teacher, settings, tmp_path / "second", log=lambda _m: None)
+    assert second.levels == (1.0, 0.0)
+    second.fit(progress=False)
+    model = load_checkpoint(second.last_path)
+    assert model.distilled is not None and model.distilled.steps == 1
+    # The full model is still the original teacher, and sound design still finds its sampler.
+    assert model.distilled.teacher["sampler"] == "dpmpp-2m"
+    assert model.distilled.teacher["then"]["sampler"] == DISTILLED
+    for a, b in zip(model.denoiser.parameters(), teacher.denoiser.parameters()):
+        torch.testing.assert_close(a, b)
