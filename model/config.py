@@ -113,6 +113,27 @@ class SamplingConfig:
     steps: int = 12
     guidance: float = 2.0
     eta: float = 0.0  # DDIM stochasticity (0 = deterministic)
+    # Per-class guidance scales ("snare=3"), used where a request names no guidance of its own;
+    # classes not listed use `guidance`.
+    class_guidance: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.guidance_by_class()  # a malformed entry is an error at load, not at the first render
+
+    def guidance_by_class(self) -> tuple[tuple[str, float], ...]:
+        pairs = []
+        for entry in self.class_guidance:
+            name, sep, value = entry.partition("=")
+            try:
+                scale = float(value)
+            except ValueError:
+                scale = float("nan")
+            if not sep or not name.strip() or not 0.0 <= scale <= 50.0:
+                raise ConfigError(
+                    f"sampling.class_guidance: {entry!r} is not CLASS=SCALE with a scale in 0..50"
+                )
+            pairs.append((name.strip(), scale))
+        return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -189,6 +210,7 @@ ADDED_DEFAULTS: dict[tuple[str, str], object] = {
     ("diffusion", "loss_octave_floor_hz"): 40.0,
     ("model", "refiner_channels"): 0,
     ("model", "refiner_kernel"): 33,
+    ("sampling", "class_guidance"): [],
 }
 
 

@@ -31,16 +31,21 @@ class Denoiser(nn.Module):
         *,
         class_ids: Tensor | None = None,
         class_weights: Tensor | None = None,
-        guidance: float = 1.0,
+        guidance: float | Tensor = 1.0,
     ) -> Tensor:
+        if isinstance(guidance, Tensor):  # one scale per item (per-class guidance)
+            if bool((guidance == guidance.flatten()[0]).all()):
+                guidance = float(guidance.flatten()[0])
+            else:
+                guidance = guidance.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
         conditional = class_weights is not None or (
             class_ids is not None and bool((class_ids != self.null_class).any())
         )
-        if not conditional or guidance == 1.0:
+        if not conditional or (not isinstance(guidance, Tensor) and guidance == 1.0):
             # All-null ids: guidance has nothing to contrast, so one pass is the exact answer.
             return self.net(x, t, class_ids, class_weights)
         null_ids = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
-        if guidance == 0.0:
+        if not isinstance(guidance, Tensor) and guidance == 0.0:
             return self.net(x, t, null_ids)
         if class_weights is not None:
             null_w = torch.nn.functional.one_hot(null_ids, self.net.num_classes + 1)
@@ -60,7 +65,7 @@ class Denoiser(nn.Module):
         *,
         class_ids: Tensor | None = None,
         class_weights: Tensor | None = None,
-        guidance: float = 1.0,
+        guidance: float | Tensor = 1.0,
     ) -> Tensor:
         v = self.v(x, t, class_ids=class_ids, class_weights=class_weights, guidance=guidance)
         return x0_from_v(x, v, t)

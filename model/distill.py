@@ -117,6 +117,7 @@ class TeacherPlan:
     guidance: float
     student_steps: int
     levels: tuple[float, ...] = ()
+    class_guidance: tuple[tuple[str, float], ...] = ()  # per-class scales (others: guidance)
 
     @property
     def stride(self) -> int:
@@ -132,10 +133,18 @@ class TeacherPlan:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("levels")
-        if self.levels:
-            data["levels"] = list(self.levels)
+        # Optional fields appear only when set, so plans written before them still compare equal.
+        for key in ("levels", "class_guidance"):
+            value = data.pop(key)
+            if value:
+                data[key] = [list(v) if isinstance(v, tuple) else v for v in value]
         return data
+
+    def guidance_of(self, classes: Sequence[str], class_ids: Sequence[int]) -> Tensor:
+        """The teacher's guidance scale for each trajectory's class id (null class last)."""
+        by_class = dict(self.class_guidance)
+        row = [by_class.get(c, self.guidance) for c in classes] + [self.guidance]
+        return torch.tensor([row[i] for i in class_ids], dtype=torch.float32)
 
 
 def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan:
@@ -156,6 +165,8 @@ def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan
             steps=settings.teacher_steps or s.steps,
             guidance=settings.teacher_guidance or s.guidance,
             student_steps=settings.steps,
+            # A guidance asked for applies to every class, as it does for a render.
+            class_guidance=() if settings.teacher_guidance else s.guidance_by_class(),
         )
     if plan.sampler not in (*DETERMINISTIC, DISTILLED):
         raise DrumDiffError(
@@ -239,7 +250,7 @@ def teacher_trajectories(
 
     extra = {
         "class_ids": torch.as_tensor(list(class_ids), dtype=torch.long, device=device),
-        "guidance": plan.guidance,
+        "guidance": plan.guidance_of(teacher.classes, class_ids).to(device),
     }
     get_sampler(plan.sampler)(
         teacher.denoiser, x, plan.teacher_levels(), extra_args=extra, callback=keep
@@ -350,7 +361,7 @@ def student_render_states(
 
 @torch.no_grad()
 def teacher_short_states(
-    teacher: Denoiser, plan: TeacherPlan, noise: Tensor, class_ids: Tensor
+    teacher: Denoiser, plan: TeacherPlan, noise: Tensor, class_ids: Tensor, classes: Sequence[str]
 ) -> Tensor:
     """The teacher at the student's step count (its own sampler and schedule; a distilled teacher
     through the student's levels): the baseline to beat."""
@@ -358,7 +369,8 @@ def teacher_short_states(
         ts = torch.tensor(plan.student_levels())
     else:
         ts = get_schedule(plan.schedule, plan.student_steps)
-    extra = {"class_ids": class_ids, "guidance": plan.guidance}
+    guidance = plan.guidance_of(classes, class_ids.tolist())
+    extra = {"class_ids": class_ids, "guidance": guidance}
     return get_sampler(plan.sampler)(teacher, noise, ts, extra_args=extra)
 
 
@@ -540,9 +552,8 @@ class Distiller:
             mine = student_render_states(self.ema, states[:, 0], ids, self.levels)
             student_err.append(torch.mean((mine - final) ** 2, dim=(1, 2)))
             if self._teacher_short is None:
-                short = teacher_short_states(
-                    teacher_network(self.teacher, self.plan), self.plan, states[:, 0], ids
-                )
+                network = teacher_network(self.teacher, self.plan)
+                short = teacher_short_states(network, self.plan, states[:, 0], ids, self.teacher.classes)
                 short_err.append(torch.mean((short - final) ** 2, dim=(1, 2)))
         if self._teacher_short is None:
             self._teacher_short = float(torch.cat(short_err).mean())

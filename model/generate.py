@@ -30,12 +30,24 @@ class RenderSettings:
     eta: float = 0.0
     length: int | None = None  # samples; None = the model's training length (any length works:
     # the network runs at the next length it accepts and the output is cut to this one)
+    class_guidance: tuple[tuple[str, float], ...] = ()  # per-class scales; others use `guidance`
+
+    def guidance_row(self, classes: Sequence[str]) -> np.ndarray:
+        """The scale of each class id (and the null class last) under these settings."""
+        by_class = dict(self.class_guidance)
+        unknown = sorted(set(by_class) - set(classes))
+        if unknown:
+            raise ValueError(f"class_guidance names {unknown}, which this model does not have")
+        return np.array([by_class.get(c, self.guidance) for c in classes] + [self.guidance])
 
 
 def settings_for(model: LoadedModel, **overrides: object) -> RenderSettings:
     """The model's default settings (its SamplingConfig) with `overrides` (None = keep)."""
     s = model.config.sampling
-    base = RenderSettings(steps=s.steps, sampler=s.sampler, schedule=s.schedule, guidance=s.guidance, eta=s.eta)
+    base = RenderSettings(
+        steps=s.steps, sampler=s.sampler, schedule=s.schedule, guidance=s.guidance, eta=s.eta,
+        class_guidance=s.guidance_by_class(),
+    )
     return settings_with(model, base, **overrides)
 
 
@@ -49,6 +61,8 @@ def settings_with(model: LoadedModel, base: RenderSettings, **overrides: object)
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     values = {**base.__dict__, **given}
+    if "guidance" in given and "class_guidance" not in given:
+        values["class_guidance"] = ()  # a scale asked for applies to every class
     student = model.distilled
     if values["sampler"] == DISTILLED and "steps" not in given and student is not None:
         values["steps"] = student.steps  # the student runs at its own step count
@@ -155,7 +169,7 @@ def render(
     device = next(plan.denoiser.parameters()).device
     cfg = model.config.model
     frames = valid_length(model, settings.length)
-    extra: dict[str, object] = {"guidance": plan.guidance}
+    extra: dict[str, object] = {}
     if class_weights is not None:
         weights = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
         if weights.shape != (len(seeds), len(model.classes) + 1):
@@ -171,6 +185,11 @@ def render(
         ids = [class_index(model, n) for n in names]
         extra["class_ids"] = torch.tensor(ids, dtype=torch.long, device=device)
         rows = np.eye(len(model.classes) + 1)[ids]
+    extra["guidance"] = plan.guidance
+    if settings.class_guidance and plan.denoiser is model.denoiser:
+        # Per-class scales; a blend of classes takes the blend of their scales.
+        scales = np.asarray(rows) @ settings.guidance_row(model.classes)
+        extra["guidance"] = torch.as_tensor(scales, dtype=torch.float32, device=device)
     generators = generators_for(seeds)
     x = randn((len(seeds), cfg.audio_channels, frames), generators, device=device)
 

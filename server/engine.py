@@ -74,6 +74,7 @@ class Defaults:
     eta: float
     gain: float  # dB
     variation: float  # 0..1: chance that a pooled trigger gets a new hit
+    class_guidance: tuple[tuple[str, float], ...] = ()  # until `set guidance` names one scale
 
     def settings(self) -> RenderSettings:
         return RenderSettings(
@@ -82,6 +83,7 @@ class Defaults:
             schedule=self.schedule,
             guidance=self.guidance,
             eta=self.eta,
+            class_guidance=self.class_guidance,
         )
 
 
@@ -259,6 +261,7 @@ class Engine:
             eta=s.eta,
             gain=self.config.gain_db,
             variation=1.0,
+            class_guidance=s.class_guidance,
         )
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -425,6 +428,8 @@ class Engine:
             raise ProtocolError(f"unknown param {name!r}; expected one of {sorted(PARAMS)}")
         value = spec.parse(value)
         defaults = replace(self._defaults, **{name: value})
+        if name == "guidance":
+            defaults = replace(defaults, class_guidance=())  # one scale for every class now
         if name in ("steps", "sampler"):
             # A step count alone on a distilled default asks for the full model (settings_with);
             # a sampler that cannot run at the steps in force is refused here, not at every hit.

@@ -363,7 +363,7 @@ PARAMS: dict[str, ParamSpec] = {
     p.name: p
     for p in (
         ParamSpec("steps", "int", "default sampling steps", 1, MAX_STEPS),
-        ParamSpec("guidance", "float", "default classifier-free guidance scale", 0.0, 50.0),
+        ParamSpec("guidance", "float", "default classifier-free guidance scale (replaces the model's per-class scales)", 0.0, 50.0),
         ParamSpec("sampler", "choice", "default sampler", choices=tuple(sorted(SAMPLERS))),
         ParamSpec("schedule", "choice", "default noise schedule", choices=tuple(sorted(SCHEDULES))),
         ParamSpec("eta", "float", "DDIM stochasticity", 0.0, 1.0),

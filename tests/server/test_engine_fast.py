@@ -99,3 +99,13 @@ def test_an_unknown_runtime_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="engine.runtime"):
         EngineConfig(runtime="tpu")
+
+
+def test_set_guidance_replaces_the_per_class_scales(tiny_model: LoadedModel) -> None:
+    sampling = replace(tiny_model.config.sampling, class_guidance=("snare=3",))
+    model = replace(tiny_model, config=replace(tiny_model.config, sampling=sampling))
+    engine = engine_for(model, Recorder())
+    assert engine.defaults.settings().class_guidance == (("snare", 3.0),)
+    engine.set_param("guidance", 5.0)
+    assert engine.defaults.settings().class_guidance == ()
+    assert engine.defaults.settings().guidance == 5.0
