@@ -30,7 +30,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.checkpoint import LoadedModel, read_checkpoint, save_checkpoint, save_payload_atomic
+from model.checkpoint import (
+    LoadedModel,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    save_payload_atomic,
+)
 from model.config import apply_override, from_dict
 from model.denoiser import Denoiser
 from model.errors import ConfigError, DrumDiffError
@@ -64,6 +70,9 @@ class DistillSettings:
     validate_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
+    # A checkpoint whose distilled student (same levels) starts this one instead of the teacher's
+    # weights: a new teacher plan (e.g. other guidance) need not start the student from scratch.
+    init: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -393,6 +402,8 @@ class Distiller:
         self.levels = self.plan.student_levels()
         torch.manual_seed(settings.seed)
         self.student = copy.deepcopy(teacher_network(teacher, self.plan)).float().train()
+        if settings.init:
+            self._init_student(settings.init)
         for p in self.student.parameters():
             p.requires_grad_(True)
         self.ema = copy.deepcopy(self.student).eval()
@@ -407,6 +418,16 @@ class Distiller:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.writer: Any = None
         self._teacher_short: float | None = None
+
+    def _init_student(self, path: str) -> None:
+        start = load_checkpoint(path).distilled
+        if start is None:
+            raise DrumDiffError(f"distill.init: {path} has no distilled student")
+        if tuple(round(v, 6) for v in start.levels) != tuple(round(v, 6) for v in self.levels):
+            raise DrumDiffError(
+                f"distill.init: {path}'s student runs through levels {start.levels}, this one through {self.levels}"
+            )
+        self.student.net.load_state_dict(start.denoiser.net.state_dict())
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -553,7 +574,9 @@ class Distiller:
             student_err.append(torch.mean((mine - final) ** 2, dim=(1, 2)))
             if self._teacher_short is None:
                 network = teacher_network(self.teacher, self.plan)
-                short = teacher_short_states(network, self.plan, states[:, 0], ids, self.teacher.classes)
+                short = teacher_short_states(
+                    network, self.plan, states[:, 0], ids, self.teacher.classes
+                )
                 short_err.append(torch.mean((short - final) ** 2, dim=(1, 2)))
         if self._teacher_short is None:
             self._teacher_short = float(torch.cat(short_err).mean())

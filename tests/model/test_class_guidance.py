@@ -20,7 +20,9 @@ def with_class_guidance(model: LoadedModel, *entries: str) -> LoadedModel:
 
 def test_entries_are_checked_when_the_config_loads() -> None:
     assert SamplingConfig(class_guidance=("snare=3", " kick = 2.5")).guidance_by_class() == (
-        ("snare", 3.0), ("kick", 2.5))
+        ("snare", 3.0),
+        ("kick", 2.5),
+    )
     for bad in ("snare", "snare=loud", "=3", "snare=60"):
         with pytest.raises(ConfigError, match="class_guidance"):
             SamplingConfig(class_guidance=(bad,))
@@ -35,7 +37,9 @@ def test_each_class_renders_at_its_own_scale(tiny_model: LoadedModel) -> None:
     snare_default = render(tiny_model, [4], settings_for(tiny_model), classes=["snare"])
     np.testing.assert_allclose(both[0], kick_at_1[0], atol=1e-5)
     np.testing.assert_allclose(both[1], snare_default[0], atol=1e-5)
-    assert not np.allclose(kick_at_1[0], render(tiny_model, [3], settings_for(tiny_model), classes=["kick"])[0])
+    assert not np.allclose(
+        kick_at_1[0], render(tiny_model, [3], settings_for(tiny_model), classes=["kick"])[0]
+    )
 
 
 def test_a_requested_scale_applies_to_every_class(tiny_model: LoadedModel) -> None:
@@ -44,7 +48,9 @@ def test_a_requested_scale_applies_to_every_class(tiny_model: LoadedModel) -> No
     assert settings.class_guidance == () and settings.guidance == 4.0
     np.testing.assert_allclose(
         render(model, [3], settings, classes=["kick"]),
-        render(tiny_model, [3], settings_for(tiny_model, guidance=4.0), classes=["kick"]), atol=1e-6)
+        render(tiny_model, [3], settings_for(tiny_model, guidance=4.0), classes=["kick"]),
+        atol=1e-6,
+    )
 
 
 def test_a_class_the_model_lacks_is_an_error(tiny_model: LoadedModel) -> None:

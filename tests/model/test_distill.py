@@ -229,3 +229,19 @@ def test_a_student_can_teach_a_student_with_fewer_steps(
     assert model.distilled.teacher["then"]["sampler"] == DISTILLED
     for a, b in zip(model.denoiser.parameters(), teacher.denoiser.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_a_student_can_start_from_another_runs_student(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    settings = replace(TINY, init=str(distiller.last_path), teacher_guidance=3.0)
+    again = Distiller(distiller.teacher, settings, tmp_path / "again", log=lambda _m: None)
+    start = load_checkpoint(distiller.last_path).distilled
+    assert start is not None
+    for a, b in zip(again.student.parameters(), start.denoiser.parameters()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(DrumDiffError, match="levels"):
+        Distiller(
+            distiller.teacher, replace(settings, steps=4), tmp_path / "other", log=lambda _m: None
+        )
