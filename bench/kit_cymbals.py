@@ -38,14 +38,13 @@ import numpy as np
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
 
-from model.audio import DrumAudio
-from model.checkpoint import load_checkpoint
-from model.features import descriptors
-from model.generate import render, settings_for
-from model.kit import CYMBAL_CLASSES, Extension, _hops, ring_out
+from drumdiff.model import DEFAULT_MODEL
+from drumdiff.model.audio import DrumAudio
+from drumdiff.model.core.checkpoint import load_checkpoint
+from drumdiff.model.judge.features import descriptors
+from drumdiff.model.render.generate import render, settings_for
+from drumdiff.model.render.kit import CYMBAL_CLASSES, Extension, _hops, ring_out
 
 NAMES = ("decay_s", "t20_s", "level_1s", "level_2s", "max_rise_db")
 
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--checkpoint", default=str(REPO / "model" / "weights" / "default.pt"))
+    p.add_argument("--checkpoint", default=str(DEFAULT_MODEL))
     p.add_argument("--data", default="/work/data/hydrogen", help="prepared dataset (index.jsonl)")
     p.add_argument("--split", default="test")
     p.add_argument("--length", type=float, default=2.5, help="seconds, both sides")

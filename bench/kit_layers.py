@@ -28,10 +28,8 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
 
-from model.features import descriptors
+from drumdiff.model.judge.features import descriptors
 
 
 def _rank_corr(x: list[float], y: list[float]) -> float:

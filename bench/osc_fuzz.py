@@ -27,8 +27,8 @@ from typing import Any
 
 from pythonosc.osc_message import OscMessage
 
-from server import protocol
-from server.osc import MalformedPacket, decode_datagram
+from drumdiff.server import protocol
+from drumdiff.server.osc import MalformedPacket, decode_datagram
 
 #: Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
 MAX_UDP = 65507

@@ -223,7 +223,7 @@ def wait_pool_full(peer: Peer, limit_s: float) -> float:
 
 
 def sources_by_id(folder: Path) -> dict[str, str]:
-    from model.wav import read_info  # the project's reader of the LIST/INFO comment
+    from drumdiff.model.wav import read_info  # the project's reader of the LIST/INFO comment
 
     out = {}
     for path in folder.glob("*.wav"):

@@ -163,9 +163,9 @@ def quality_by_steps(path: str | None) -> dict[int, dict[str, Any]]:
 def time_drumdiff(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from model.checkpoint import load_checkpoint, model_from_config
-    from model.config import load_config
-    from model.generate import render, settings_for
+    from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config
+    from drumdiff.model.config import load_config
+    from drumdiff.model.render.generate import render, settings_for
 
     torch.set_num_threads(args.threads)
     model = (

@@ -27,13 +27,13 @@ from typing import Any
 import torch
 
 from drumdiff.common import REPO, fail, parser, pick_device
-from model.checkpoint import LoadedModel, build_model
-from model.config import Config, load_config, read_yaml
-from model.errors import DrumDiffError
-from model.generate import render, settings_for
-from model.loss import configured_frequency_weights, v_loss
-from model.sampling import SAMPLERS, network_evaluations
-from model.unet import count_parameters
+from drumdiff.model.core.checkpoint import LoadedModel, build_model
+from drumdiff.model.config import Config, load_config, read_yaml
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import render, settings_for
+from drumdiff.model.core.loss import configured_frequency_weights, v_loss
+from drumdiff.model.core.sampling import SAMPLERS, network_evaluations
+from drumdiff.model.core.unet import count_parameters
 
 #: Top-level sections of a model/training config; YAML with other keys (server.yaml) is skipped.
 MODEL_SECTIONS = frozenset(f.name for f in dataclasses.fields(Config))
@@ -106,7 +106,7 @@ def bench_train(
     config: Config, device: torch.device, *, batch: int, steps: int, warmup: int, seed: int = 0
 ) -> dict[str, Any]:
     """Clips per second of full training steps on random clips (no data loading)."""
-    from model.train import EMA  # training-only code stays off the render path
+    from drumdiff.model.train.trainer import EMA  # training-only code stays off the render path
 
     memory = PeakMemory(device)
     memory.reset()
@@ -381,7 +381,7 @@ def build_parser():  # type: ignore[no-untyped-def]
 def checkpoint_main(args: Any, batches: list[int], device: torch.device) -> int:
     from drumdiff.bench_checkpoint import bench_checkpoint
     from drumdiff.bench_checkpoint import table as checkpoint_table
-    from model.checkpoint import load_checkpoint
+    from drumdiff.model.core.checkpoint import load_checkpoint
 
     try:
         model = load_checkpoint(args.checkpoint, device=device)

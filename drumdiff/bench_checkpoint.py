@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from model.checkpoint import LoadedModel
-from model.generate import RenderSettings, render, settings_for
-from model.runtime import RUNTIMES, use_runtime
-from model.sampling import DISTILLED, network_evaluations
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.render.generate import RenderSettings, render, settings_for
+from drumdiff.model.core.runtime import RUNTIMES, use_runtime
+from drumdiff.model.core.sampling import DISTILLED, network_evaluations
 
 #: Runtime rows besides those of model.runtime: torch's own modes.
 TORCH_MODES = ("torch-no-grad", "torch-inference", "torch-compile")
@@ -69,7 +69,7 @@ def _variant(model: LoadedModel, runtime: str, threads: int) -> tuple[LoadedMode
             compiled = torch.compile(model.denoiser.net)
         except Exception as err:  # noqa: BLE001 - torch.compile fails in many ways on odd platforms
             return None, f"torch.compile failed: {type(err).__name__}: {err}"
-        from model.denoiser import Denoiser
+        from drumdiff.model.core.denoiser import Denoiser
 
         denoiser = Denoiser(compiled)  # type: ignore[arg-type]
         return LoadedModel(

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] == "--version":
-        from model import __version__
+        from drumdiff.model import __version__
 
         print(f"drumdiff {__version__}")
         return 0

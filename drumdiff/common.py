@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drumdiff.model import DEFAULT_MODEL
+
 if TYPE_CHECKING:
     import torch
 
-    from model.checkpoint import LoadedModel
+    from drumdiff.model.core.checkpoint import LoadedModel
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO / "model" / "weights" / "default.pt"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -53,15 +54,15 @@ def resolve_model(
     checkpoint: str | None, config: str | None, device: torch.device, *, seed: int = 0
 ) -> LoadedModel:
     """A checkpoint, a random-weight model from a config, or the shipped default model."""
-    from model.checkpoint import load_checkpoint, model_from_config
-    from model.config import load_config
-    from model.errors import DrumDiffError
+    from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config
+    from drumdiff.model.config import load_config
+    from drumdiff.model.errors import DrumDiffError
 
     if checkpoint and config:
         raise DrumDiffError("give a checkpoint or --config, not both")
     if config:
         return model_from_config(load_config(config), device=device, seed=seed)
-    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    path = Path(checkpoint) if checkpoint else DEFAULT_MODEL
     if not checkpoint and not path.exists():
         raise DrumDiffError(
             f"no checkpoint given and the default model {path} is missing; "

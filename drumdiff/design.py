@@ -18,9 +18,9 @@ from drumdiff.common import HelpFormatter, fail, parser, pick_device, resolve_mo
 if TYPE_CHECKING:
     import numpy as np
 
-    from model.audio import DrumAudio
-    from model.checkpoint import LoadedModel
-    from model.generate import RenderSettings
+    from drumdiff.model.audio import DrumAudio
+    from drumdiff.model.core.checkpoint import LoadedModel
+    from drumdiff.model.render.generate import RenderSettings
 
 #: The `smpl` root note of an unpitched hit (model.sound_design.DEFAULT_ROOT_NOTE, checked in main).
 ROOT_NOTE = 60
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _seeds(args: argparse.Namespace) -> list[int]:
     import numpy as np
 
-    from model.errors import DrumDiffError
+    from drumdiff.model.errors import DrumDiffError
 
     if args.count < 1:
         raise DrumDiffError("-n must be at least 1")
@@ -111,9 +111,9 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
-    from model.errors import DrumDiffError
-    from model.generate import settings_for
-    from model.sampling import SAMPLERS, SCHEDULES
+    from drumdiff.model.errors import DrumDiffError
+    from drumdiff.model.render.generate import settings_for
+    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
 
     if args.steps is not None and args.steps < 1:
         raise DrumDiffError("--steps must be at least 1")
@@ -134,8 +134,8 @@ def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
 
 def _load(path: str) -> DrumAudio:
     """An input hit, or a one-line error naming the file (libsndfile alone says "System error")."""
-    from model.audio import DrumAudio
-    from model.errors import DrumDiffError
+    from drumdiff.model.audio import DrumAudio
+    from drumdiff.model.errors import DrumDiffError
 
     file = Path(path)
     if not file.exists():
@@ -149,7 +149,7 @@ def _load(path: str) -> DrumAudio:
 
 
 def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
-    from model.errors import DrumDiffError
+    from drumdiff.model.errors import DrumDiffError
 
     weights: dict[str | None, float] = {}
     for item in items:
@@ -179,7 +179,7 @@ class _Writer:
     """Writes hits with their parameters (JSON in ICMT) and the pitched root note."""
 
     def __init__(self, model: LoadedModel, args: argparse.Namespace, source: str) -> None:
-        from model.sound_design import pitched_root_note
+        from drumdiff.model.render.sound_design import pitched_root_note
 
         self.model, self.args, self.source = model, args, source
         self.root = pitched_root_note(args.pitch, args.root_note)  # refuses a note out of range before rendering
@@ -188,9 +188,9 @@ class _Writer:
         self.written: list[Path] = []
 
     def __call__(self, name: str, hit: np.ndarray, params: dict[str, Any]) -> None:
-        from model import __version__
-        from model.sound_design import pitch_shift
-        from model.wav import write_wav_atomic
+        from drumdiff.model import __version__
+        from drumdiff.model.render.sound_design import pitch_shift
+        from drumdiff.model.wav import write_wav_atomic
 
         args = self.args
         root = self.root
@@ -216,7 +216,7 @@ def _sampling(s: RenderSettings) -> dict[str, Any]:
 
 
 def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
-    from model.sound_design import variation
+    from drumdiff.model.render.sound_design import variation
 
     settings, seeds = _settings(model, args), _seeds(args)
     audio = variation(model, _load(args.input), args.level, seeds, settings, drum_class=args.drum_class)
@@ -230,7 +230,7 @@ def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
 def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
     import numpy as np
 
-    from model.sound_design import interpolate
+    from drumdiff.model.render.sound_design import interpolate
 
     settings = _settings(model, args)
     audio = interpolate(
@@ -249,8 +249,8 @@ def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -
 
 
 def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
-    from model.errors import DrumDiffError
-    from model.sound_design import extend, inpaint
+    from drumdiff.model.errors import DrumDiffError
+    from drumdiff.model.render.sound_design import extend, inpaint
 
     settings, seeds = _settings(model, args), _seeds(args)
     source = _load(args.input)
@@ -287,7 +287,7 @@ def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> No
 
 
 def _morph(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
-    from model.sound_design import morph
+    from drumdiff.model.render.sound_design import morph
 
     settings, seeds = _settings(model, args), _seeds(args)
     weights = _mix(model, args.mix)
@@ -310,8 +310,8 @@ OPS: dict[str, Callable[[LoadedModel, argparse.Namespace, _Writer], None]] = {
 
 
 def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Path]] | None:
-    from model.generate import render
-    from model.sound_design import ModelCache, list_checkpoints, pick_checkpoint
+    from drumdiff.model.render.generate import render
+    from drumdiff.model.render.sound_design import ModelCache, list_checkpoints, pick_checkpoint
 
     entries = list_checkpoints(args.run)
     if args.list or (args.step is None and args.fraction is None):
@@ -333,9 +333,9 @@ def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Pat
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from model.errors import DrumDiffError
-    from model.sound_design import DEFAULT_ROOT_NOTE
-    from model.wav import SUBTYPES
+    from drumdiff.model.errors import DrumDiffError
+    from drumdiff.model.render.sound_design import DEFAULT_ROOT_NOTE
+    from drumdiff.model.wav import SUBTYPES
 
     assert ROOT_NOTE == DEFAULT_ROOT_NOTE and set(WAV_FORMATS) == set(SUBTYPES)
     try:

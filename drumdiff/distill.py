@@ -6,7 +6,7 @@ and RUN/checkpoints/step-N.pt (fp16, teacher and student together: judge one wit
 step_N.pt --set sampling.sampler=distilled --set sampling.steps=2`, ship one with `drumdiff export
 step_N.pt --out model.pt --set sampling.sampler=distilled --set sampling.steps=2`).
 --set distill.KEY=VALUE changes the settings (distill.steps=4, distill.trajectories=4096,
-distill.lr=1e-4, ...; see model/distill.py).
+distill.lr=1e-4, ...; see model/train/distill.py).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from drumdiff.common import DEFAULT_CHECKPOINT, fail, parser, pick_device
-from model.errors import DrumDiffError
+from drumdiff.common import fail, parser, pick_device
+from drumdiff.model import DEFAULT_MODEL
+from drumdiff.model.errors import DrumDiffError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     distiller = None
     try:
-        from model.checkpoint import load_checkpoint
-        from model.distill import Distiller, settings_from_overrides
+        from drumdiff.model.core.checkpoint import load_checkpoint
+        from drumdiff.model.train.distill import Distiller, settings_from_overrides
 
         settings = settings_from_overrides(args.set)
-        teacher_path = Path(args.teacher) if args.teacher else DEFAULT_CHECKPOINT
+        teacher_path = Path(args.teacher) if args.teacher else DEFAULT_MODEL
         teacher = load_checkpoint(teacher_path, device=pick_device(args.device))
         run_dir = (
             Path(args.run)

@@ -19,11 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from drumdiff.common import REPO, fail, parser, pick_device, resolve_model
-from model import __version__
-from model.config import DRUM_CLASSES
-from model.errors import DrumDiffError
+from drumdiff.model import DEFAULT_CLASSIFIER, __version__
+from drumdiff.model.config import DRUM_CLASSES
+from drumdiff.model.errors import DrumDiffError
 
-DEFAULT_CLASSIFIER = REPO / "model" / "weights" / "classifier.pt"
 
 
 def build_parser():  # type: ignore[no-untyped-def]
@@ -82,7 +81,7 @@ def summary_rows(results: list[dict[str, Any]]) -> list[str]:
 def class_rows(result: dict[str, Any]) -> list[str]:
     """Per class: distance x floor (Frechet, or nearest-neighbour where a class has few test
     hits), fidelity, and the body descriptors and grid lines against the test kits."""
-    from model.evaluate import class_distance
+    from drumdiff.model.judge.evaluate import class_distance
 
     head = (f"{'class':<11} {'dist x':>6} {'by':>7} {'fidel':>6} {'centr x':>7} {'dec20 x':>7} "
             f"{'attack x':>8} {'start':>6} {'real':>6} {'grid dB':>7} {'real':>6}")
@@ -112,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--steps must all be at least 1")
     import torch
 
-    from model.classifier import load_classifier, train_classifier
-    from model.evaluate import (
+    from drumdiff.model.judge.classifier import load_classifier, train_classifier
+    from drumdiff.model.judge.evaluate import (
         build_reference,
         classifier_accuracy_on,
         json_safe,
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = json.loads((Path(args.data) / "dataset.json").read_text())
         sample_rate = int(meta["sample_rate"])
         if model is not None:
-            from model.data import DrumDataset
+            from drumdiff.model.data.dataset import DrumDataset
 
             DrumDataset(args.data, classes, splits=("test",)).check_compatible(model.config.model)
         test_kits = sorted(k for k, s in meta.get("kits", {}).items() if s == "test")
@@ -248,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        from model.eval_report import write_html
+        from drumdiff.model.judge.report import write_html
 
         html = write_html(out, report, ref, judged, audio_per_class=args.audio_per_class)
     except (DrumDiffError, ValueError) as err:

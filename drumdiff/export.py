@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from drumdiff.common import fail, parser
-from model.checkpoint import read_checkpoint, save_checkpoint
-from model.config import apply_override, config_from_dict
-from model.errors import DrumDiffError
-from model.sampling import DISTILLED
+from drumdiff.model.core.checkpoint import read_checkpoint, save_checkpoint
+from drumdiff.model.config import apply_override, config_from_dict
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.core.sampling import DISTILLED
 
 #: Finish settings the stored class envelopes were measured with: changing one re-measures them.
 ENVELOPE_MEASUREMENT = ("finish.envelope_block=", "finish.envelope_percentile=")
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             data.setdefault("finish", {})["class_envelopes"] = []
         config = config_from_dict(data)
         if args.data:
-            from model.data import DrumDataset
-            from model.train import measure_finish
+            from drumdiff.model.data.dataset import DrumDataset
+            from drumdiff.model.train.trainer import measure_finish
 
             dataset = DrumDataset(args.data, config.model.classes, splits=("train",))
             dataset.check_compatible(config.model)

@@ -19,8 +19,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from drumdiff.common import DEFAULT_CHECKPOINT, fail, parser, pick_device
-from model.errors import DrumDiffError
+from drumdiff.common import fail, parser, pick_device
+from drumdiff.model import DEFAULT_MODEL
+from drumdiff.model.errors import DrumDiffError
 
 
 def build_parser():  # type: ignore[no-untyped-def]
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("give a FOLDER of one-shots, or --resume DIR")
     from tqdm import tqdm
 
-    from model.finetune import FineTune, class_slug
+    from drumdiff.model.train.finetune import FineTune, class_slug
 
     device = pick_device(args.device)
     command = ["drumdiff", "finetune", *(argv if argv is not None else sys.argv[2:])]
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             job = FineTune.resume(args.resume, device=device)
             print(f"resuming {Path(args.resume).resolve()} at step {job.state['step']}", flush=True)
         else:
-            base = Path(args.init) if args.init else DEFAULT_CHECKPOINT
+            base = Path(args.init) if args.init else DEFAULT_MODEL
             if not base.exists():
                 return fail(f"the base model {base} does not exist")
             name = class_slug(args.name or Path(args.folder).resolve().name)

@@ -16,9 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from drumdiff.common import fail, parser, pick_device, resolve_model
-from model.errors import DrumDiffError
-from model.generate import settings_for
-from model.kit import (
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import settings_for
+from drumdiff.model.render.kit import (
     DEFAULT_NOTES,
     FORMATS,
     KitError,
@@ -28,8 +28,8 @@ from model.kit import (
     render_kit,
     write_kit,
 )
-from model.sampling import SAMPLERS, SCHEDULES
-from model.wav import SUBTYPES
+from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
+from drumdiff.model.wav import SUBTYPES
 
 
 def _formats(text: str) -> list[str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from drumdiff.common import fail, parser
-from model.config import load_config
-from model.data import prepare_dataset
-from model.errors import DrumDiffError
+from drumdiff.model.config import load_config
+from drumdiff.model.data.dataset import prepare_dataset
+from drumdiff.model.errors import DrumDiffError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,9 +23,9 @@ def _signature(address: str, args: tuple, variadic: str | None) -> str:  # type:
 
 def render_markdown() -> str:
     """The whole reference as Markdown; deterministic, so a test can compare it with the file."""
-    from server import protocol
-    from server.config import GM_DRUM_MAP
-    from server.errors import REASON_CODES
+    from drumdiff.server import protocol
+    from drumdiff.server.config import GM_DRUM_MAP
+    from drumdiff.server.errors import REASON_CODES
 
     lines = [
         "# drumdiff OSC protocol",

@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from model import __version__
-    from model.errors import DrumDiffError
-    from model.generate import render, settings_for, valid_length
-    from model.sampling import SAMPLERS, SCHEDULES
-    from model.wav import SUBTYPES, write_wav_atomic
+    from drumdiff.model import __version__
+    from drumdiff.model.errors import DrumDiffError
+    from drumdiff.model.render.generate import render, settings_for, valid_length
+    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
+    from drumdiff.model.wav import SUBTYPES, write_wav_atomic
 
     assert set(WAV_FORMATS) == set(SUBTYPES)
     if args.sampler is not None and args.sampler not in SAMPLERS:

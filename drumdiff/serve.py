@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from model.errors import ConfigError
-    from server.config import load_server_config
+    from drumdiff.model.errors import ConfigError
+    from drumdiff.server.config import load_server_config
 
     stop = threading.Event()
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as err:
         return fail(str(err))
     # Bind before loading anything: a port already in use fails now, not after the model load.
-    from server.osc import bind_udp
+    from drumdiff.server.osc import bind_udp
 
     try:
         osc_socket = bind_udp(config.osc.host, config.osc.port)
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{err.strerror} (another drumdiff serve? pick one with --port)")
 
     # These pull in torch: after the config and the port are known to be fine.
-    from model.errors import DrumDiffError
-    from server.daemon import Daemon
+    from drumdiff.model.errors import DrumDiffError
+    from drumdiff.server.daemon import Daemon
 
     try:
         device = pick_device(config.engine.device)

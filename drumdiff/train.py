@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from drumdiff.common import fail, parser, pick_device
-from model.config import load_config
-from model.errors import DrumDiffError
+from drumdiff.model.config import load_config
+from drumdiff.model.errors import DrumDiffError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.minutes is not None and args.minutes <= 0:
         return fail(f"--minutes must be positive, got {args.minutes}")
-    from model.train import Trainer, run_name
+    from drumdiff.model.train.trainer import Trainer, run_name
 
     try:
         if args.resume:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from model.errors import AudioError
+from drumdiff.model.errors import AudioError
 
 #: Extensions libsndfile reads that `prepare` scans for.
 AUDIO_EXTENSIONS = (".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".mp3")

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from model.errors import ConfigError
+from drumdiff.model.errors import ConfigError
 
 #: The drum classes every model knows unless its config says otherwise. Order is the id.
 DRUM_CLASSES: tuple[str, ...] = (
@@ -216,7 +216,7 @@ ADDED_DEFAULTS: dict[tuple[str, str], object] = {
 
 @dataclass(frozen=True)
 class FinishConfig:
-    """What every render goes through after the sampler (see model/finish.py)."""
+    """What every render goes through after the sampler (see model/render/finish.py)."""
 
     # Per class, the loudest plausible envelope: the `envelope_percentile` of block RMS (dB
     # relative to the clip's peak) over the training clips of that class. Renders are turned down

@@ -34,7 +34,7 @@ if [ -z "${CONFIG:-}" ]; then
     mkdir -p "$RUNS"
     python3 -c "
 import sys, yaml
-from model.checkpoint import read_checkpoint
+from drumdiff.model.core.checkpoint import read_checkpoint
 yaml.safe_dump(read_checkpoint(sys.argv[2])['config'], open(sys.argv[1], 'w'), sort_keys=False)" "$CONFIG" "$INIT"
 fi
 python3 -m drumdiff train "$CONFIG" --data "$DATA" "${INIT_ARGS[@]}" --runs "$RUNS" \

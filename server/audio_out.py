@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from server.config import AudioOutConfig
+from drumdiff.server.config import AudioOutConfig
 
 log = logging.getLogger("drumdiff.server.audio_out")
 

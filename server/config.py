@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import model as model_package
-from model.config import apply_override, from_dict, read_yaml
-from model.errors import ConfigError
-from model.wav import SUBTYPES
+from drumdiff.model import SHIPPED_WEIGHTS
+from drumdiff.model.config import apply_override, from_dict, read_yaml
+from drumdiff.model.errors import ConfigError
+from drumdiff.model.wav import SUBTYPES
 
 #: General MIDI percussion key map (GM1 level 1, channel 10) onto drumdiff's classes.
 #: Notes 35-81 not listed here are "percussion".
@@ -45,8 +45,6 @@ GM_DRUM_MAP: dict[int, str] = {
     59: "ride",
 }
 
-#: The folder of the shipped default model (model/weights/default.pt), inside the installed package.
-SHIPPED_MODELS = (Path(model_package.__file__).resolve().parent / "weights").resolve()
 
 #: When a note maps to a class the loaded model lacks, try these in order, then unconditional.
 FALLBACK_CLASSES: tuple[str, ...] = ("percussion", "other")
@@ -151,7 +149,7 @@ class MidiConfig:
             raise ConfigError(f"midi.api must be auto, alsa, jack, macos or windows, got {self.api!r}")
         if self.channel is not None and not 1 <= self.channel <= 16:
             raise ConfigError(f"midi.channel must be 1..16 or null, got {self.channel}")
-        from server.protocol import PARAMS  # late: protocol imports the sampler registry (torch)
+        from drumdiff.server.protocol import PARAMS  # late: protocol imports the sampler registry (torch)
 
         for m in self.cc:
             if not 0 <= m.cc <= 127:
@@ -231,8 +229,8 @@ class ServerConfig:
         """The folders `load` may read: the configured ones (relative to the working directory)
         and always the shipped model's, wherever the daemon was started."""
         folders = [Path(p).expanduser().resolve() for p in self.model_folders]
-        if SHIPPED_MODELS not in folders:
-            folders.append(SHIPPED_MODELS)
+        if SHIPPED_WEIGHTS not in folders:
+            folders.append(SHIPPED_WEIGHTS)
         return tuple(folders)
 
 

@@ -24,21 +24,21 @@ from pathlib import Path
 
 import torch
 
-from model import __version__
-from model.checkpoint import LoadedModel
-from model.errors import DrumDiffError
-from model.sound_design import DEFAULT_ROOT_NOTE, pitch_shift
-from server import protocol
-from server.audio_out import AudioOut
-from server.config import ServerConfig, loadable_checkpoints
-from server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
-from server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
-from server.kits import KitService
-from server.midi import MidiInput
-from server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
-from server.protocol import Command, Message, RequestId
-from server.sound_design import DesignService
-from server.writer import HitWriter, Published, WriteJob
+from drumdiff.model import __version__
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.sound_design import DEFAULT_ROOT_NOTE, pitch_shift
+from drumdiff.server import protocol
+from drumdiff.server.audio_out import AudioOut
+from drumdiff.server.config import ServerConfig, loadable_checkpoints
+from drumdiff.server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
+from drumdiff.server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
+from drumdiff.server.kits import KitService
+from drumdiff.server.midi import MidiInput
+from drumdiff.server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
+from drumdiff.server.protocol import Command, Message, RequestId
+from drumdiff.server.sound_design import DesignService
+from drumdiff.server.writer import HitWriter, Published, WriteJob
 
 log = logging.getLogger("drumdiff.server")
 

@@ -34,10 +34,10 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from model.checkpoint import LoadedModel, load_checkpoint
-from model.runtime import RuntimeChoice, use_runtime
-from model.errors import DrumDiffError
-from model.generate import (
+from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint
+from drumdiff.model.core.runtime import RuntimeChoice, use_runtime
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import (
     RenderSettings,
     render,
     sampling_plan,
@@ -45,9 +45,9 @@ from model.generate import (
     settings_with,
     valid_length,
 )
-from server.config import FALLBACK_CLASSES, EngineConfig
-from server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
-from server.protocol import DRAWN_SEED_LIMIT, PARAMS, RenderRequest, RequestId
+from drumdiff.server.config import FALLBACK_CLASSES, EngineConfig
+from drumdiff.server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
+from drumdiff.server.protocol import DRAWN_SEED_LIMIT, PARAMS, RenderRequest, RequestId
 
 log = logging.getLogger("drumdiff.server.engine")
 
@@ -209,7 +209,7 @@ class Engine:
         self._served_lock = threading.Lock()
 
     def _on_runtime(self, model: LoadedModel) -> LoadedModel:
-        """`model` on the configured runtime where that is safe (model/runtime.py), else torch."""
+        """`model` on the configured runtime where that is safe (model/core/runtime.py), else torch."""
         wanted = self.config.runtime
         if wanted == "auto":
             wanted = "openvino" if importlib.util.find_spec("openvino") is not None else "torch"

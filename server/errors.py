@@ -6,7 +6,7 @@ it is part of the protocol (listed in docs/protocol.md); the text is for humans.
 
 from __future__ import annotations
 
-from model.errors import DrumDiffError
+from drumdiff.model.errors import DrumDiffError
 
 
 class ServerError(DrumDiffError):

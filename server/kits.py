@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from model.checkpoint import LoadedModel
-from model.errors import DrumDiffError
-from model.generate import settings_for
-from model.kit import KitPlan, plan_kit, render_kit, write_kit
-from server import protocol
-from server.engine import Engine
-from server.errors import BusyError, ProtocolError, RenderError, ServerError
-from server.protocol import KitRequest, Message, RequestId
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import settings_for
+from drumdiff.model.render.kit import KitPlan, plan_kit, render_kit, write_kit
+from drumdiff.server import protocol
+from drumdiff.server.engine import Engine
+from drumdiff.server.errors import BusyError, ProtocolError, RenderError, ServerError
+from drumdiff.server.protocol import KitRequest, Message, RequestId
 
 log = logging.getLogger("drumdiff.kits")
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from server.config import MidiConfig
-from server.protocol import PARAMS, Command, RenderRequest, SetParam
+from drumdiff.server.config import MidiConfig
+from drumdiff.server.protocol import PARAMS, Command, RenderRequest, SetParam
 
 log = logging.getLogger("drumdiff.server.midi")
 

@@ -29,9 +29,9 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from server import protocol
-from server.errors import MalformedPacket, ServerError, UnknownAddress
-from server.protocol import Command, Message, RequestId
+from drumdiff.server import protocol
+from drumdiff.server.errors import MalformedPacket, ServerError, UnknownAddress
+from drumdiff.server.protocol import Command, Message, RequestId
 
 log = logging.getLogger("drumdiff.server.osc")
 

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
-from model.sampling import DISTILLED, SAMPLERS, SCHEDULES
-from server.errors import ProtocolError, UnknownAddress
+from drumdiff.model.core.sampling import DISTILLED, SAMPLERS, SCHEDULES
+from drumdiff.server.errors import ProtocolError, UnknownAddress
 
 PREFIX = "/drumdiff/"
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from model.checkpoint import LoadedModel
-from model.errors import DrumDiffError
-from model.generate import RenderSettings, render, settings_with
-from model.sound_design import (
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import RenderSettings, render, settings_with
+from drumdiff.model.render.sound_design import (
     ModelCache,
     class_weight_vector,
     inpaint,
@@ -32,9 +32,9 @@ from model.sound_design import (
     pick_checkpoint,
     variation,
 )
-from server.engine import UNCONDITIONAL, Engine, Hit, Origin, Task
-from server.errors import BusyError, ProtocolError
-from server.protocol import LAST, DesignRequest, RequestId
+from drumdiff.server.engine import UNCONDITIONAL, Engine, Hit, Origin, Task
+from drumdiff.server.errors import BusyError, ProtocolError
+from drumdiff.server.protocol import LAST, DesignRequest, RequestId
 
 #: Earlier hits kept for `vary`, `interpolate` and `inpaint` to refer to.
 HISTORY_SIZE = 128

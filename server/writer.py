@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from model.wav import write_wav_atomic
-from server.config import WriterConfig
+from drumdiff.model.wav import write_wav_atomic
+from drumdiff.server.config import WriterConfig
 
 log = logging.getLogger("drumdiff.server.writer")
 

@@ -7,15 +7,7 @@ Keep fixtures cheap: the whole suite must run on two busy CPU cores in seconds.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-# pytest puts tests/ on sys.path, where tests/model/ (no __init__.py) would make `model` a
-# namespace package unless the repository root is on sys.path too (it is under
-# `python -m pytest`, not under a bare `pytest`); with it there the real package wins.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
 
 # Must happen before torch spins up its thread pool (tests share a small, busy machine).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -28,9 +20,9 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from model.checkpoint import LoadedModel, build_model  # noqa: E402
-from model.config import Config, load_config  # noqa: E402
-from model.denoiser import Denoiser  # noqa: E402
+from drumdiff.model.core.checkpoint import LoadedModel, build_model  # noqa: E402
+from drumdiff.model.config import Config, load_config  # noqa: E402
+from drumdiff.model.core.denoiser import Denoiser  # noqa: E402
 
 # Helpers live in a module with a unique name; re-exported here for `from conftest import ...`.
 from drumdiff_testkit import (  # noqa: E402,F401

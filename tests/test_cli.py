@@ -13,11 +13,11 @@ import soundfile as sf
 from drumdiff_testkit import TINY_CONFIG
 
 from drumdiff import cli
-from drumdiff.common import DEFAULT_CHECKPOINT
-from model.checkpoint import save_checkpoint
-from model.config import Config
-from model.denoiser import Denoiser
-from model.wav import read_info
+from drumdiff.model import DEFAULT_MODEL
+from drumdiff.model.core.checkpoint import save_checkpoint
+from drumdiff.model.config import Config
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.wav import read_info
 
 
 def _render(tmp_path: Path, *args: str) -> tuple[int, list[Path]]:
@@ -151,7 +151,7 @@ def test_render_refuses_checkpoint_and_config_together(
     assert rc == 1 and "not both" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(DEFAULT_CHECKPOINT.exists(), reason="a default model ships now")
+@pytest.mark.skipif(DEFAULT_MODEL.exists(), reason="a default model ships now")
 def test_render_without_a_model_explains_itself(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -166,7 +166,7 @@ def test_render_rejects_unknown_sampler_choice(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_render_never_overwrites_and_writes_the_root_note(tmp_path: Path) -> None:
-    from model.wav import read_root_note
+    from drumdiff.model.wav import read_root_note
 
     rc, first = _render(tmp_path, "--seed", "3", "--steps", "2")
     assert rc == 0 and len(first) == 1

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drumdiff.common import DEFAULT_CHECKPOINT
-from model.checkpoint import load_checkpoint, read_checkpoint
-from model.generate import render, settings_for
+from drumdiff.model import DEFAULT_MODEL
+from drumdiff.model.core.checkpoint import load_checkpoint, read_checkpoint
+from drumdiff.model.render.generate import render, settings_for
 
-pytestmark = pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="no default model shipped")
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no default model shipped")
 
 
 def test_default_model_is_a_small_fp16_ema_export() -> None:
-    assert DEFAULT_CHECKPOINT.stat().st_size <= 40 * 2**20
-    payload = read_checkpoint(DEFAULT_CHECKPOINT)
+    assert DEFAULT_MODEL.stat().st_size <= 40 * 2**20
+    payload = read_checkpoint(DEFAULT_MODEL)
     assert payload["model"] is None and payload["ema"]
     halves = [v for k, v in payload["ema"].items() if v.is_floating_point() and not k.endswith("fourier.weight")]
     assert halves and all(str(v.dtype) == "torch.float16" for v in halves)
@@ -26,7 +26,7 @@ def test_default_model_is_a_small_fp16_ema_export() -> None:
 
 
 def test_default_model_renders_a_finite_peak_safe_hit() -> None:
-    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    model = load_checkpoint(DEFAULT_MODEL)
     hit = render(model, [3], settings_for(model, steps=2), classes=["kick"])
     assert hit.shape == (1, model.config.model.audio_channels, model.config.model.length)
     assert np.isfinite(hit).all() and 0 < np.abs(hit).max() <= 1.0

@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 
 from drumdiff import finetune as cli
-from model.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
-from model.config import load_config
+from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
+from drumdiff.model.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny-test.yaml"
@@ -168,7 +168,7 @@ def test_resume_after_a_step_stop_trains_on(tmp_path: Path, base: Path) -> None:
 
 
 def test_the_daemon_serves_the_result(tmp_path: Path, base: Path) -> None:
-    from server import protocol
+    from drumdiff.server import protocol
     from tests.server.conftest import OscClient
 
     folder = tmp_path / "hits"

@@ -21,7 +21,7 @@ import soundfile as sf
 from drumdiff_testkit import TINY_CONFIG
 
 from drumdiff import cli
-from model.kit import hydrogen_song_xml, load_kit_json
+from drumdiff.model.render.kit import hydrogen_song_xml, load_kit_json
 
 H2CLI = shutil.which("h2cli")
 needs_h2cli = pytest.mark.skipif(

@@ -14,7 +14,7 @@ import max_objects
 import pdfile
 import pytest
 
-from server import protocol
+from drumdiff.server import protocol
 
 REPO = Path(__file__).resolve().parents[2]
 M4L = REPO / "max_for_live"
@@ -146,7 +146,7 @@ def test_live_parameters_saved_with_the_set(device: tuple[bytes, int, dict[str, 
     classes = next(b for b in live if b["varname"] == "Class")["saved_attribute_attributes"][
         "valueof"
     ]
-    from server.config import GM_DRUM_MAP
+    from drumdiff.server.config import GM_DRUM_MAP
 
     assert set(GM_DRUM_MAP.values()) <= set(classes["parameter_enum"])
 

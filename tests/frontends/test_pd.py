@@ -27,7 +27,7 @@ from pd_harness import PD_PATCHES, REPO, harness_patch, pd_binary, run_pd
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
-from server import protocol
+from drumdiff.server import protocol
 
 PATCHES = sorted(PD_PATCHES.glob("*.pd"))
 ABSTRACTIONS = {p.stem: p for p in PATCHES if not p.stem.endswith("-help")}
@@ -320,7 +320,7 @@ def test_two_instances_against_fake_daemon(tmp_path: Path) -> None:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    pytest.importorskip("server.daemon", reason="the daemon (server/daemon.py) is not there yet")
+    pytest.importorskip("drumdiff.server.daemon", reason="the daemon (server/daemon.py) is not there yet")
     folder = tmp_path / "hits"
     cmd = [
         sys.executable,

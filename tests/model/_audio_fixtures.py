@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from model.config import Config
-from model.data import prepare_dataset
+from drumdiff.model.config import Config
+from drumdiff.model.data.dataset import prepare_dataset
 
 RATE = 44100
 

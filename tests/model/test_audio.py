@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from drumdiff_testkit import make_hit
 
-from model.audio import DrumAudio, apply_fade_out, peak_safe
-from model.errors import AudioError, DrumDiffError
+from drumdiff.model.audio import DrumAudio, apply_fade_out, peak_safe
+from drumdiff.model.errors import AudioError, DrumDiffError
 
 
 def _audio(channels: int = 1, frames: int = 4410, rate: int = 44100, **kw: object) -> DrumAudio:

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model.augment import augment, gain, phase_flip, pitch_shift, saturate
-from model.config import AugmentConfig
+from drumdiff.model.data.augment import augment, gain, phase_flip, pitch_shift, saturate
+from drumdiff.model.config import AugmentConfig
 
 from _audio_fixtures import tone
 

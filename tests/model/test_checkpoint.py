@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import (
+from drumdiff.model.core.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     LoadedModel,
@@ -21,9 +21,9 @@ from model.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from model.config import Config, to_dict
-from model.denoiser import Denoiser
-from model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.config import Config, to_dict
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.errors import CheckpointError, DrumDiffError
 
 
 def _probe(denoiser: Denoiser) -> torch.Tensor:
@@ -165,7 +165,7 @@ def test_foreign_files(tmp_path: Path, kind: str) -> None:
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("readme.txt", "hello")
     else:
-        from model.wav import write_wav
+        from drumdiff.model.wav import write_wav
 
         write_wav(path, np.zeros((1, 100), np.float32), 44100)
     message = _refused(path)

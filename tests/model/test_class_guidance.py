@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from model.checkpoint import LoadedModel
-from model.config import SamplingConfig
-from model.errors import ConfigError
-from model.generate import render, settings_for
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.config import SamplingConfig
+from drumdiff.model.errors import ConfigError
+from drumdiff.model.render.generate import render, settings_for
 
 
 def with_class_guidance(model: LoadedModel, *entries: str) -> LoadedModel:

@@ -11,8 +11,8 @@ import torch
 import yaml
 from drumdiff_testkit import CONFIGS, TINY_CONFIG, is_model_config, model_config_paths
 
-from model.checkpoint import build_model
-from model.config import (
+from drumdiff.model.core.checkpoint import build_model
+from drumdiff.model.config import (
     DRUM_CLASSES,
     Config,
     ModelConfig,
@@ -21,8 +21,8 @@ from model.config import (
     load_config,
     to_dict,
 )
-from model.errors import ConfigError, DrumDiffError
-from model.unet import count_parameters
+from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.core.unet import count_parameters
 
 MODEL_CONFIGS = model_config_paths()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.config import Config, load_config
-from model.data import DrumDataset, prepare_dataset, read_hydrogen_kit, split_kits
-from model.errors import DrumDiffError
+from drumdiff.model.config import Config, load_config
+from drumdiff.model.data.dataset import DrumDataset, prepare_dataset, read_hydrogen_kit, split_kits
+from drumdiff.model.errors import DrumDiffError
 from _audio_fixtures import (
     NEW_LAYOUT_XML,
     kit_tree,

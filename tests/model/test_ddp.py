@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from model.config import load_config
-from model.train import Trainer
+from drumdiff.model.config import load_config
+from drumdiff.model.train.trainer import Trainer
 
 from _audio_fixtures import prepared
 

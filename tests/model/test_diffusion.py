@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from model.config import Config
-from model.denoiser import Denoiser
-from model.diffusion import (
+from drumdiff.model.config import Config
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.diffusion import (
     add_noise,
     alpha_sigma,
     eps_from_v,
@@ -18,7 +18,7 @@ from model.diffusion import (
     v_target,
     x0_from_v,
 )
-from model.loss import v_loss
+from drumdiff.model.core.loss import v_loss
 
 
 @pytest.fixture
@@ -165,8 +165,8 @@ def test_unknown_loss_weighting_is_refused(tiny_denoiser: Denoiser) -> None:
 def test_envelope_maps_audio_to_unit_level_and_back() -> None:
     import numpy as np
 
-    from model.config import DiffusionConfig
-    from model.diffusion import audio_to_model, envelope_gain, measure_envelope, model_to_audio
+    from drumdiff.model.config import DiffusionConfig
+    from drumdiff.model.core.diffusion import audio_to_model, envelope_gain, measure_envelope, model_to_audio
 
     rng = np.random.default_rng(0)
     decay = np.exp(-np.arange(4096) / 800.0)
@@ -188,8 +188,8 @@ def test_envelope_maps_audio_to_unit_level_and_back() -> None:
 def test_spectrum_whitens_coloured_noise_and_inverts_exactly() -> None:
     import numpy as np
 
-    from model.config import DiffusionConfig
-    from model.diffusion import audio_to_model, measure_spectrum, model_to_audio, spectrum_gain
+    from drumdiff.model.config import DiffusionConfig
+    from drumdiff.model.core.diffusion import audio_to_model, measure_spectrum, model_to_audio, spectrum_gain
 
     rng = np.random.default_rng(1)
     white = rng.standard_normal((32, 1, 4096))
@@ -213,8 +213,8 @@ def test_spectrum_whitens_coloured_noise_and_inverts_exactly() -> None:
 def test_class_spaces_pick_each_items_space_and_invert_exactly() -> None:
     import dataclasses
 
-    from model.config import DiffusionConfig
-    from model.diffusion import audio_to_model, model_to_audio, one_hot_weights, space_gains
+    from drumdiff.model.config import DiffusionConfig
+    from drumdiff.model.core.diffusion import audio_to_model, model_to_audio, one_hot_weights, space_gains
 
     gen = torch.Generator().manual_seed(0)
     bands = 9
@@ -245,7 +245,7 @@ def test_class_spaces_pick_each_items_space_and_invert_exactly() -> None:
 
 
 def test_flat_frequency_weights_give_the_plain_mse() -> None:
-    from model.loss import frequency_weights, spectral_mse
+    from drumdiff.model.core.loss import frequency_weights, spectral_mse
 
     error = torch.randn(3, 2, 1000)
     flat = frequency_weights(1000, 44100, 0.0, 40.0)
@@ -256,7 +256,7 @@ def test_flat_frequency_weights_give_the_plain_mse() -> None:
 
 
 def test_octave_weights_favour_low_bands_evenly_per_octave() -> None:
-    from model.loss import frequency_weights
+    from drumdiff.model.core.loss import frequency_weights
 
     n, sr = 32768, 44100
     w = frequency_weights(n, sr, 1.0, 40.0).double()
@@ -279,7 +279,7 @@ def test_octave_weights_favour_low_bands_evenly_per_octave() -> None:
 
 
 def test_octave_weighted_loss_punishes_a_low_error_more_than_a_high_one() -> None:
-    from model.loss import frequency_weights, spectral_mse
+    from drumdiff.model.core.loss import frequency_weights, spectral_mse
 
     n, sr = 4096, 44100
     time = torch.arange(n) / sr
@@ -294,7 +294,7 @@ def test_octave_weighted_loss_punishes_a_low_error_more_than_a_high_one() -> Non
 def test_configured_loss_is_the_plain_mse_until_asked(tiny_config: Config) -> None:
     import dataclasses
 
-    from model.loss import configured_frequency_weights
+    from drumdiff.model.core.loss import configured_frequency_weights
 
     assert configured_frequency_weights(tiny_config, 2048) is None
     cfg = dataclasses.replace(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
-from model.distill import (
+from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
+from drumdiff.model.train.distill import (
     Distiller,
     DistillSettings,
     ddim_step,
@@ -18,9 +18,9 @@ from model.distill import (
     settings_from_overrides,
     teacher_plan,
 )
-from model.errors import CheckpointError, DrumDiffError
-from model.generate import render, sampling_plan, settings_for, undistilled
-from model.sampling import DISTILLED
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.generate import render, sampling_plan, settings_for, undistilled
+from drumdiff.model.core.sampling import DISTILLED
 
 TINY = DistillSettings(
     steps=2,
@@ -83,8 +83,8 @@ def trained(
 ) -> tuple[Distiller, dict[str, float], dict[str, float]]:
     from drumdiff_testkit import TINY_CONFIG, randomize
 
-    from model.checkpoint import build_model
-    from model.config import load_config
+    from drumdiff.model.core.checkpoint import build_model
+    from drumdiff.model.config import load_config
 
     config = load_config(TINY_CONFIG)
     torch.manual_seed(0)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import TINY_CONFIG
 
-from model.classifier import ClassifierError, load_classifier, train_classifier_on_arrays
-from model.evaluate import (
+from drumdiff.model.judge.classifier import ClassifierError, load_classifier, train_classifier_on_arrays
+from drumdiff.model.judge.evaluate import (
     HitSet,
     build_reference,
     frechet_distance,
@@ -21,7 +21,7 @@ from model.evaluate import (
     kernel_distance,
     noise_bursts,
 )
-from model.features import descriptors, handcrafted_features
+from drumdiff.model.judge.features import descriptors, handcrafted_features
 
 SR = 44100
 LENGTH = 2048  # configs/tiny-test.yaml
@@ -155,7 +155,7 @@ def test_descriptors_see_a_click_at_the_start_and_a_short_body() -> None:
 
 
 def test_nearest_neighbour_ratio_is_one_for_the_same_kind_and_grows_away_from_it() -> None:
-    from model.evaluate import nearest_neighbour_ratio
+    from drumdiff.model.judge.evaluate import nearest_neighbour_ratio
 
     rng = np.random.default_rng(0)
     real = rng.standard_normal((7, 16))
@@ -171,7 +171,7 @@ def test_nearest_neighbour_ratio_is_one_for_the_same_kind_and_grows_away_from_it
 
 
 def test_targets_check_every_class_and_the_kick_start() -> None:
-    from model.evaluate import targets
+    from drumdiff.model.judge.evaluate import targets
 
     def entry(ratio: float, reliable: bool, start: float) -> dict:
         return {

@@ -13,13 +13,13 @@ import pytest
 import soundfile as sf
 from _audio_fixtures import NO_AUGMENT, prepared, tone
 
-from model import finetune as ft
-from model.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
-from model.config import Config, load_config, to_dict
-from model.data import DrumDataset
-from model.errors import DrumDiffError
-from model.evaluate import HitSet
-from model.finetune import (
+from drumdiff.model.train import finetune as ft
+from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
+from drumdiff.model.config import Config, load_config, to_dict
+from drumdiff.model.data.dataset import DrumDataset
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.judge.evaluate import HitSet
+from drumdiff.model.train.finetune import (
     FineTune,
     HeldOutJudge,
     class_list,
@@ -30,7 +30,7 @@ from model.finetune import (
     prepare_folder,
     settings_from_overrides,
 )
-from model.train import Trainer
+from drumdiff.model.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny-test.yaml"

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from model.audio import normalise_peak
-from model.checkpoint import LoadedModel
-from model.config import FinishConfig
-from model.finish import (
+from drumdiff.model.audio import normalise_peak
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.config import FinishConfig
+from drumdiff.model.render.finish import (
     block_rms_db,
     dc_block,
     envelope_bound,
@@ -19,7 +19,7 @@ from model.finish import (
     limit_to_envelope,
     measure_class_envelopes,
 )
-from model.generate import render, settings_for
+from drumdiff.model.render.generate import render, settings_for
 
 SR = 44100
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import LoadedModel
-from model.config import FinishConfig
-from model.generate import (
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.config import FinishConfig
+from drumdiff.model.render.generate import (
     FADE_OUT_S,
     RenderSettings,
     class_index,
@@ -18,7 +18,7 @@ from model.generate import (
     settings_for,
     valid_length,
 )
-from model.sampling import SCHEDULED
+from drumdiff.model.core.sampling import SCHEDULED
 
 
 def _settings(model: LoadedModel, **kw: object) -> RenderSettings:

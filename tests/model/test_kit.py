@@ -1,4 +1,4 @@
-"""model/kit.py: the GM pad map, velocity layers, ring-out, the three format files read back,
+"""model/render/kit.py: the GM pad map, velocity layers, ring-out, the three format files read back,
 and byte-identical re-renders from kit.json, on tiny random-weight models."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 import soundfile as sf
 from drumdiff_testkit import TINY_CONFIG, randomize
 
-from model.checkpoint import LoadedModel, build_model
-from model.config import DRUM_CLASSES, load_config
-from model.generate import render, settings_for
-from model.kit import (
+from drumdiff.model.core.checkpoint import LoadedModel, build_model
+from drumdiff.model.config import DRUM_CLASSES, load_config
+from drumdiff.model.render.generate import render, settings_for
+from drumdiff.model.render.kit import (
     CYMBAL_CLASSES,
     DEFAULT_NOTES,
     HYDROGEN_MAX_LAYERS,
@@ -39,7 +39,7 @@ from model.kit import (
     velocity_layers,
     write_kit,
 )
-from model.labels import gm_note_class
+from drumdiff.model.labels import gm_note_class
 
 ALL_CLASSES = tuple(c for c in DRUM_CLASSES if c != "other")
 HAT_CHOKERS, HAT_CHOKED = (42, 44), (46,)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.config import DRUM_CLASSES
-from model.labels import GM_DRUM_NOTES, gm_note_class, label_from_name, label_from_names, normalise_name
+from drumdiff.model.config import DRUM_CLASSES
+from drumdiff.model.labels import GM_DRUM_NOTES, gm_note_class, label_from_name, label_from_names, normalise_name
 
 
 @pytest.mark.parametrize(

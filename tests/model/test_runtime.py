@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-import model.runtime as runtime_module
-from model.checkpoint import LoadedModel
-from model.generate import render, settings_for
-from model.runtime import TOLERANCE, use_runtime
+import drumdiff.model.core.runtime as runtime_module
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.render.generate import render, settings_for
+from drumdiff.model.core.runtime import TOLERANCE, use_runtime
 
 needs_openvino = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnx") is None,

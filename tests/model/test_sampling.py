@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from model.denoiser import Denoiser
-from model.diffusion import alpha_sigma
-from model.sampling import (
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.diffusion import alpha_sigma
+from drumdiff.model.core.sampling import (
     SAMPLERS,
     SCHEDULES,
     generators_for,

@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 
 from drumdiff_testkit import TINY_CONFIG, make_hit
-from model.checkpoint import LoadedModel, save_checkpoint
-from model.config import Config
-from model.generate import RenderSettings, render, settings_for
-from model.sampling import SCHEDULED
-from model.sound_design import (
+from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
+from drumdiff.model.config import Config
+from drumdiff.model.render.generate import RenderSettings, render, settings_for
+from drumdiff.model.core.sampling import SCHEDULED
+from drumdiff.model.render.sound_design import (
     ModelCache,
     SoundDesignError,
     class_weight_vector,
@@ -35,7 +35,7 @@ from model.sound_design import (
     source_bound,
     variation,
 )
-from model.wav import read_info, read_root_note
+from drumdiff.model.wav import read_info, read_root_note
 
 
 def _settings(model: LoadedModel, **kw: object) -> RenderSettings:
@@ -109,7 +109,7 @@ def test_variation_refuses_a_bad_level(tiny_model: LoadedModel) -> None:
 
 
 def test_variation_fits_other_lengths_and_rates(tiny_model: LoadedModel) -> None:
-    from model.audio import DrumAudio
+    from drumdiff.model.audio import DrumAudio
 
     stereo_22k = DrumAudio(make_hit(frames=700, sample_rate=22050, channels=2), 22050)
     out = variation(tiny_model, stereo_22k, 0.3, [1], _settings(tiny_model))
@@ -254,7 +254,7 @@ def test_morph_refuses_bad_weights(tiny_model: LoadedModel, weights: dict[str, f
 
 
 def _run_folder(tmp_path: Path, config: Config, steps: tuple[int, ...]) -> Path:
-    from model.checkpoint import build_model
+    from drumdiff.model.core.checkpoint import build_model
 
     run = tmp_path / "run"
     for step in steps:
@@ -285,7 +285,7 @@ def test_scrubbing_picks_the_right_checkpoint(tmp_path: Path, tiny_config: Confi
 
 
 def test_scrubbing_refuses_folders_without_checkpoints(tmp_path: Path) -> None:
-    from model.errors import CheckpointError
+    from drumdiff.model.errors import CheckpointError
 
     with pytest.raises(CheckpointError):
         list_checkpoints(tmp_path)

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, read_checkpoint
-from model.config import Config, load_config
-from model.data import prepare_dataset
-from model.errors import DrumDiffError
-from model.loss import v_loss
-from model.train import (
+from drumdiff.model.core.checkpoint import load_checkpoint, read_checkpoint
+from drumdiff.model.config import Config, load_config
+from drumdiff.model.data.dataset import prepare_dataset
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.core.loss import v_loss
+from drumdiff.model.train.trainer import (
     BalancedBatchStream,
     BatchStream,
     DistInfo,
@@ -396,7 +396,7 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
     dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from drumdiff.export import main as export_main
-    from model.checkpoint import save_payload_atomic
+    from drumdiff.model.core.checkpoint import save_payload_atomic
 
     config = tiny("train.max_steps=1", "train.checkpoint_every=0", "train.validate_every=0")
     trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
@@ -449,9 +449,9 @@ def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -
 def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(dataset: Path, tmp_path: Path) -> None:
     import dataclasses
 
-    from model.checkpoint import LoadedModel
-    from model.config import FinishConfig
-    from model.generate import render, settings_for
+    from drumdiff.model.core.checkpoint import LoadedModel
+    from drumdiff.model.config import FinishConfig
+    from drumdiff.model.render.generate import render, settings_for
 
     config = tiny("diffusion.class_spaces=true", "model.classes=[kick, snare, closed_hat, clap, ride]",
                   "train.max_steps=1", "train.checkpoint_every=0", "train.validate_every=0")

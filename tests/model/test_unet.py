@@ -8,8 +8,8 @@ import pytest
 import torch
 from drumdiff_testkit import randomize
 
-from model.config import Config, ModelConfig
-from model.unet import DrumUNet1d, FourierFeatures, count_parameters
+from drumdiff.model.config import Config, ModelConfig
+from drumdiff.model.core.unet import DrumUNet1d, FourierFeatures, count_parameters
 
 
 def _net(cfg: ModelConfig, seed: int = 1) -> DrumUNet1d:
@@ -157,7 +157,7 @@ def test_refiner_starts_as_identity_and_then_sees_across_patch_borders(tiny_conf
 
 @pytest.mark.parametrize(("channels", "kernel"), [(0, 5), (4, 4)])
 def test_refiner_needs_channels_and_an_odd_kernel(channels: int, kernel: int) -> None:
-    from model.unet import SampleRefiner
+    from drumdiff.model.core.unet import SampleRefiner
 
     with pytest.raises(ValueError, match="odd kernel"):
         SampleRefiner(1, channels, kernel, 8)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.wav import (
+from drumdiff.model.wav import (
     SUBTYPES,
     read_chunks,
     read_info,

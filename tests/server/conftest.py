@@ -16,10 +16,10 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
-from model.checkpoint import LoadedModel, model_from_config
-from model.config import load_config
-from server.config import ServerConfig, load_server_config
-from server.daemon import Daemon
+from drumdiff.model.core.checkpoint import LoadedModel, model_from_config
+from drumdiff.model.config import load_config
+from drumdiff.server.config import ServerConfig, load_server_config
+from drumdiff.server.daemon import Daemon
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny-test.yaml"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from server import protocol
-from server.audio_out import Mixer
+from drumdiff.server import protocol
+from drumdiff.server.audio_out import Mixer
 
 
 def test_mixer_sums_voices_and_spreads_mono() -> None:

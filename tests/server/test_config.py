@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.errors import ConfigError
-from server.config import GM_DRUM_MAP, ServerConfig, load_server_config
+from drumdiff.model.errors import ConfigError
+from drumdiff.server.config import GM_DRUM_MAP, ServerConfig, load_server_config
 from tests.server.conftest import REPO
 
 
@@ -57,8 +57,8 @@ def test_custom_note_map_replaces_the_gm_map() -> None:
 
 
 def test_builtin_cc_map_is_the_documented_one() -> None:
-    from model.config import read_yaml
-    from server.config import CCMapping, load_server_config
+    from drumdiff.model.config import read_yaml
+    from drumdiff.server.config import CCMapping, load_server_config
 
     built_in = load_server_config(None).midi.cc
     assert built_in == (CCMapping(20, "steps", 2, 50), CCMapping(21, "guidance", 0.0, 12.0), CCMapping(22, "variation"))

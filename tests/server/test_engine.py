@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model.checkpoint import LoadedModel
-from model.generate import render, settings_for
-from server.config import GM_DRUM_MAP, EngineConfig
-from server.engine import Engine, Hit, Origin, Task
-from server.errors import BusyError, ProtocolError, ShuttingDown
-from server.protocol import RenderRequest
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.render.generate import render, settings_for
+from drumdiff.server.config import GM_DRUM_MAP, EngineConfig
+from drumdiff.server.engine import Engine, Hit, Origin, Task
+from drumdiff.server.errors import BusyError, ProtocolError, ShuttingDown
+from drumdiff.server.protocol import RenderRequest
 
 ORIGIN = Origin("local")
 

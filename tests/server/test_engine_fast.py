@@ -11,12 +11,12 @@ import pytest
 from drumdiff_testkit import randomize
 from test_engine import ORIGIN, Recorder
 
-from model.checkpoint import DistilledModel, LoadedModel
-from model.sampling import DISTILLED
-from server.config import GM_DRUM_MAP, EngineConfig
-from server.engine import Engine
-from server.errors import ProtocolError
-from server.protocol import RenderRequest
+from drumdiff.model.core.checkpoint import DistilledModel, LoadedModel
+from drumdiff.model.core.sampling import DISTILLED
+from drumdiff.server.config import GM_DRUM_MAP, EngineConfig
+from drumdiff.server.engine import Engine
+from drumdiff.server.errors import ProtocolError
+from drumdiff.server.protocol import RenderRequest
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_the_engine_runs_on_openvino_when_asked(fast_model: LoadedModel) -> None
 
 
 def test_an_unknown_runtime_is_a_config_error() -> None:
-    from model.errors import ConfigError
+    from drumdiff.model.errors import ConfigError
 
     with pytest.raises(ConfigError, match="engine.runtime"):
         EngineConfig(runtime="tpu")

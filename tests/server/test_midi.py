@@ -10,10 +10,10 @@ from typing import Any
 import mido
 import pytest
 
-from server import protocol
-from server.config import CCMapping, MidiConfig
-from server.midi import midi_to_command
-from server.protocol import RenderRequest, SetParam
+from drumdiff.server import protocol
+from drumdiff.server.config import CCMapping, MidiConfig
+from drumdiff.server.midi import midi_to_command
+from drumdiff.server.protocol import RenderRequest, SetParam
 
 
 def test_note_on_renders_note_off_does_not() -> None:

@@ -12,11 +12,11 @@ import soundfile as sf
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import build_msg
 
-from model.checkpoint import LoadedModel, save_checkpoint
-from model.config import load_config
-from model.generate import render, settings_for
-from server import protocol
-from server.osc import LoopbackTransport
+from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
+from drumdiff.model.config import load_config
+from drumdiff.model.render.generate import render, settings_for
+from drumdiff.server import protocol
+from drumdiff.server.osc import LoopbackTransport
 from tests.server.conftest import TINY
 
 
@@ -253,7 +253,7 @@ def test_allow_list_drops_strangers(daemon_factory: Any, client_factory: Any) ->
 
 
 def test_socket_free_datagrams_through_the_dispatcher(tiny_model: LoadedModel, tmp_path: Path) -> None:
-    from server.daemon import Daemon
+    from drumdiff.server.daemon import Daemon
     from tests.server.conftest import make_config
 
     transport = LoopbackTransport()
@@ -277,13 +277,13 @@ def test_socket_free_datagrams_through_the_dispatcher(tiny_model: LoadedModel, t
 
 
 def protocol_version() -> str:
-    from model import __version__
+    from drumdiff.model import __version__
 
     return __version__
 
 
 def test_reply_routing_rules_in_order(tiny_model: LoadedModel, tmp_path: Path) -> None:
-    from server.daemon import Daemon
+    from drumdiff.server.daemon import Daemon
     from tests.server.conftest import make_config
 
     transport = LoopbackTransport()
@@ -326,7 +326,7 @@ def test_requests_while_stopping_are_answered_shutting_down(daemon_factory: Any,
 
 
 def test_render_length_and_pitch(daemon_factory: Any, client_factory: Any) -> None:
-    from model.wav import read_root_note
+    from drumdiff.model.wav import read_root_note
 
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
@@ -351,12 +351,12 @@ def test_status_counts_only_published_files(daemon_factory: Any, client_factory:
 def test_load_finds_the_shipped_model_from_any_working_directory(
     daemon_factory: Any, client_factory: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from server.config import SHIPPED_MODELS
+    from drumdiff.model import SHIPPED_WEIGHTS
 
     monkeypatch.chdir(tmp_path)  # not the repository
     daemon = daemon_factory()
-    assert SHIPPED_MODELS in daemon.config.model_dirs()
-    shipped = SHIPPED_MODELS / "default.pt"
+    assert SHIPPED_WEIGHTS in daemon.config.model_dirs()
+    shipped = SHIPPED_WEIGHTS / "default.pt"
     if shipped.exists():
         assert daemon.checkpoint_path("default.pt") == shipped.resolve()
         assert daemon.checkpoint_path(str(shipped)) == shipped.resolve()

@@ -7,10 +7,10 @@ import math
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from server import protocol
-from server.errors import ProtocolError, UnknownAddress
-from server.osc import encode
-from server.protocol import PARAMS, RenderRequest
+from drumdiff.server import protocol
+from drumdiff.server.errors import ProtocolError, UnknownAddress
+from drumdiff.server.osc import encode
+from drumdiff.server.protocol import PARAMS, RenderRequest
 
 
 def test_render_by_class_and_by_note_accepts_pd_floats() -> None:

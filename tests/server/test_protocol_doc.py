@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from drumdiff import protocol_doc
-from server import protocol
-from server.osc import build_dispatcher
+from drumdiff.server import protocol
+from drumdiff.server.osc import build_dispatcher
 
 
 def _noop(*args: object) -> None:

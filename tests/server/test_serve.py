@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server import protocol
+from drumdiff.server import protocol
 from tests.server.conftest import REPO, TINY
 
 

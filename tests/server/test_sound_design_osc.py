@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from model.checkpoint import LoadedModel, build_model, load_checkpoint, save_checkpoint
-from model.config import load_config
-from model.wav import read_info
-from server import protocol
-from server.errors import ProtocolError
+from drumdiff.model.core.checkpoint import LoadedModel, build_model, load_checkpoint, save_checkpoint
+from drumdiff.model.config import load_config
+from drumdiff.model.wav import read_info
+from drumdiff.server import protocol
+from drumdiff.server.errors import ProtocolError
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny-test.yaml"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from server import protocol
+from drumdiff.server import protocol
 
 OSCSEND = shutil.which("oscsend")
 OSCDUMP = shutil.which("oscdump")

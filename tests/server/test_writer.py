@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from model.wav import read_info, read_root_note
-from server.config import WriterConfig
-from server.writer import HIT_NAME, HitWriter, Published, WriteJob, hit_name
+from drumdiff.model.wav import read_info, read_root_note
+from drumdiff.server.config import WriterConfig
+from drumdiff.server.writer import HIT_NAME, HitWriter, Published, WriteJob, hit_name
 
 
 def job(seed: int = 1, frames: int = 2048, drum_class: str = "kick", note: int | None = 36) -> WriteJob:

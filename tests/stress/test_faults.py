@@ -34,11 +34,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from model.checkpoint import LoadedModel, build_model, save_checkpoint
-from model.config import load_config
-from server import protocol
-from server.config import WriterConfig
-from server.writer import HIT_NAME, HitWriter
+from drumdiff.model.core.checkpoint import LoadedModel, build_model, save_checkpoint
+from drumdiff.model.config import load_config
+from drumdiff.server import protocol
+from drumdiff.server.config import WriterConfig
+from drumdiff.server.writer import HIT_NAME, HitWriter
 from tests.server.conftest import REPO, TINY
 
 

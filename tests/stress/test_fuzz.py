@@ -17,10 +17,10 @@ from pythonosc.osc_message import OscMessage
 
 from bench import osc_fuzz
 from bench.osc_fuzz import GENERATORS, bundle, datagrams, message
-from model.checkpoint import LoadedModel
-from server import protocol
-from server.daemon import Daemon
-from server.osc import LoopbackTransport, encode
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.server import protocol
+from drumdiff.server.daemon import Daemon
+from drumdiff.server.osc import LoopbackTransport, encode
 from tests.server.conftest import make_config
 
 SENDER = ("127.0.0.1", 5555)

@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from model.wav import read_info
-from server import protocol
-from server.writer import HIT_NAME
+from drumdiff.model.wav import read_info
+from drumdiff.server import protocol
+from drumdiff.server.writer import HIT_NAME
 
 CLIENTS = 4
 PER_CLIENT = 75

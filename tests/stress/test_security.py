@@ -18,15 +18,15 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
 from bench.osc_fuzz import message
-from model.checkpoint import FORMAT, FORMAT_VERSION, LoadedModel
-from model.config import load_config, to_dict
-from model.errors import ConfigError
-from server import protocol
-from server.config import ServerConfig, load_server_config
-from server.daemon import Daemon
-from server.errors import ServerError
-from server.osc import LoopbackTransport
-from server.writer import HIT_NAME
+from drumdiff.model.core.checkpoint import FORMAT, FORMAT_VERSION, LoadedModel
+from drumdiff.model.config import load_config, to_dict
+from drumdiff.model.errors import ConfigError
+from drumdiff.server import protocol
+from drumdiff.server.config import ServerConfig, load_server_config
+from drumdiff.server.daemon import Daemon
+from drumdiff.server.errors import ServerError
+from drumdiff.server.osc import LoopbackTransport
+from drumdiff.server.writer import HIT_NAME
 from tests.server.conftest import REPO, TINY, make_config
 
 

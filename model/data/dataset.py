@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio import AUDIO_EXTENSIONS, DrumAudio
-from model.config import DataConfig, ModelConfig
-from model.errors import AudioError, DrumDiffError
-from model.labels import label_from_names
+from drumdiff.model.audio import AUDIO_EXTENSIONS, DrumAudio
+from drumdiff.model.config import DataConfig, ModelConfig
+from drumdiff.model.errors import AudioError, DrumDiffError
+from drumdiff.model.labels import label_from_names
 
 SPLITS = ("train", "validation", "test")
 SILENCE_PEAK = 10 ** (-80 / 20)  # files whose peak is below -80 dBFS are silent

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.config import DiffusionConfig
+from drumdiff.model.config import DiffusionConfig
 
 
 def alpha_sigma(t: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from model.config import Config, config_from_dict, to_dict
-from model.denoiser import Denoiser
-from model.errors import CheckpointError, ConfigError
-from model.unet import DrumUNet1d
+from drumdiff.model.config import Config, config_from_dict, to_dict
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.errors import CheckpointError, ConfigError
+from drumdiff.model.core.unet import DrumUNet1d
 
 FORMAT = "drumdiff-checkpoint"
 FORMAT_VERSION = 1

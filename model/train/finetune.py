@@ -37,16 +37,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
-from model.config import Config, apply_override, config_from_dict, from_dict, to_dict
-from model.data import DrumDataset, SourceItem, prepare_dataset
-from model.denoiser import Denoiser
-from model.diffusion import audio_to_model, measure_envelope, measure_spectrum
-from model.errors import ConfigError, DrumDiffError
-from model.evaluate import HitSet, json_safe, nearest_train
-from model.features import copy_vectors, log_mel
-from model.finish import measure_class_envelopes
-from model.labels import label_from_name
+from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
+from drumdiff.model.config import Config, apply_override, config_from_dict, from_dict, to_dict
+from drumdiff.model.data.dataset import DrumDataset, SourceItem, prepare_dataset
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.diffusion import audio_to_model, measure_envelope, measure_spectrum
+from drumdiff.model import DEFAULT_CLASSIFIER
+from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.judge.evaluate import HitSet, json_safe, nearest_train
+from drumdiff.model.judge.features import copy_vectors, log_mel
+from drumdiff.model.render.finish import measure_class_envelopes
+from drumdiff.model.labels import label_from_name
 
 STATE_FILE = "finetune.json"
 JUDGE_FILE = "judge.jsonl"
@@ -341,7 +342,7 @@ def render_for_judge(
     the one the model is asked for (None = unconditional): a base model that lacks a class of
     the folder renders a stand-in instead.
     """
-    from model.generate import render, settings_for
+    from drumdiff.model.render.generate import render, settings_for
 
     settings = settings_for(model, steps=steps or None)
     names: list[str | None] = []
@@ -635,7 +636,7 @@ class FineTune:
         With neither, a fresh job trains 10 minutes and a resumed one the rest of its budget.
         `should_stop()` is asked after every step: True checkpoints and returns "stopped".
         """
-        from model.train import Trainer
+        from drumdiff.model.train.trainer import Trainer
 
         if minutes is not None and minutes <= 0:
             raise DrumDiffError(f"minutes must be positive, got {minutes}")
@@ -833,11 +834,11 @@ class FineTune:
 
     def _full_judge(self, judge: HeldOutJudge, sets: dict[str, HitSet]) -> dict[str, Any] | None:
         """The project judge's FD in the classifier embedding and class fidelity, where it can run."""
-        from model.classifier import load_classifier
-        from model.evaluate import EvaluationError, build_reference
-        from model.evaluate import judge as run_judge
+        from drumdiff.model.judge.classifier import load_classifier
+        from drumdiff.model.judge.evaluate import EvaluationError, build_reference
+        from drumdiff.model.judge.evaluate import judge as run_judge
 
-        path = Path(__file__).resolve().parent / "weights" / "classifier.pt"
+        path = DEFAULT_CLASSIFIER
         if not path.exists() or len(judge.held_labels) < 2:
             return None
         try:
@@ -861,7 +862,7 @@ class FineTune:
             return {"error": str(err)}
 
     def _write_audio(self, judge: HeldOutJudge, base_hits: HitSet, tuned_hits: HitSet) -> dict[str, dict[str, list[str]]]:
-        from model.wav import write_wav_atomic
+        from drumdiff.model.wav import write_wav_atomic
 
         folder = self.out / "audio"
         folder.mkdir(exist_ok=True)

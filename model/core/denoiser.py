@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from model.diffusion import x0_from_v
-from model.unet import DrumUNet1d
+from drumdiff.model.core.diffusion import x0_from_v
+from drumdiff.model.core.unet import DrumUNet1d
 
 
 class Denoiser(nn.Module):

@@ -10,11 +10,11 @@ import torch
 
 from torch import Tensor
 
-from model.checkpoint import LoadedModel
-from model.denoiser import Denoiser
-from model.diffusion import model_to_audio
-from model.finish import envelope_bound, finish_render
-from model.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.diffusion import model_to_audio
+from drumdiff.model.render.finish import envelope_bound, finish_render
+from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 
 FADE_OUT_S = 0.005  # a short fade so a render never ends on a click
 
@@ -156,7 +156,7 @@ def render(
     class_weights: np.ndarray | torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Render len(seeds) hits; returns float32 (B, C, T), finished (model/finish.py): envelope
+    """Render len(seeds) hits; returns float32 (B, C, T), finished (model/render/finish.py): envelope
     limited for their class, DC-free, faded at the end and normalised to the config's peak.
 
     Item i depends only on seeds[i] and its class, so a batch equals the same renders one by one.

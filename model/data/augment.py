@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.config import AugmentConfig
+from drumdiff.model.config import AugmentConfig
 
 
 def phase_flip(clip: np.ndarray) -> np.ndarray:

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.checkpoint import save_payload_atomic
-from model.errors import CheckpointError, DrumDiffError
-from model.features import log_mel
+from drumdiff.model.core.checkpoint import save_payload_atomic
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.judge.features import log_mel
 
 FORMAT = "drumdiff-classifier"
 FORMAT_VERSION = 1
@@ -292,7 +292,7 @@ def train_classifier(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> DrumClassifierModel:
     """Train on the dataset's train split; report accuracy on its validation and test kits."""
-    from model.data import DrumDataset  # the daemon never needs dataset code
+    from drumdiff.model.data.dataset import DrumDataset  # the daemon never needs dataset code
 
     train = DrumDataset(dataset_dir, classes, splits=("train",))
     if len(train) == 0:

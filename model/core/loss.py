@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.config import Config
-from model.diffusion import add_noise, alpha_sigma, v_target
-from model.unet import DrumUNet1d
+from drumdiff.model.config import Config
+from drumdiff.model.core.diffusion import add_noise, alpha_sigma, v_target
+from drumdiff.model.core.unet import DrumUNet1d
 
 
 @functools.lru_cache(maxsize=8)

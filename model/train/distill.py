@@ -30,17 +30,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.checkpoint import (
+from drumdiff.model.core.checkpoint import (
     LoadedModel,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     save_payload_atomic,
 )
-from model.config import apply_override, from_dict
-from model.denoiser import Denoiser
-from model.errors import ConfigError, DrumDiffError
-from model.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+from drumdiff.model.config import apply_override, from_dict
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 
 #: Teacher samplers whose trajectories are a function of the starting noise alone.
 DETERMINISTIC = ("ddim", "dpmpp-2m", "heun")

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from model.audio import apply_fade_in, apply_fade_out, normalise_peak, peak_safe
-from model.config import FinishConfig
+from drumdiff.model.audio import apply_fade_in, apply_fade_out, normalise_peak, peak_safe
+from drumdiff.model.config import FinishConfig
 
 FLOOR_DB = -120.0
 

@@ -24,15 +24,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from model.checkpoint import build_model, read_checkpoint, save_checkpoint
-from model.config import ADDED_DEFAULTS, Config, DiffusionConfig, to_dict
-from model.data import DrumDataset
-from model.diffusion import audio_to_model, measure_envelope, measure_spectrum, one_hot_weights, uses_class_spaces
-from model.errors import CheckpointError, DrumDiffError
-from model.finish import measure_class_envelopes
-from model.loader import BatchPrefetcher, augmented_clips
-from model.loss import configured_frequency_weights, v_loss
-from model.unet import DrumUNet1d
+from drumdiff.model.core.checkpoint import build_model, read_checkpoint, save_checkpoint
+from drumdiff.model.config import ADDED_DEFAULTS, Config, DiffusionConfig, to_dict
+from drumdiff.model.data.dataset import DrumDataset
+from drumdiff.model.core.diffusion import audio_to_model, measure_envelope, measure_spectrum, one_hot_weights, uses_class_spaces
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.finish import measure_class_envelopes
+from drumdiff.model.data.batches import BatchPrefetcher, augmented_clips
+from drumdiff.model.core.loss import configured_frequency_weights, v_loss
+from drumdiff.model.core.unet import DrumUNet1d
 
 import yaml
 
@@ -642,9 +642,9 @@ class Trainer:
         """A few renders per class into TensorBoard, as audio and spectrogram images."""
         if self.writer is None:
             return
-        from model.checkpoint import LoadedModel
-        from model.denoiser import Denoiser
-        from model.generate import render, settings_for
+        from drumdiff.model.core.checkpoint import LoadedModel
+        from drumdiff.model.core.denoiser import Denoiser
+        from drumdiff.model.render.generate import render, settings_for
 
         loaded = LoadedModel(Denoiser(self.ema.model), self.config, self.step, None)
         settings = settings_for(loaded)

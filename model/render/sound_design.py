@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.audio import DrumAudio, apply_fade_out, normalise_peak, peak_safe
-from model.checkpoint import LoadedModel, load_checkpoint
-from model.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio, one_hot_weights
-from model.errors import CheckpointError, DrumDiffError
-from model.finish import block_rms_db, dc_block, envelope_bound, gate_tail, limit_to_envelope
-from model.generate import FADE_OUT_S, RenderSettings, class_index, render, undistilled, valid_length
-from model.sampling import (
+from drumdiff.model.audio import DrumAudio, apply_fade_out, normalise_peak, peak_safe
+from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint
+from drumdiff.model.core.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio, one_hot_weights
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.finish import block_rms_db, dc_block, envelope_bound, gate_tail, limit_to_envelope
+from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render, undistilled, valid_length
+from drumdiff.model.core.sampling import (
     Denoiser,
     generators_for,
     get_sampler,
@@ -130,7 +130,7 @@ def source_bound(
 ) -> tuple[float, ...]:
     """The envelope limit for a hit made from `sources` (C, T) conditioned on `classes`: at each
     block the louder of the sources' own level (plus SOURCE_ENVELOPE_MARGIN_DB) and the classes'
-    measured envelopes (model/finish.py), in dB relative to the peak."""
+    measured envelopes (model/render/finish.py), in dB relative to the peak."""
     cfg = model.config.finish
     block = cfg.envelope_block
     curves = []

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.config import ModelConfig
+from drumdiff.model.config import ModelConfig
 
 
 def _groups(channels: int) -> int:

@@ -34,15 +34,15 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import torch
 
-from model import __version__
-from model.audio import apply_fade_out, peak_safe
-from model.checkpoint import LoadedModel
-from model.diffusion import audio_to_model, one_hot_weights
-from model.errors import DrumDiffError
-from model.generate import FADE_OUT_S, RenderSettings, class_index, render
-from model.labels import gm_note_class
-from model.sound_design import inpaint, pitch_shift
-from model.wav import write_wav_atomic
+from drumdiff.model import __version__
+from drumdiff.model.audio import apply_fade_out, peak_safe
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.core.diffusion import audio_to_model, one_hot_weights
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render
+from drumdiff.model.labels import gm_note_class
+from drumdiff.model.render.sound_design import inpaint, pitch_shift
+from drumdiff.model.wav import write_wav_atomic
 
 KIT_FORMAT = "drumdiff-kit"
 KIT_VERSION = 1

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from model.diffusion import t_from_alpha_sigma
+from drumdiff.model.core.diffusion import t_from_alpha_sigma
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 Callback = Callable[[dict[str, Any]], None] | None
@@ -199,7 +199,7 @@ def sample_distilled(
 ) -> Tensor:
     """A distilled student's own rule: deterministic DDIM through the levels it learned.
 
-    `model` is the student and `ts` its levels (see `model/distill.py`); eta is ignored because
+    `model` is the student and `ts` its levels (see `model/train/distill.py`); eta is ignored because
     the student was trained to land where the teacher's deterministic ODE lands.
     """
     return sample_ddim(model, x, ts, extra_args=extra_args, callback=callback, generator=generator)

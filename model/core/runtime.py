@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model.checkpoint import DistilledModel, LoadedModel
-from model.denoiser import Denoiser
-from model.unet import DrumUNet1d
+from drumdiff.model.core.checkpoint import DistilledModel, LoadedModel
+from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.unet import DrumUNet1d
 
 log = logging.getLogger(__name__)
 

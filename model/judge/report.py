@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from model.evaluate import JudgedSet, Reference
-from model.features import DESCRIPTORS, log_mel
-from model.wav import write_wav_atomic
+from drumdiff.model.judge.evaluate import JudgedSet, Reference
+from drumdiff.model.judge.features import DESCRIPTORS, log_mel
+from drumdiff.model.wav import write_wav_atomic
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}

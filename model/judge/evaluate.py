@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from model.checkpoint import LoadedModel
-from model.classifier import DrumClassifierModel, accuracy_report
-from model.errors import DrumDiffError
-from model.features import DESCRIPTORS, copy_vectors, descriptors, handcrafted_features
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.judge.classifier import DrumClassifierModel, accuracy_report
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.judge.features import DESCRIPTORS, copy_vectors, descriptors, handcrafted_features
 
 #: Classes whose fidelity the default model must keep.
 KEY_CLASSES = ("kick", "snare", "closed_hat", "clap")
@@ -88,7 +88,7 @@ class HitFeatures:
 
 def real_hits(dataset_dir: str | Path, classes: Sequence[str], split: str) -> HitSet:
     """The clips of one split of a prepared dataset, labelled with the model's class ids."""
-    from model.data import DrumDataset  # the daemon never needs dataset code
+    from drumdiff.model.data.dataset import DrumDataset  # the daemon never needs dataset code
 
     ds = DrumDataset(dataset_dir, classes, splits=(split,))
     if len(ds) == 0:
@@ -655,7 +655,7 @@ def render_hits(
     `finished=False` renders without the class envelope limit and the tail gate, to judge what
     the network makes before finishing polishes it. Returns the hits and the render settings used.
     """
-    from model.generate import render, settings_for
+    from drumdiff.model.render.generate import render, settings_for
 
     if not finished:
         raw = replace(model.config.finish, class_envelopes=(), tail_gate_db=0.0)

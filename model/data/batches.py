@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from model.augment import augment
-from model.config import AugmentConfig
-from model.data import DrumDataset
-from model.errors import DrumDiffError
+from drumdiff.model.data.augment import augment
+from drumdiff.model.config import AugmentConfig
+from drumdiff.model.data.dataset import DrumDataset
+from drumdiff.model.errors import DrumDiffError
 
 
 def augmented_clips(

@@ -1,0 +1,1 @@
+"""The model itself: the network, its diffusion and model space, samplers, checkpoints and runtimes."""

@@ -1,0 +1,1 @@
+"""Datasets: preparing folders of samples, augmentation and training batches."""
