@@ -92,13 +92,28 @@ class Serve:
     """`drumdiff serve` in a subprocess on a free port."""
 
     def __init__(self, model_args: list[str], folder: Path, *sets: str, device: str) -> None:
-        cmd = [sys.executable, "-m", "drumdiff", "serve", *model_args, "--port", "0", "--folder", str(folder),
-               "--seed", "1", "--set", f"engine.device={device}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "serve",
+            *model_args,
+            "--port",
+            "0",
+            "--folder",
+            str(folder),
+            "--seed",
+            "1",
+            "--set",
+            f"engine.device={device}",
+        ]
         for item in sets:
             cmd += ["--set", item]
         env = {**os.environ, "JACK_NO_START_SERVER": "1"}
         self.log = open(folder.parent / f"serve-{time.monotonic_ns()}.log", "w")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         match = re.search(r"ready on udp ([\d.]+):(\d+)", line)
@@ -130,13 +145,23 @@ def summary(values_ms: list[float]) -> dict[str, float]:
     }
 
 
-def bench_osc_latency(args: argparse.Namespace, model_args: list[str], work: Path) -> dict[str, Any]:
-    serve = Serve(model_args, work / "hits-latency", "midi.enabled=false", f"engine.pool_size={args.pool_size}",
-                  "engine.warmup=false", *args.engine_sets, device=args.device)
+def bench_osc_latency(
+    args: argparse.Namespace, model_args: list[str], work: Path
+) -> dict[str, Any]:
+    serve = Serve(
+        model_args,
+        work / "hits-latency",
+        "midi.enabled=false",
+        f"engine.pool_size={args.pool_size}",
+        "engine.warmup=false",
+        *args.engine_sets,
+        device=args.device,
+    )
     try:
         c = serve.client
         classes = c.ask("/drumdiff/classes")
-        # From start with an empty pool (and no warm-up render) until every class has pool_size hits.
+        # From start with an empty pool (and no warm-up render) until every class has pool_size
+        # hits.
         c.wait_pool_full()
         pool_warm_s = float(c.stats()["pool_warm_s"])
         pooled: list[float] = []
@@ -156,14 +181,28 @@ def bench_osc_latency(args: argparse.Namespace, model_args: list[str], work: Pat
         for i in range(args.full_trials):
             c.wait_pool_full()
             t0 = time.perf_counter()
-            c.send("/drumdiff/render", classes[i % len(classes)], 100, "id", f"s{i}", "fresh", 1,
-                   "steps", args.full_steps)
+            c.send(
+                "/drumdiff/render",
+                classes[i % len(classes)],
+                100,
+                "id",
+                f"s{i}",
+                "fresh",
+                1,
+                "steps",
+                args.full_steps,
+            )
             full.append(1e3 * (c.wait_done({f"s{i}"})[f"s{i}"] - t0))
         stats = c.stats()
     finally:
         serve.close()
-    return {"pool_warm_s": pool_warm_s, "pooled": summary(pooled), "fresh": summary(fresh),
-            f"fresh_{args.full_steps}_steps": summary(full) if full else None, "stats": stats}
+    return {
+        "pool_warm_s": pool_warm_s,
+        "pooled": summary(pooled),
+        "fresh": summary(fresh),
+        f"fresh_{args.full_steps}_steps": summary(full) if full else None,
+        "stats": stats,
+    }
 
 
 def bench_throughput(args: argparse.Namespace, model_args: list[str], work: Path) -> dict[str, Any]:
@@ -171,8 +210,14 @@ def bench_throughput(args: argparse.Namespace, model_args: list[str], work: Path
     top = max(args.concurrency)
     for mode, max_batch in (("batched", min(top, 64)), ("one_by_one", 1)):
         serve = Serve(
-            model_args, work / f"hits-{mode}", "midi.enabled=false", "engine.pool_size=0", *args.engine_sets,
-            f"engine.max_batch={max_batch}", f"engine.queue_size={max(top, 1) + 8}", device=args.device,
+            model_args,
+            work / f"hits-{mode}",
+            "midi.enabled=false",
+            "engine.pool_size=0",
+            *args.engine_sets,
+            f"engine.max_batch={max_batch}",
+            f"engine.queue_size={max(top, 1) + 8}",
+            device=args.device,
         )
         try:
             c = serve.client
@@ -186,12 +231,14 @@ def bench_throughput(args: argparse.Namespace, model_args: list[str], work: Path
                     c.send("/drumdiff/render", "snare", 100, "id", rid, "fresh", 1)
                 arrived = c.wait_done(ids)
                 elapsed = max(arrived.values()) - t0
-                rows.append({
-                    "concurrent": k,
-                    "seconds": round(elapsed, 3),
-                    "hits_per_s": round(k / elapsed, 2),
-                    "last_done_ms": round(1e3 * elapsed, 1),
-                })
+                rows.append(
+                    {
+                        "concurrent": k,
+                        "seconds": round(elapsed, 3),
+                        "hits_per_s": round(k / elapsed, 2),
+                        "last_done_ms": round(1e3 * elapsed, 1),
+                    }
+                )
             results[mode] = {"max_batch": max_batch, "rows": rows, "stats": c.stats()}
         finally:
             serve.close()
@@ -262,8 +309,11 @@ def bench_midi_audio(args: argparse.Namespace, model_args: list[str], work: Path
         binary = shutil.which("jackd")
         if binary is None:
             return {"skipped": "jackd not installed"}
-        jackd = subprocess.Popen([binary, "--no-realtime", "-d", "dummy", "-r", "44100", "-p", str(args.jack_period)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        jackd = subprocess.Popen(
+            [binary, "--no-realtime", "-d", "dummy", "-r", "44100", "-p", str(args.jack_period)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not jack_running():
             if time.monotonic() > deadline:
@@ -279,9 +329,15 @@ def bench_midi_audio(args: argparse.Namespace, model_args: list[str], work: Path
         for mode, pool in (("pooled", args.pool_size), ("fresh", 0)):
             port = f"drumdiff-bench-{mode}"
             serve = Serve(
-                model_args, work / f"hits-midi-{mode}", "midi.api=jack", f"midi.virtual_port={port}",
-                "audio_out.enabled=true", "audio_out.device='system, JACK'", "audio_out.channels=1",
-                f"engine.pool_size={pool}", device=args.device,
+                model_args,
+                work / f"hits-midi-{mode}",
+                "midi.api=jack",
+                f"midi.virtual_port={port}",
+                "audio_out.enabled=true",
+                "audio_out.device='system, JACK'",
+                "audio_out.channels=1",
+                f"engine.pool_size={pool}",
+                device=args.device,
             )
             probe = JackProbe()
             try:
@@ -311,20 +367,38 @@ def bench_midi_audio(args: argparse.Namespace, model_args: list[str], work: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", help="serve this checkpoint")
-    p.add_argument("--model-config", default=str(REPO / "configs" / "tiny-test.yaml"),
-                   help="random-weight model of this config (default: the tiny test model)")
-    p.add_argument("--full-size", action="store_true", help="random weights of the full-size default config")
+    p.add_argument(
+        "--model-config",
+        default=str(REPO / "configs" / "tiny-test.yaml"),
+        help="random-weight model of this config (default: the tiny test model)",
+    )
+    p.add_argument(
+        "--full-size", action="store_true", help="random weights of the full-size default config"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--trials", type=int, default=50, help="pooled trials")
     p.add_argument("--fresh-trials", type=int, default=20)
-    p.add_argument("--full-trials", type=int, default=10, help="fresh trials at --full-steps (0: none)")
-    p.add_argument("--full-steps", type=int, default=12, help="step count of the full-model fresh trials")
-    p.add_argument("--runtime", default=None, help="engine.runtime for every daemon (default: the config's)")
+    p.add_argument(
+        "--full-trials", type=int, default=10, help="fresh trials at --full-steps (0: none)"
+    )
+    p.add_argument(
+        "--full-steps", type=int, default=12, help="step count of the full-model fresh trials"
+    )
+    p.add_argument(
+        "--runtime", default=None, help="engine.runtime for every daemon (default: the config's)"
+    )
     p.add_argument("--pool-size", type=int, default=4)
     p.add_argument("--concurrency", default="1,4,16,64")
-    p.add_argument("--jack-period", type=int, default=256, help="frames per JACK period if jackd is started here")
+    p.add_argument(
+        "--jack-period",
+        type=int,
+        default=256,
+        help="frames per JACK period if jackd is started here",
+    )
     p.add_argument("--sections", default="latency,midi,throughput")
     p.add_argument("--out", default=str(REPO / "bench-results" / "daemon_latency.json"))
     args = p.parse_args(argv)
@@ -351,42 +425,68 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "model": label,
         "device": args.device,
-        "host": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                 "omp_threads": os.environ.get("OMP_NUM_THREADS")},
+        "host": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     try:
         if "latency" in sections:
             report["osc_latency"] = bench_osc_latency(args, model_args, work)
             r = report["osc_latency"]
-            print(f"trigger -> done over OSC ({label}); pool full {r['pool_warm_s']:.1f} s after start:")
+            print(
+                f"trigger -> done over OSC ({label}); pool full {r['pool_warm_s']:.1f} s after "
+                "start:"
+            )
             for kind in ("pooled", "fresh", f"fresh_{args.full_steps}_steps"):
                 s = r[kind]
                 if s is not None:
-                    print(f"  {kind:<14} p50 {s['p50_ms']:8.2f} ms   p99 {s['p99_ms']:8.2f} ms   (n={s['n']})")
-            print(f"  memory: rss {r['stats']['rss_mb']:.0f} MB, peak {r['stats']['peak_rss_mb']:.0f} MB, "
-                  f"gpu {r['stats']['gpu_mb']:.0f} MB (peak {r['stats']['gpu_peak_mb']:.0f} MB)")
+                    print(
+                        f"  {kind:<14} p50 {s['p50_ms']:8.2f} ms   p99 {s['p99_ms']:8.2f} ms   "
+                        f"(n={s['n']})"
+                    )
+            print(
+                f"  memory: rss {r['stats']['rss_mb']:.0f} MB, peak "
+                f"{r['stats']['peak_rss_mb']:.0f} MB, "
+                f"gpu {r['stats']['gpu_mb']:.0f} MB (peak {r['stats']['gpu_peak_mb']:.0f} MB)"
+            )
         if "midi" in sections:
             report["midi_to_audio"] = bench_midi_audio(args, model_args, work)
             r = report["midi_to_audio"]
             if "skipped" in r:
                 print(f"MIDI -> audio: skipped ({r['skipped']})")
             else:
-                print(f"MIDI note-on -> first sample at the JACK output (period {r['jack']['period_frames']} "
-                      f"frames at {r['jack']['sample_rate']} Hz):")
+                print(
+                    "MIDI note-on -> first sample at the JACK output (period "
+                    f"{r['jack']['period_frames']} "
+                    f"frames at {r['jack']['sample_rate']} Hz):"
+                )
                 for kind in ("pooled", "fresh"):
                     s = r[kind]
-                    print(f"  {kind:<7} p50 {s['p50_ms']:8.2f} ms   p99 {s['p99_ms']:8.2f} ms   (n={s['n']})")
+                    print(
+                        f"  {kind:<7} p50 {s['p50_ms']:8.2f} ms   p99 {s['p99_ms']:8.2f} ms   "
+                        f"(n={s['n']})"
+                    )
         if "throughput" in sections:
             report["throughput"] = bench_throughput(args, model_args, work)
             print("throughput, fresh renders sent at once:")
             print("  concurrent   batched hits/s   one-by-one hits/s")
-            rows = zip(report["throughput"]["batched"]["rows"], report["throughput"]["one_by_one"]["rows"])
+            rows = zip(
+                report["throughput"]["batched"]["rows"], report["throughput"]["one_by_one"]["rows"]
+            )
             for b, o in rows:
-                print(f"  {b['concurrent']:>10}   {b['hits_per_s']:>14.2f}   {o['hits_per_s']:>17.2f}")
+                print(
+                    f"  {b['concurrent']:>10}   {b['hits_per_s']:>14.2f}   {o['hits_per_s']:>17.2f}"
+                )
             s = report["throughput"]["batched"]["stats"]
-            print(f"  memory after batched run: rss {s['rss_mb']:.0f} MB, peak {s['peak_rss_mb']:.0f} MB, "
-                  f"gpu peak {s['gpu_peak_mb']:.0f} MB")
+            print(
+                f"  memory after batched run: rss {s['rss_mb']:.0f} MB, peak "
+                f"{s['peak_rss_mb']:.0f} MB, "
+                f"gpu peak {s['gpu_peak_mb']:.0f} MB"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = Path(args.out)

@@ -28,23 +28,22 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np
-from tqdm import tqdm
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from drumdiff.model import DEFAULT_MODEL  # noqa: E402
+from drumdiff.model.audio import DrumAudio  # noqa: E402
+from drumdiff.model.core.checkpoint import load_checkpoint  # noqa: E402
+from drumdiff.model.judge.features import descriptors  # noqa: E402
+from drumdiff.model.render.generate import render, settings_for  # noqa: E402
+from drumdiff.model.render.kit import CYMBAL_CLASSES, Extension, _hops, ring_out  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-
-from drumdiff.model import DEFAULT_MODEL
-from drumdiff.model.audio import DrumAudio
-from drumdiff.model.core.checkpoint import load_checkpoint
-from drumdiff.model.judge.features import descriptors
-from drumdiff.model.render.generate import render, settings_for
-from drumdiff.model.render.kit import CYMBAL_CLASSES, Extension, _hops, ring_out
 
 NAMES = ("decay_s", "t20_s", "level_1s", "level_2s", "max_rise_db")
 

@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parent.parent
-
 from drumdiff.model.judge.features import descriptors
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _rank_corr(x: list[float], y: list[float]) -> float:
@@ -99,15 +98,18 @@ def main(argv: list[str] | None = None) -> int:
             values = [i[key] for i in chosen if np.isfinite(i[key])]
             summary[cls][key] = round(statistics.median(values), 3) if values else None
     print(
-        f"{'class':<11} {'n':>3} {'centroid soft/hard':>19} {'attack soft/hard':>17} {'level soft dB':>14} {'rank corr':>10}"
+        f"{'class':<11} {'n':>3} {'centroid soft/hard':>19} {'attack soft/hard':>17} "
+        f"{'level soft dB':>14} {'rank corr':>10}"
     )
     for cls, m in summary.items():
         print(
-            f"{cls:<11} {m['instruments']:>3} {m['centroid_soft_over_hard']!s:>19} {m['attack_soft_over_hard']!s:>17} "
+            f"{cls:<11} {m['instruments']:>3} {m['centroid_soft_over_hard']!s:>19} "
+            f"{m['attack_soft_over_hard']!s:>17} "
             f"{m['level_soft_re_hard_db']!s:>14} {m['centroid_velocity_rank_corr']!s:>10}"
         )
     print(
-        "drumdiff kit, layer_method=gain: centroid and attack soft/hard = 1 exactly, level = -layer span (12 dB)"
+        "drumdiff kit, layer_method=gain: centroid and attack soft/hard = 1 exactly, level = "
+        "-layer span (12 dB)"
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,11 @@ def message(address: str | bytes, *args: Any) -> bytes:
 
 
 def bundle(*elements: bytes, timetag: int = 1) -> bytes:
-    return _BUNDLE + struct.pack(">Q", timetag) + b"".join(struct.pack(">i", len(e)) + e for e in elements)
+    return (
+        _BUNDLE
+        + struct.pack(">Q", timetag)
+        + b"".join(struct.pack(">i", len(e)) + e for e in elements)
+    )
 
 
 # ---- the oracle ------------------------------------------------------------------------------
@@ -240,7 +244,9 @@ def valid_looking(rng: random.Random) -> bytes:
     """A message the daemon would act on (used as a base for truncation and mutation)."""
     choice = rng.randrange(6)
     if choice == 0:
-        return message(protocol.RENDER, "kick", 100, "id", rng.randint(0, 999), "seed", 3, "steps", 2)
+        return message(
+            protocol.RENDER, "kick", 100, "id", rng.randint(0, 999), "seed", 3, "steps", 2
+        )
     if choice == 1:
         return message(protocol.SET, "guidance", 1.5)
     if choice == 2:
@@ -270,9 +276,15 @@ def mistyped(rng: random.Random) -> bytes:
     address = rng.choice(_ADDRESSES)
     args: list[Any] = []
     if address == protocol.RENDER and rng.random() < 0.6:
-        args = [rng.choice(("kick", 36, 36.0, _random_value(rng))), rng.choice((100, _random_value(rng)))]
+        args = [
+            rng.choice(("kick", 36, 36.0, _random_value(rng))),
+            rng.choice((100, _random_value(rng))),
+        ]
         for _ in range(rng.randint(0, 4)):
-            args += [rng.choice((*protocol.RENDER_KEYS, "bogus", _random_value(rng))), _random_value(rng)]
+            args += [
+                rng.choice((*protocol.RENDER_KEYS, "bogus", _random_value(rng))),
+                _random_value(rng),
+            ]
     elif address == protocol.SET and rng.random() < 0.7:
         args = [rng.choice((*protocol.PARAMS, _random_value(rng))), _random_value(rng)]
     else:
@@ -357,7 +369,10 @@ def nested_bundle(rng: random.Random) -> bytes:
 def safe_query(rng: random.Random) -> bytes:
     address = rng.choice(tuple(SAFE_QUERIES))
     if address == protocol.PING:
-        return message(address, rng.choice((1, 2.5, "n", "x" * rng.randint(1, 2000), ("h", 2**40), ("d", 1e300))))
+        return message(
+            address,
+            rng.choice((1, 2.5, "n", "x" * rng.randint(1, 2000), ("h", 2**40), ("d", 1e300))),
+        )
     return message(address)
 
 
@@ -373,7 +388,9 @@ GENERATORS = (
 )
 
 
-def datagrams(rng: random.Random, count: int, kinds: Sequence[Any] = GENERATORS) -> Iterator[tuple[bytes, Counter[str]]]:
+def datagrams(
+    rng: random.Random, count: int, kinds: Sequence[Any] = GENERATORS
+) -> Iterator[tuple[bytes, Counter[str]]]:
     """`count` datagrams with their expected replies; those that would act (Unsafe) are redrawn."""
     produced = 0
     while produced < count:

@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from osc_fuzz import datagrams  # bench/osc_fuzz.py (this script's folder is on sys.path)
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
-
-from osc_fuzz import datagrams  # bench/osc_fuzz.py (this script's folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -96,16 +95,34 @@ class Served:
         self._log = open(self.log_path, "w")
         env = {**os.environ, "JACK_NO_START_SERVER": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "drumdiff", "serve", "--port", "0", "--no-midi", "--folder",
-             str(folder / "hits"), "--set", f"model_folders=[{folder / 'models'}]", *args],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "drumdiff",
+                "serve",
+                "--port",
+                "0",
+                "--no-midi",
+                "--folder",
+                str(folder / "hits"),
+                "--set",
+                f"model_folders=[{folder / 'models'}]",
+                *args,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         match = re.search(r"ready on udp ([\d.]+):(\d+)", line)
         if not match:
             self.stop()
-            raise RuntimeError(f"serve did not start: {line!r}\n{self.log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"serve did not start: {line!r}\n{self.log_path.read_text()[-3000:]}"
+            )
         self.address = (match.group(1), int(match.group(2)))
         self.folder = folder / "hits"
 
@@ -134,8 +151,15 @@ class Served:
 
 
 def fuzz(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    served = Served(work, "--model-config", str(REPO / "configs" / "tiny-test.yaml"), "--seed", "1",
-                    "--set", "engine.pool_size=0")
+    served = Served(
+        work,
+        "--model-config",
+        str(REPO / "configs" / "tiny-test.yaml"),
+        "--seed",
+        "1",
+        "--set",
+        "engine.pool_size=0",
+    )
     peer = Peer(served.address)
     rng = random.Random(args.seed)
     stream = datagrams(rng, args.datagrams)
@@ -160,7 +184,9 @@ def fuzz(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             peer.send("/drumdiff/ping", nonce)
             got: Counter[str] = Counter()
             while True:
-                address, params = peer.recv(60.0)  # a daemon that stopped answering ends the run here
+                address, params = peer.recv(
+                    60.0
+                )  # a daemon that stopped answering ends the run here
                 if address == PONG and params == [nonce]:
                     break
                 got[address] += 1
@@ -195,10 +221,14 @@ def fuzz(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "exit_code_on_sigterm": rc,
         "time_limited": sent < args.datagrams,
     }
-    print(f"fuzz: {sent} datagrams ({result['megabytes_sent']} MB) in {result['seconds']} s, {batch} pings answered, "
-          f"{mismatched} batches with unexpected replies, {internal} internal errors; "
-          f"RSS {result['rss_mb_before']} -> {result['rss_mb_after']} MiB (peak {result['rss_mb_peak']}); "
-          f"fails {dict(codes)}; exit {rc}")
+    print(
+        f"fuzz: {sent} datagrams ({result['megabytes_sent']} MB) in {result['seconds']} s, {batch} "
+        "pings answered, "
+        f"{mismatched} batches with unexpected replies, {internal} internal errors; "
+        f"RSS {result['rss_mb_before']} -> {result['rss_mb_after']} MiB (peak "
+        f"{result['rss_mb_peak']}); "
+        f"fails {dict(codes)}; exit {rc}"
+    )
     return result
 
 
@@ -209,8 +239,12 @@ def percentiles(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     a = np.asarray(values)
-    return {"n": len(values), "p50_ms": round(float(np.percentile(a, 50)), 2),
-            "p99_ms": round(float(np.percentile(a, 99)), 2), "max_ms": round(float(a.max()), 2)}
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "max_ms": round(float(a.max()), 2),
+    }
 
 
 def wait_pool_full(peer: Peer, limit_s: float) -> float:
@@ -244,10 +278,16 @@ def stage_times(log_path: Path) -> dict[str, tuple[float, float]]:
 
 
 def load(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    model = ["--checkpoint", args.checkpoint] if args.checkpoint else ["--model-config", args.model_config]
+    model = (
+        ["--checkpoint", args.checkpoint]
+        if args.checkpoint
+        else ["--model-config", args.model_config]
+    )
     if args.hits_parent:  # e.g. /dev/shm: a RAM-backed watched folder, where fsync costs nothing
         work = Path(tempfile.mkdtemp(prefix="drumdiff-soak-", dir=args.hits_parent))
-    served = Served(work, *model, "--seed", "1", "-v")  # -v: per-hit "queued+rendered / written" lines
+    served = Served(
+        work, *model, "--seed", "1", "-v"
+    )  # -v: per-hit "queued+rendered / written" lines
     control = Peer(served.address)
     classes = control.ask("/drumdiff/classes")
     queue_size = 64  # the server default this phase runs with
@@ -295,7 +335,7 @@ def load(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             while got < wanted:
                 try:
                     address, params = peer.recv(args.drain_timeout)
-                except socket.timeout:
+                except TimeoutError:
                     return  # what is still missing counts as lost
                 arrived = time.perf_counter()
                 if address not in (DONE, FAIL):
@@ -375,7 +415,9 @@ def load(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "served_from_pool": outcome["pool"],
             "served_fresh": outcome["fresh"],
             "busy": outcome["fail busy"],
-            "other_fails": {k: v for k, v in outcome.items() if k.startswith("fail ") and k != "fail busy"},
+            "other_fails": {
+                k: v for k, v in outcome.items() if k.startswith("fail ") and k != "fail busy"
+            },
             "lost": lost,
             "duplicates": duplicates,
             "longest_queue_seen": longest_queue,
@@ -395,43 +437,78 @@ def load(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "exit_code_on_sigterm": rc,
     }
     b = result["burst"]
-    print(f"load: pooled trigger-to-done on an idle daemon p50 {result['pooled_idle']['p50_ms']} ms, "
-          f"p99 {result['pooled_idle']['p99_ms']} ms (n={len(pooled)})")
-    print(f"load: burst of {total} triggers in {b['send_window_s']} s from {args.clients} clients: "
-          f"{b['served_from_pool']} from the pool (p50 {b['latency_pool']['p50_ms']} / p99 {b['latency_pool']['p99_ms']} ms), "
-          f"{b['served_fresh']} fresh (p50 {b['latency_fresh']['p50_ms']} / p99 {b['latency_fresh']['p99_ms']} ms), "
-          f"{b['busy']} busy (reply p99 {b['latency_busy_reply']['p99_ms']} ms), other fails {b['other_fails']}, "
-          f"lost {lost}, duplicates {duplicates}, longest queue {longest_queue}/{queue_size}; "
-          f"pooled: audio ready p99 {b['pool_trigger_to_audio_ready']['p99_ms']} ms, publish p50/p99 "
-          f"{b['pool_publish']['p50_ms']}/{b['pool_publish']['p99_ms']} ms; "
-          f"RSS {result['rss_mb_before_burst']} -> {result['rss_mb_after_burst']} MiB; exit {rc}")
+    print(
+        f"load: pooled trigger-to-done on an idle daemon p50 {result['pooled_idle']['p50_ms']} ms, "
+        f"p99 {result['pooled_idle']['p99_ms']} ms (n={len(pooled)})"
+    )
+    print(
+        f"load: burst of {total} triggers in {b['send_window_s']} s from {args.clients} clients: "
+        f"{b['served_from_pool']} from the pool (p50 {b['latency_pool']['p50_ms']} / p99 "
+        f"{b['latency_pool']['p99_ms']} ms), "
+        f"{b['served_fresh']} fresh (p50 {b['latency_fresh']['p50_ms']} / p99 "
+        f"{b['latency_fresh']['p99_ms']} ms), "
+        f"{b['busy']} busy (reply p99 {b['latency_busy_reply']['p99_ms']} ms), other fails "
+        f"{b['other_fails']}, "
+        f"lost {lost}, duplicates {duplicates}, longest queue {longest_queue}/{queue_size}; "
+        f"pooled: audio ready p99 {b['pool_trigger_to_audio_ready']['p99_ms']} ms, publish p50/p99 "
+        f"{b['pool_publish']['p50_ms']}/{b['pool_publish']['p99_ms']} ms; "
+        f"RSS {result['rss_mb_before_burst']} -> {result['rss_mb_after_burst']} MiB; exit {rc}"
+    )
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--phase", choices=("fuzz", "load", "all"), default="all")
     p.add_argument("--datagrams", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=1000, help="datagrams between pings")
     p.add_argument("--max-seconds", type=float, default=900.0, help="time limit of the fuzz phase")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", default=None, help="serve this checkpoint in the load phase (default: random weights)")
-    p.add_argument("--model-config", default=str(REPO / "configs" / "default.yaml"),
-                   help="load phase: random-weight model of this YAML (when no --checkpoint)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="serve this checkpoint in the load phase (default: random weights)",
+    )
+    p.add_argument(
+        "--model-config",
+        default=str(REPO / "configs" / "default.yaml"),
+        help="load phase: random-weight model of this YAML (when no --checkpoint)",
+    )
     p.add_argument("--triggers", type=int, default=2000)
-    p.add_argument("--seconds", type=float, default=10.0, help="window the triggers are spread over")
+    p.add_argument(
+        "--seconds", type=float, default=10.0, help="window the triggers are spread over"
+    )
     p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--pooled", type=int, default=40, help="single pooled triggers timed on an idle daemon")
+    p.add_argument(
+        "--pooled", type=int, default=40, help="single pooled triggers timed on an idle daemon"
+    )
     p.add_argument("--pool-timeout", type=float, default=600.0)
-    p.add_argument("--drain-timeout", type=float, default=300.0, help="silence after which missing replies count as lost")
-    p.add_argument("--hits-parent", default=None,
-                   help="load phase: make the watched folder under this folder (e.g. /dev/shm) instead of /tmp")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        help="silence after which missing replies count as lost",
+    )
+    p.add_argument(
+        "--hits-parent",
+        default=None,
+        help="load phase: make the watched folder under this folder (e.g. /dev/shm) instead of "
+        "/tmp",
+    )
     p.add_argument("--out", default=str(REPO / "bench-results" / "soak.json"))
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)  # python-osc warns on the root logger about odd type tags
+    logging.basicConfig(
+        level=logging.ERROR
+    )  # python-osc warns on the root logger about odd type tags
     if args.triggers % args.clients:
         p.error("--triggers must be a multiple of --clients")
-    report: dict[str, Any] = {"load_average_before": os.getloadavg(), "cores": os.cpu_count(), "args": vars(args)}
+    report: dict[str, Any] = {
+        "load_average_before": os.getloadavg(),
+        "cores": os.cpu_count(),
+        "args": vars(args),
+    }
     with tempfile.TemporaryDirectory(prefix="drumdiff-soak-") as tmp:
         if args.phase in ("fuzz", "all"):
             (Path(tmp) / "fuzz").mkdir()

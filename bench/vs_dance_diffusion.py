@@ -69,21 +69,48 @@ DD_UNET: dict[str, Any] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(REPO / "configs" / "default.yaml"), help="drumdiff model YAML (random weights)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config",
+        default=str(REPO / "configs" / "default.yaml"),
+        help="drumdiff model YAML (random weights)",
+    )
     p.add_argument("--checkpoint", default=None, help="time this checkpoint instead of --config")
     p.add_argument("--threads", type=int, default=2, help="torch threads for both sides")
-    p.add_argument("--repeats", type=int, default=5, help="timed drumdiff renders per point (best and median kept)")
-    p.add_argument("--curve-steps", default="1,2,4,8,12,16,25,50", help="drumdiff step counts for the curve")
-    p.add_argument("--eval-report", default=None, help="`drumdiff eval` report.json for the quality columns")
-    p.add_argument("--dd-python", default=DD_PYTHON, help="Python of the environment with diffusers")
-    p.add_argument("--dd-steps", type=int, default=100, help="Dance Diffusion steps (the pipeline's default)")
-    p.add_argument("--dd-timed-steps", type=int, default=None,
-                   help="time only this many real DD steps and scale to --dd-steps (marked as extrapolated)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed drumdiff renders per point (best and median kept)",
+    )
+    p.add_argument(
+        "--curve-steps", default="1,2,4,8,12,16,25,50", help="drumdiff step counts for the curve"
+    )
+    p.add_argument(
+        "--eval-report", default=None, help="`drumdiff eval` report.json for the quality columns"
+    )
+    p.add_argument(
+        "--dd-python", default=DD_PYTHON, help="Python of the environment with diffusers"
+    )
+    p.add_argument(
+        "--dd-steps", type=int, default=100, help="Dance Diffusion steps (the pipeline's default)"
+    )
+    p.add_argument(
+        "--dd-timed-steps",
+        type=int,
+        default=None,
+        help="time only this many real DD steps and scale to --dd-steps (marked as extrapolated)",
+    )
     p.add_argument("--skip-dd", action="store_true", help="drumdiff only")
     p.add_argument("--out", default=str(REPO / "bench-results" / "vs_dance_diffusion.json"))
-    p.add_argument("--dd-worker", action="store_true", help=argparse.SUPPRESS)  # internal: the DD side
-    p.add_argument("--length", type=int, default=LENGTH, help=argparse.SUPPRESS)  # set from drumdiff's model
+    p.add_argument(
+        "--dd-worker", action="store_true", help=argparse.SUPPRESS
+    )  # internal: the DD side
+    p.add_argument(
+        "--length", type=int, default=LENGTH, help=argparse.SUPPRESS
+    )  # set from drumdiff's model
     return p
 
 
@@ -91,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def dd_worker(args: argparse.Namespace) -> int:
-    import torch
     import diffusers
+    import torch
     from diffusers import DanceDiffusionPipeline, IPNDMScheduler, UNet1DModel
 
     torch.set_num_threads(args.threads)
@@ -105,12 +132,17 @@ def dd_worker(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         pipe(batch_size=1, num_inference_steps=2, audio_length_in_s=seconds)  # warm-up
         started = time.perf_counter()
-        out = pipe(batch_size=1, num_inference_steps=timed, audio_length_in_s=seconds,
-                   generator=torch.Generator().manual_seed(0))
+        out = pipe(
+            batch_size=1,
+            num_inference_steps=timed,
+            audio_length_in_s=seconds,
+            generator=torch.Generator().manual_seed(0),
+        )
         elapsed = time.perf_counter() - started
     audio = out.audios
     result = {
-        "pipeline": "diffusers DanceDiffusionPipeline + UNet1DModel (harmonai/maestro-150k configuration, random weights)",
+        "pipeline": "diffusers DanceDiffusionPipeline + UNet1DModel (harmonai/maestro-150k "
+        "configuration, random weights)",
         "diffusers": diffusers.__version__,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -129,8 +161,17 @@ def dd_worker(args: argparse.Namespace) -> int:
 
 
 def run_dd(args: argparse.Namespace, length: int) -> dict[str, Any]:
-    cmd = [args.dd_python, str(Path(__file__).resolve()), "--dd-worker", "--threads", str(args.threads),
-           "--dd-steps", str(args.dd_steps), "--length", str(length)]
+    cmd = [
+        args.dd_python,
+        str(Path(__file__).resolve()),
+        "--dd-worker",
+        "--threads",
+        str(args.threads),
+        "--dd-steps",
+        str(args.dd_steps),
+        "--length",
+        str(length),
+    ]
     if args.dd_timed_steps:
         cmd += ["--dd-timed-steps", str(args.dd_timed_steps)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
@@ -163,17 +204,21 @@ def quality_by_steps(path: str | None) -> dict[int, dict[str, Any]]:
 def time_drumdiff(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config
     from drumdiff.model.config import load_config
+    from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config
     from drumdiff.model.render.generate import render, settings_for
 
     torch.set_num_threads(args.threads)
     model = (
-        load_checkpoint(args.checkpoint) if args.checkpoint else model_from_config(load_config(args.config), seed=0)
+        load_checkpoint(args.checkpoint)
+        if args.checkpoint
+        else model_from_config(load_config(args.config), seed=0)
     )
     calls: list[int] = []
     # Count what the network really runs: one entry per forward call, its batch size.
-    model.denoiser.net.register_forward_pre_hook(lambda module, inputs: calls.append(int(inputs[0].shape[0])))
+    model.denoiser.net.register_forward_pre_hook(
+        lambda module, inputs: calls.append(int(inputs[0].shape[0]))
+    )
     default = settings_for(model)
     quality = quality_by_steps(args.eval_report)
 
@@ -207,8 +252,12 @@ def time_drumdiff(args: argparse.Namespace) -> dict[str, Any]:
         "channels": cfg.audio_channels,
         "length": cfg.length,
         "sample_rate": cfg.sample_rate,
-        "default": {"steps": default.steps, "sampler": default.sampler, "schedule": default.schedule,
-                    "guidance": default.guidance},
+        "default": {
+            "steps": default.steps,
+            "sampler": default.sampler,
+            "schedule": default.schedule,
+            "guidance": default.guidance,
+        },
         "curve": curve,
         "at_default": next(p for p in curve if p["steps"] == default.steps),
     }
@@ -216,8 +265,9 @@ def time_drumdiff(args: argparse.Namespace) -> dict[str, Any]:
 
 def environment(threads: int) -> dict[str, Any]:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         commit = ""
     cpu = platform.processor()
@@ -229,8 +279,14 @@ def environment(threads: int) -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "load_average": load, "commit": commit,
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "load_average": load,
+        "commit": commit,
+        "python": platform.python_version(),
+    }
 
 
 def _q(value: Any, spec: str, width: int) -> str:
@@ -245,8 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     env_before = environment(args.threads)
     ours = time_drumdiff(args)
     dd = None if args.skip_dd else run_dd(args, ours["length"])
-    report = {"environment": env_before, "load_average_after": os.getloadavg(), "drumdiff": ours,
-              "dance_diffusion": dd}
+    report = {
+        "environment": env_before,
+        "load_average_after": os.getloadavg(),
+        "drumdiff": ours,
+        "dance_diffusion": dd,
+    }
     at = ours["at_default"]
     if dd is not None:
         report["speedup_at_default"] = dd["ms_per_one_shot"] / at["ms_best"]
@@ -254,21 +314,34 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
 
-    print(f"same machine ({env_before['cpu']}, {args.threads} threads), {ours['length']} samples per one-shot, "
-          f"batch 1; drumdiff {ours['channels']} channel(s), Dance Diffusion 2 (stereo, as published)")
-    print(f"{'system':<44} {'steps':>5} {'NFE':>4} {'ms/one-shot':>12} {'FD emb x':>9} {'fidelity':>8}")
+    print(
+        f"same machine ({env_before['cpu']}, {args.threads} threads), {ours['length']} samples per "
+        "one-shot, "
+        f"batch 1; drumdiff {ours['channels']} channel(s), Dance Diffusion 2 (stereo, as published)"
+    )
+    print(
+        f"{'system':<44} {'steps':>5} {'NFE':>4} {'ms/one-shot':>12} {'FD emb x':>9} "
+        f"{'fidelity':>8}"
+    )
     if dd is not None:
         mark = " (extrapolated)" if dd["extrapolated"] else ""
-        print(f"{'Dance Diffusion (diffusers, stereo, IPNDM)':<44} {dd['steps']:>5} {dd['network_evaluations']:>4} "
-              f"{dd['ms_per_one_shot']:>12.0f} {'-':>9} {'-':>8}{mark}")
+        print(
+            f"{'Dance Diffusion (diffusers, stereo, IPNDM)':<44} {dd['steps']:>5} "
+            f"{dd['network_evaluations']:>4} "
+            f"{dd['ms_per_one_shot']:>12.0f} {'-':>9} {'-':>8}{mark}"
+        )
     for p in ours["curve"]:
         name = f"drumdiff {ours['model']} ({p['sampler']}, g={p['guidance']:g})"
         star = " <- default" if p["steps"] == ours["default"]["steps"] else ""
-        print(f"{name[:44]:<44} {p['steps']:>5} {p['network_evaluations']:>4} {p['ms_best']:>12.1f} "
-              f"{_q(p['fd_emb_ratio'], '9.2f', 9)} {_q(p['class_fidelity'], '8.2f', 8)}{star}")
+        print(
+            f"{name[:44]:<44} {p['steps']:>5} {p['network_evaluations']:>4} {p['ms_best']:>12.1f} "
+            f"{_q(p['fd_emb_ratio'], '9.2f', 9)} {_q(p['class_fidelity'], '8.2f', 8)}{star}"
+        )
     if dd is not None:
-        print(f"speed-up at drumdiff's default: {report['speedup_at_default']:.0f}x "
-              f"({dd['ms_per_one_shot']:.0f} ms vs {at['ms_best']:.1f} ms)")
+        print(
+            f"speed-up at drumdiff's default: {report['speedup_at_default']:.0f}x "
+            f"({dd['ms_per_one_shot']:.0f} ms vs {at['ms_best']:.1f} ms)"
+        )
     print(f"wrote {out}")
     return 0
 

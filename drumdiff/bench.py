@@ -27,13 +27,13 @@ from typing import Any
 import torch
 
 from drumdiff.common import REPO, fail, parser, pick_device
-from drumdiff.model.core.checkpoint import LoadedModel, build_model
 from drumdiff.model.config import Config, load_config, read_yaml
-from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.render.generate import render, settings_for
+from drumdiff.model.core.checkpoint import LoadedModel, build_model
 from drumdiff.model.core.loss import configured_frequency_weights, v_loss
 from drumdiff.model.core.sampling import SAMPLERS, network_evaluations
 from drumdiff.model.core.unet import count_parameters
+from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.generate import render, settings_for
 
 #: Top-level sections of a model/training config; YAML with other keys (server.yaml) is skipped.
 MODEL_SECTIONS = frozenset(f.name for f in dataclasses.fields(Config))
@@ -252,8 +252,13 @@ def bench_config(
     }
     log(f"{config.name}: {result['parameters'] / 1e6:.2f} M parameters")
     if not skip_train:
-        result["train"] = bench_train(config, device, batch=train_batch, steps=repeats, warmup=warmup)
-        log(f"{config.name}: train {result['train']['clips_per_s']:.2f} clips/s at batch {train_batch}")
+        result["train"] = bench_train(
+            config, device, batch=train_batch, steps=repeats, warmup=warmup
+        )
+        log(
+            f"{config.name}: train {result['train']['clips_per_s']:.2f} clips/s at batch "
+            f"{train_batch}"
+        )
     if not skip_render:
         model = LoadedModel(denoiser, config, 0, None)
         for steps in steps_list:
@@ -287,7 +292,10 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -358,22 +366,46 @@ def _int_list(text: str) -> list[int]:
 
 def build_parser():  # type: ignore[no-untyped-def]
     p = parser(__doc__.strip().splitlines()[0], "bench")
-    p.add_argument("--configs", nargs="+", default=None, help="config files (default: every model config in configs/)")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help="config files (default: every model config in configs/)",
+    )
     p.add_argument("--batch", type=int, default=16, help="training batch size")
     p.add_argument("--steps", default="12,50", help="sampling step counts to time")
     p.add_argument("--render-batches", default="1,16", help="render batch sizes to time")
-    p.add_argument("--repeats", type=int, default=3, help="timed training steps and renders per measurement")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed training steps and renders per measurement"
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before each measurement")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default=None, help="(default: each config's)")
+    p.add_argument(
+        "--sampler", choices=sorted(SAMPLERS), default=None, help="(default: each config's)"
+    )
     p.add_argument("--skip-train", action="store_true", help="only time rendering")
     p.add_argument("--skip-render", action="store_true", help="only time training")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override applied to every config")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override applied to every config",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--checkpoint", help="time this trained model instead of the configs: its default and "
-                                        "12-step renders on each runtime (see drumdiff/bench_checkpoint.py)")
-    p.add_argument("--runtimes", default=None, help="with --checkpoint: comma-separated runtimes "
-                                                    "(default: torch-no-grad,torch-inference,torch-compile,openvino,onnxruntime)")
+    p.add_argument(
+        "--checkpoint",
+        help="time this trained model instead of the configs: its default and "
+        "12-step renders on each runtime (see drumdiff/bench_checkpoint.py)",
+    )
+    p.add_argument(
+        "--runtimes",
+        default=None,
+        help="with --checkpoint: comma-separated runtimes "
+        "(default: torch-no-grad,torch-inference,torch-compile,openvino,onnxruntime)",
+    )
     p.add_argument("--out", default="bench-results/bench.json", help="JSON output file")
     return p
 
@@ -390,9 +422,15 @@ def checkpoint_main(args: Any, batches: list[int], device: torch.device) -> int:
     kwargs: dict[str, Any] = {}
     if args.runtimes:
         kwargs["runtimes"] = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    result = bench_checkpoint(model, batches=batches, repeats=args.repeats, warmup=args.warmup,
-                              threads=args.threads or 0, log=lambda m: print(m, file=sys.stderr, flush=True),
-                              **kwargs)
+    result = bench_checkpoint(
+        model,
+        batches=batches,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        threads=args.threads or 0,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        **kwargs,
+    )
     report = {"environment": environment(device), "checkpoint": str(args.checkpoint), **result}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

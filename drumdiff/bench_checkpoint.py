@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from drumdiff.model.core.checkpoint import LoadedModel
-from drumdiff.model.render.generate import RenderSettings, render, settings_for
 from drumdiff.model.core.runtime import RUNTIMES, use_runtime
 from drumdiff.model.core.sampling import DISTILLED, network_evaluations
+from drumdiff.model.render.generate import RenderSettings, render, settings_for
 
 #: Runtime rows besides those of model.runtime: torch's own modes.
 TORCH_MODES = ("torch-no-grad", "torch-inference", "torch-compile")
@@ -140,7 +140,8 @@ def bench_checkpoint(
         },
         "rows": rows,
         "skipped": skipped,
-        "channels_last": "not applicable: the network is 1-D (channels_last is a 4-D memory format)",
+        "channels_last": "not applicable: the network is 1-D (channels_last is a 4-D memory "
+        "format)",
     }
 
 

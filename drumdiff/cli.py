@@ -23,15 +23,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("drumdiff.evaluate", "judge a checkpoint's sound quality on test kits"),
     "bench": ("drumdiff.bench", "measure speed and memory of each config"),
     "protocol": ("drumdiff.protocol_doc", "print or write the OSC protocol reference"),
-    "design": ("drumdiff.design", "sound design: vary, interpolate, inpaint, morph, scrub checkpoints"),
+    "design": (
+        "drumdiff.design",
+        "sound design: vary, interpolate, inpaint, morph, scrub checkpoints",
+    ),
     "kit": ("drumdiff.kit", "render a whole kit for samplers: SFZ, Hydrogen, Decent Sampler"),
-    "finetune": ("drumdiff.finetune", "fine-tune the shipped model on a folder of your own samples"),
+    "finetune": (
+        "drumdiff.finetune",
+        "fine-tune the shipped model on a folder of your own samples",
+    ),
     "distill": ("drumdiff.distill", "distil a model into a few-step student (guidance baked in)"),
 }
 
 
 def usage() -> str:
-    lines = [__doc__.strip().splitlines()[0], "", "usage: drumdiff COMMAND [ARGS...]", "", "commands:"]
+    lines = [
+        __doc__.strip().splitlines()[0],
+        "",
+        "usage: drumdiff COMMAND [ARGS...]",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "`drumdiff COMMAND --help` describes each command."]
     return "\n".join(lines)

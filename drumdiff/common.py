@@ -27,7 +27,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text.lower() or action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+        if (
+            "default" in text.lower()
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+        ):
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             return text + " (default: %(default)s)"
@@ -54,8 +59,8 @@ def resolve_model(
     checkpoint: str | None, config: str | None, device: torch.device, *, seed: int = 0
 ) -> LoadedModel:
     """A checkpoint, a random-weight model from a config, or the shipped default model."""
-    from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config
     from drumdiff.model.config import load_config
+    from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config
     from drumdiff.model.errors import DrumDiffError
 
     if checkpoint and config:

@@ -29,23 +29,53 @@ WAV_FORMATS = ("PCM_16", "PCM_24", "FLOAT")  # model.wav.SUBTYPES
 
 def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: bool = True) -> None:
     if model_flags:
-        p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped model)")
-        p.add_argument("--config", default=None, help="use a random-weight model of this config instead")
+        p.add_argument(
+            "--checkpoint", default=None, help="checkpoint file (default: the shipped model)"
+        )
+        p.add_argument(
+            "--config", default=None, help="use a random-weight model of this config instead"
+        )
     if seeded:
         p.add_argument("-n", "--count", type=int, default=4, help="how many hits")
-        p.add_argument("--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)")
+        p.add_argument(
+            "--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)"
+        )
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--sampler", default=None, help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists them)")
-    p.add_argument("--schedule", default=None, help="noise schedule, karras or linear (default: the model's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)")
-    p.add_argument("--length", type=float, default=None, help="seconds (default: the model's length)")
-    p.add_argument("--pitch", type=float, default=0.0, help="repitch the result by this many semitones")
-    p.add_argument("--root-note", type=int, default=ROOT_NOTE,
-                   help="MIDI note the unpitched hit sounds at; every file's smpl chunk gets it plus --pitch")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists "
+        "them)",
+    )
+    p.add_argument(
+        "--schedule", default=None, help="noise schedule, karras or linear (default: the model's)"
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the model's)",
+    )
+    p.add_argument(
+        "--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)"
+    )
+    p.add_argument(
+        "--length", type=float, default=None, help="seconds (default: the model's length)"
+    )
+    p.add_argument(
+        "--pitch", type=float, default=0.0, help="repitch the result by this many semitones"
+    )
+    p.add_argument(
+        "--root-note",
+        type=int,
+        default=ROOT_NOTE,
+        help="MIDI note the unpitched hit sounds at; every file's smpl chunk gets it plus --pitch",
+    )
     p.add_argument("--format", choices=WAV_FORMATS, default="PCM_24", help="WAV sample format")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", default="renders", help="output folder (existing files are never overwritten)")
+    p.add_argument(
+        "--out", default="renders", help="output folder (existing files are never overwritten)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,48 +83,88 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="op", required=True, metavar="OP")
     fmt = HelpFormatter
 
-    vary = sub.add_parser("vary", help="variations of a hit", formatter_class=fmt,
-                          description="Noise a hit to a level (0 = same, 1 = new sound) and denoise.")
+    vary = sub.add_parser(
+        "vary",
+        help="variations of a hit",
+        formatter_class=fmt,
+        description="Noise a hit to a level (0 = same, 1 = new sound) and denoise.",
+    )
     vary.add_argument("input", help="WAV (or any libsndfile format) to vary")
     vary.add_argument("--level", type=float, default=0.5, help="noise level 0..1")
-    vary.add_argument("--class", dest="drum_class", default=None, help="class condition (default: none)")
+    vary.add_argument(
+        "--class", dest="drum_class", default=None, help="class condition (default: none)"
+    )
     _common(vary)
 
-    inter = sub.add_parser("interpolate", help="hits between two hits", formatter_class=fmt,
-                           description="Invert both hits (DDIM backwards), slerp the latents, sample back.")
+    inter = sub.add_parser(
+        "interpolate",
+        help="hits between two hits",
+        formatter_class=fmt,
+        description="Invert both hits (DDIM backwards), slerp the latents, sample back.",
+    )
     inter.add_argument("a", help="first hit")
     inter.add_argument("b", help="second hit")
     inter.add_argument("-n", "--count", type=int, default=5, help="hits, endpoints included")
     inter.add_argument("--class-a", default=None, help="class of the first hit (default: none)")
     inter.add_argument("--class-b", default=None, help="class of the second hit (default: none)")
-    inter.add_argument("--refine", type=int, default=2, help="fixed-point refinements per inversion step")
+    inter.add_argument(
+        "--refine", type=int, default=2, help="fixed-point refinements per inversion step"
+    )
     _common(inter, seeded=False)
 
-    inp = sub.add_parser("inpaint", help="regenerate part of a hit", formatter_class=fmt,
-                         description="Regenerate a time range (or extend: keep the attack or the tail).")
+    inp = sub.add_parser(
+        "inpaint",
+        help="regenerate part of a hit",
+        formatter_class=fmt,
+        description="Regenerate a time range (or extend: keep the attack or the tail).",
+    )
     inp.add_argument("input", help="hit to inpaint")
     where = inp.add_mutually_exclusive_group(required=True)
-    where.add_argument("--range", nargs=2, type=float, metavar=("START", "END"), help="seconds to regenerate")
-    where.add_argument("--keep-attack", type=float, metavar="SECONDS", help="keep the first SECONDS, new tail")
-    where.add_argument("--keep-tail", type=float, metavar="SECONDS", help="keep from SECONDS on, new attack")
+    where.add_argument(
+        "--range", nargs=2, type=float, metavar=("START", "END"), help="seconds to regenerate"
+    )
+    where.add_argument(
+        "--keep-attack", type=float, metavar="SECONDS", help="keep the first SECONDS, new tail"
+    )
+    where.add_argument(
+        "--keep-tail", type=float, metavar="SECONDS", help="keep from SECONDS on, new attack"
+    )
     inp.add_argument("--seam-ms", type=float, default=5.0, help="crossfade into the new part")
-    inp.add_argument("--class", dest="drum_class", default=None, help="class condition (default: none)")
+    inp.add_argument(
+        "--class", dest="drum_class", default=None, help="class condition (default: none)"
+    )
     _common(inp)
 
-    mor = sub.add_parser("morph", help="render from a blend of classes", formatter_class=fmt,
-                         description="Blend class conditions, e.g. --mix kick=0.5 --mix tom=0.5.")
-    mor.add_argument("--mix", action="append", required=True, metavar="CLASS=WEIGHT",
-                     help="a class and its weight; repeat for a blend, whose weights are divided by their sum (kick=3 --mix tom=1 is 0.75/0.25); `none` is the unconditional share")
+    mor = sub.add_parser(
+        "morph",
+        help="render from a blend of classes",
+        formatter_class=fmt,
+        description="Blend class conditions, e.g. --mix kick=0.5 --mix tom=0.5.",
+    )
+    mor.add_argument(
+        "--mix",
+        action="append",
+        required=True,
+        metavar="CLASS=WEIGHT",
+        help="a class and its weight; repeat for a blend, whose weights are divided by their sum "
+        "(kick=3 --mix tom=1 is 0.75/0.25); `none` is the unconditional share",
+    )
     _common(mor)
 
-    scr = sub.add_parser("scrub", help="render with an earlier checkpoint of a run", formatter_class=fmt,
-                         description="Pick a checkpoint of a run folder by step or fraction of training.")
+    scr = sub.add_parser(
+        "scrub",
+        help="render with an earlier checkpoint of a run",
+        formatter_class=fmt,
+        description="Pick a checkpoint of a run folder by step or fraction of training.",
+    )
     scr.add_argument("run", help="run folder (holding checkpoints/step-*.pt)")
     pick = scr.add_mutually_exclusive_group()
     pick.add_argument("--step", type=int, default=None, help="nearest checkpoint to this step")
     pick.add_argument("--fraction", type=float, default=None, help="0 = first kept, 1 = newest")
     scr.add_argument("--list", action="store_true", help="list the checkpoints and exit")
-    scr.add_argument("--class", dest="drum_class", default=None, help="class (default: unconditional)")
+    scr.add_argument(
+        "--class", dest="drum_class", default=None, help="class (default: unconditional)"
+    )
     _common(scr, model_flags=False)
     return p
 
@@ -111,24 +181,31 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
+    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
     from drumdiff.model.errors import DrumDiffError
     from drumdiff.model.render.generate import settings_for
-    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
 
     if args.steps is not None and args.steps < 1:
         raise DrumDiffError("--steps must be at least 1")
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise DrumDiffError(f"unknown sampler {args.sampler!r}; expected one of {sorted(SAMPLERS)}")
     if args.schedule is not None and args.schedule not in SCHEDULES:
-        raise DrumDiffError(f"unknown schedule {args.schedule!r}; expected one of {sorted(SCHEDULES)}")
+        raise DrumDiffError(
+            f"unknown schedule {args.schedule!r}; expected one of {sorted(SCHEDULES)}"
+        )
     length = None
     if args.length is not None:
         if args.length <= 0:
             raise DrumDiffError("--length must be positive")
         length = max(1, int(round(args.length * model.sample_rate)))
     return settings_for(
-        model, steps=args.steps, sampler=args.sampler, schedule=args.schedule,
-        guidance=args.guidance, eta=args.eta, length=length,
+        model,
+        steps=args.steps,
+        sampler=args.sampler,
+        schedule=args.schedule,
+        guidance=args.guidance,
+        eta=args.eta,
+        length=length,
     )
 
 
@@ -170,7 +247,8 @@ def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
             # kick=0.3 would silently be a plain kick.
             raise DrumDiffError(
                 f"--mix {label}={weight:g} alone is {label}=1 (weights are divided by their "
-                f"sum); blend it with another class, e.g. --mix {label}={weight:g} --mix none={1 - weight:g}"
+                f"sum); blend it with another class, e.g. --mix {label}={weight:g} --mix "
+                f"none={1 - weight:g}"
             )
     return weights
 
@@ -182,7 +260,9 @@ class _Writer:
         from drumdiff.model.render.sound_design import pitched_root_note
 
         self.model, self.args, self.source = model, args, source
-        self.root = pitched_root_note(args.pitch, args.root_note)  # refuses a note out of range before rendering
+        self.root = pitched_root_note(
+            args.pitch, args.root_note
+        )  # refuses a note out of range before rendering
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.written: list[Path] = []
@@ -199,7 +279,11 @@ class _Writer:
         params = {**params, "pitch": args.pitch, "model": self.source, "step": self.model.step}
         path = unused_path(self.out, name)
         write_wav_atomic(
-            path, hit, self.model.sample_rate, subtype=args.format, root_note=root,
+            path,
+            hit,
+            self.model.sample_rate,
+            subtype=args.format,
+            root_note=root,
             info={
                 "software": f"drumdiff {__version__}",
                 "comment": json.dumps(params),
@@ -211,20 +295,37 @@ class _Writer:
 
 
 def _sampling(s: RenderSettings) -> dict[str, Any]:
-    return {"steps": s.steps, "sampler": s.sampler, "schedule": s.schedule, "guidance": s.guidance,
-            "eta": s.eta, "length": s.length}
+    return {
+        "steps": s.steps,
+        "sampler": s.sampler,
+        "schedule": s.schedule,
+        "guidance": s.guidance,
+        "eta": s.eta,
+        "length": s.length,
+    }
 
 
 def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
     from drumdiff.model.render.sound_design import variation
 
     settings, seeds = _settings(model, args), _seeds(args)
-    audio = variation(model, _load(args.input), args.level, seeds, settings, drum_class=args.drum_class)
+    audio = variation(
+        model, _load(args.input), args.level, seeds, settings, drum_class=args.drum_class
+    )
     stem = Path(args.input).stem
     for seed, hit in zip(seeds, audio):
-        write(f"{stem}_vary{args.level:g}_seed{seed}", hit, {
-            "op": "vary", "input": str(args.input), "level": args.level, "seed": seed,
-            "class": args.drum_class, **_sampling(settings)})
+        write(
+            f"{stem}_vary{args.level:g}_seed{seed}",
+            hit,
+            {
+                "op": "vary",
+                "input": str(args.input),
+                "level": args.level,
+                "seed": seed,
+                "class": args.drum_class,
+                **_sampling(settings),
+            },
+        )
 
 
 def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
@@ -234,18 +335,40 @@ def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -
 
     settings = _settings(model, args)
     audio = interpolate(
-        model, _load(args.a), _load(args.b), args.count, settings.steps,
-        class_a=args.class_a, class_b=args.class_b, guidance=args.guidance if args.guidance is not None else 1.0,
-        schedule=settings.schedule, refine=args.refine, length=settings.length,
+        model,
+        _load(args.a),
+        _load(args.b),
+        args.count,
+        settings.steps,
+        class_a=args.class_a,
+        class_b=args.class_b,
+        guidance=args.guidance if args.guidance is not None else 1.0,
+        schedule=settings.schedule,
+        refine=args.refine,
+        length=settings.length,
     )
     fractions = np.linspace(0.0, 1.0, args.count)
     stem = f"{Path(args.a).stem}_to_{Path(args.b).stem}"
     for i, (w, hit) in enumerate(zip(fractions, audio)):
-        write(f"{stem}_{i:02d}", hit, {
-            "op": "interpolate", "a": str(args.a), "b": str(args.b), "index": i, "fraction": float(w),
-            "class_a": args.class_a, "class_b": args.class_b, "refine": args.refine,
-            "steps": settings.steps, "sampler": "ddim", "schedule": settings.schedule,
-            "guidance": args.guidance if args.guidance is not None else 1.0, "length": settings.length})
+        write(
+            f"{stem}_{i:02d}",
+            hit,
+            {
+                "op": "interpolate",
+                "a": str(args.a),
+                "b": str(args.b),
+                "index": i,
+                "fraction": float(w),
+                "class_a": args.class_a,
+                "class_b": args.class_b,
+                "refine": args.refine,
+                "steps": settings.steps,
+                "sampler": "ddim",
+                "schedule": settings.schedule,
+                "guidance": args.guidance if args.guidance is not None else 1.0,
+                "length": settings.length,
+            },
+        )
 
 
 def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
@@ -259,26 +382,53 @@ def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> No
     if args.range is not None:
         start_s, end_s = args.range
         if not 0 <= start_s < end_s:
-            raise DrumDiffError(f"--range END ({end_s:g} s) must be after START ({start_s:g} s), and START at least 0")
+            raise DrumDiffError(
+                f"--range END ({end_s:g} s) must be after START ({start_s:g} s), and START at "
+                "least 0"
+            )
         if start_s >= length_s:
-            raise DrumDiffError(f"--range START ({start_s:g} s) is past the end of the {length_s:.3f} s hit")
+            raise DrumDiffError(
+                f"--range START ({start_s:g} s) is past the end of the {length_s:.3f} s hit"
+            )
     else:
         split_s = args.keep_attack if args.keep_attack is not None else args.keep_tail
         if not 0 < split_s < length_s:
-            raise DrumDiffError(f"the split point must lie inside the {length_s:.3f} s hit, got {split_s:g} s")
+            raise DrumDiffError(
+                f"the split point must lie inside the {length_s:.3f} s hit, got {split_s:g} s"
+            )
     seam = int(round(args.seam_ms * 1e-3 * sr))
-    params: dict[str, Any] = {"op": "inpaint", "input": str(args.input), "class": args.drum_class,
-                              "seam_ms": args.seam_ms, **_sampling(settings)}
+    params: dict[str, Any] = {
+        "op": "inpaint",
+        "input": str(args.input),
+        "class": args.drum_class,
+        "seam_ms": args.seam_ms,
+        **_sampling(settings),
+    }
     if args.range is not None:
         start, end = (int(round(v * sr)) for v in args.range)
-        audio = inpaint(model, source, seeds, settings, regenerate=(start, end),
-                        drum_class=args.drum_class, seam=seam)
+        audio = inpaint(
+            model,
+            source,
+            seeds,
+            settings,
+            regenerate=(start, end),
+            drum_class=args.drum_class,
+            seam=seam,
+        )
         params["range_s"], tag = list(args.range), f"inpaint{args.range[0]:g}-{args.range[1]:g}"
     else:
         keep = "attack" if args.keep_attack is not None else "tail"
         split_s = args.keep_attack if args.keep_attack is not None else args.keep_tail
-        audio = extend(model, source, seeds, settings, keep=keep, split=int(round(split_s * sr)),
-                       drum_class=args.drum_class, seam=seam)
+        audio = extend(
+            model,
+            source,
+            seeds,
+            settings,
+            keep=keep,
+            split=int(round(split_s * sr)),
+            drum_class=args.drum_class,
+            seam=seam,
+        )
         params.update(keep=keep, split_s=split_s)
         tag = f"keep{keep}{split_s:g}"
     stem = Path(args.input).stem
@@ -295,10 +445,18 @@ def _morph(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None
     total = sum(weights.values())
     mix = {str(k or "none"): v / total for k, v in weights.items()}
     if total > 0 and abs(total - 1.0) > 1e-9:
-        print("morph: weights divided by their sum: " + ", ".join(f"{k}={v:.3g}" for k, v in mix.items()), file=sys.stderr)
+        print(
+            "morph: weights divided by their sum: "
+            + ", ".join(f"{k}={v:.3g}" for k, v in mix.items()),
+            file=sys.stderr,
+        )
     tag = "+".join(f"{k}{v:.2f}" for k, v in mix.items())
     for seed, hit in zip(seeds, audio):
-        write(f"morph_{tag}_seed{seed}", hit, {"op": "morph", "mix": mix, "seed": seed, **_sampling(settings)})
+        write(
+            f"morph_{tag}_seed{seed}",
+            hit,
+            {"op": "morph", "mix": mix, "seed": seed, **_sampling(settings)},
+        )
 
 
 OPS: dict[str, Callable[[LoadedModel, argparse.Namespace, _Writer], None]] = {
@@ -325,9 +483,20 @@ def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Pat
     audio = render(model, seeds, settings, classes=[args.drum_class] * len(seeds))
     label = args.drum_class or "any"
     for seed, hit in zip(seeds, audio):
-        write(f"{label}_step{model.step}_seed{seed}", hit, {
-            "op": "scrub", "run": str(args.run), "picked_step": model.step, "asked_step": args.step,
-            "asked_fraction": args.fraction, "class": args.drum_class, "seed": seed, **_sampling(settings)})
+        write(
+            f"{label}_step{model.step}_seed{seed}",
+            hit,
+            {
+                "op": "scrub",
+                "run": str(args.run),
+                "picked_step": model.step,
+                "asked_step": args.step,
+                "asked_fraction": args.fraction,
+                "class": args.drum_class,
+                "seed": seed,
+                **_sampling(settings),
+            },
+        )
     return model, write.written
 
 

@@ -1,4 +1,5 @@
-"""Distil a model into a few-step student (guidance baked in): `--sampler distilled` renders with it.
+"""Distil a model into a few-step student (guidance baked in): `--sampler distilled` renders with
+it.
 
 First renders the teacher's trajectories from many seeds (stored in RUN/trajectories, resumable),
 then trains the student on them: checkpoints in RUN/last.pt (resume: run the same command again)
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print("interrupted; run the same command to resume", file=sys.stderr)
         return 130
     print(
-        f"stopped at step {distiller.step}, loss {loss:.5f}; checkpoints in {run_dir / 'checkpoints'}"
+        f"stopped at step {distiller.step}, loss {loss:.5f}; checkpoints in "
+        f"{run_dir / 'checkpoints'}"
     )
     return 0

@@ -8,48 +8,65 @@ at several step counts. Writes report.json and index.html (with plots and audio)
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from drumdiff.common import REPO, fail, parser, pick_device, resolve_model
+from drumdiff.common import fail, parser, pick_device, resolve_model
 from drumdiff.model import DEFAULT_CLASSIFIER, __version__
 from drumdiff.model.config import DRUM_CLASSES
 from drumdiff.model.errors import DrumDiffError
-
 
 
 def build_parser():  # type: ignore[no-untyped-def]
     p = parser(__doc__, "eval")
     p.add_argument("checkpoint", nargs="?", help="checkpoint to judge (default: the shipped model)")
     p.add_argument("--config", help="judge a random-weight model of this config instead (tests)")
-    p.add_argument("--data", required=True, help="prepared dataset folder (its test split is judged)")
+    p.add_argument(
+        "--data", required=True, help="prepared dataset folder (its test split is judged)"
+    )
     p.add_argument("--out", help="report folder (report.json, index.html, audio/)")
     p.add_argument("--n", type=int, default=200, help="renders PER CLASS at each step count")
-    p.add_argument("--steps", type=int, nargs="+", default=[4, 8, 12, 25, 50, 100], help="step counts")
+    p.add_argument(
+        "--steps", type=int, nargs="+", default=[4, 8, 12, 25, 50, 100], help="step counts"
+    )
     p.add_argument("--seed", type=int, default=0, help="render i of every class uses seed+i")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="drum classifier file")
-    p.add_argument("--train-classifier", metavar="PATH",
-                   help="train the classifier on --data's train split, save it to PATH and judge with it")
+    p.add_argument(
+        "--train-classifier",
+        metavar="PATH",
+        help="train the classifier on --data's train split, save it to PATH and judge with it",
+    )
     p.add_argument("--classifier-epochs", type=int, default=30)
-    p.add_argument("--reference-noise", action="store_true",
-                   help="also judge white-noise bursts (alone when no checkpoint or --config is given)")
-    p.add_argument("--unfinished", action="store_true",
-                   help="also judge every step count without the class envelope limit and tail gate")
-    p.add_argument("--reference-real", action="store_true",
-                   help="also judge --n real hits per class of the training kits, as if rendered: what "
-                        "real drums from other kits score (they are all flagged as copies, by design)")
+    p.add_argument(
+        "--reference-noise",
+        action="store_true",
+        help="also judge white-noise bursts (alone when no checkpoint or --config is given)",
+    )
+    p.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="also judge every step count without the class envelope limit and tail gate",
+    )
+    p.add_argument(
+        "--reference-real",
+        action="store_true",
+        help="also judge --n real hits per class of the training kits, as if rendered: what "
+        "real drums from other kits score (they are all flagged as copies, by design)",
+    )
     p.add_argument("--sampler", default=None, help="override the model's sampler")
     p.add_argument("--guidance", type=float, default=None, help="override the guidance scale")
-    p.add_argument("--repeats", type=int, default=10, help="random half-splits averaged per distance")
+    p.add_argument(
+        "--repeats", type=int, default=10, help="random half-splits averaged per distance"
+    )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--audio-per-class", type=int, default=3, help="hits per class written as WAV for the page")
+    p.add_argument(
+        "--audio-per-class", type=int, default=3, help="hits per class written as WAV for the page"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return p
 
@@ -60,9 +77,12 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 
 def summary_rows(results: list[dict[str, Any]]) -> list[str]:
     """A fixed-width table of the headline numbers, one row per judged set."""
-    head = (f"{'set':<10} {'FDemb':>7} {'x floor':>7} {'KIDemb':>8} {'floor':>8} {'MMDemb x':>8} {'FDhand x':>8} "
-            f"{'MMDhand x':>9} "
-            f"{'fidel':>6} {'ceil':>6} {'recall':>6} {'cover':>6} {'pairw x':>7} {'copies':>6}")
+    head = (
+        f"{'set':<10} {'FDemb':>7} {'x floor':>7} {'KIDemb':>8} {'floor':>8} {'MMDemb x':>8} "
+        f"{'FDhand x':>8} "
+        f"{'MMDhand x':>9} "
+        f"{'fidel':>6} {'ceil':>6} {'recall':>6} {'cover':>6} {'pairw x':>7} {'copies':>6}"
+    )
     lines = [head]
     for r in results:
         o = r["overall"]
@@ -70,10 +90,13 @@ def summary_rows(results: list[dict[str, Any]]) -> list[str]:
         div, fid = o["diversity"], o["fidelity"]
         lines.append(
             f"{r['name']:<10} {_fmt(emb['fd'], '7.2f')} {_fmt(emb['fd_ratio'], '7.2f')} "
-            f"{_fmt(emb['kid'], '8.4f')} {_fmt(emb['kid_floor'], '8.4f')} {_fmt(emb['mmd_ratio'], '8.2f')} "
+            f"{_fmt(emb['kid'], '8.4f')} {_fmt(emb['kid_floor'], '8.4f')} "
+            f"{_fmt(emb['mmd_ratio'], '8.2f')} "
             f"{_fmt(hand['fd_ratio'], '8.2f')} {_fmt(hand['mmd_ratio'], '9.2f')} "
-            f"{_fmt(fid['micro'], '6.2f')} {_fmt(fid['ceiling_micro'], '6.2f')} {_fmt(div['recall'], '6.2f')} "
-            f"{_fmt(div['coverage'], '6.2f')} {_fmt(div['pairwise_ratio'], '7.2f')} {len(r['copies']):>6}"
+            f"{_fmt(fid['micro'], '6.2f')} {_fmt(fid['ceiling_micro'], '6.2f')} "
+            f"{_fmt(div['recall'], '6.2f')} "
+            f"{_fmt(div['coverage'], '6.2f')} {_fmt(div['pairwise_ratio'], '7.2f')} "
+            f"{len(r['copies']):>6}"
         )
     return lines
 
@@ -83,8 +106,10 @@ def class_rows(result: dict[str, Any]) -> list[str]:
     hits), fidelity, and the body descriptors and grid lines against the test kits."""
     from drumdiff.model.judge.evaluate import class_distance
 
-    head = (f"{'class':<11} {'dist x':>6} {'by':>7} {'fidel':>6} {'centr x':>7} {'dec20 x':>7} "
-            f"{'attack x':>8} {'start':>6} {'real':>6} {'grid dB':>7} {'real':>6}")
+    head = (
+        f"{'class':<11} {'dist x':>6} {'by':>7} {'fidel':>6} {'centr x':>7} {'dec20 x':>7} "
+        f"{'attack x':>8} {'start':>6} {'real':>6} {'grid dB':>7} {'real':>6}"
+    )
     lines = [f"per class, {result['name']}:", head]
     for name, entry in result["per_class"].items():
         if "distances" not in entry:
@@ -93,12 +118,15 @@ def class_rows(result: dict[str, Any]) -> list[str]:
         desc, sanity = entry.get("descriptors", {}), entry.get("sanity", {})
         start = desc.get("start_level", {})
         lines.append(
-            f"{name:<11} {_fmt(d['value'], '6.2f')} {d['measure']:>7} {_fmt(entry['fidelity']['share'], '6.2f')} "
+            f"{name:<11} {_fmt(d['value'], '6.2f')} {d['measure']:>7} "
+            f"{_fmt(entry['fidelity']['share'], '6.2f')} "
             f"{_fmt(desc.get('centroid_hz', {}).get('ratio'), '7.2f')} "
             f"{_fmt(desc.get('decay20_s', {}).get('ratio'), '7.2f')} "
             f"{_fmt(desc.get('attack_s', {}).get('ratio'), '8.2f')} "
-            f"{_fmt(start.get('generated_median'), '6.2f')} {_fmt(start.get('real_median'), '6.2f')} "
-            f"{_fmt(sanity.get('grid_peaks_db'), '7.1f')} {_fmt(sanity.get('real_grid_peaks_db'), '6.1f')}"
+            f"{_fmt(start.get('generated_median'), '6.2f')} "
+            f"{_fmt(start.get('real_median'), '6.2f')} "
+            f"{_fmt(sanity.get('grid_peaks_db'), '7.1f')} "
+            f"{_fmt(sanity.get('real_grid_peaks_db'), '6.1f')}"
         )
     return lines
 
@@ -127,12 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.train_classifier:
             started = time.perf_counter()
             with tqdm(total=args.classifier_epochs, unit="epoch", desc="classifier") as bar:
+
                 def tick(epoch: int, total: int, loss: float) -> None:
                     bar.set_postfix(loss=f"{loss:.3f}")
                     bar.update(1)
 
-                clf = train_classifier(args.data, DRUM_CLASSES, epochs=args.classifier_epochs,
-                                       seed=args.seed, progress=tick)
+                clf = train_classifier(
+                    args.data,
+                    DRUM_CLASSES,
+                    epochs=args.classifier_epochs,
+                    seed=args.seed,
+                    progress=tick,
+                )
             clf.metrics["training"]["seconds"] = round(time.perf_counter() - started, 1)
             clf.metrics["training"]["torch_threads"] = torch.get_num_threads()
             path = clf.save(args.train_classifier)
@@ -140,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                 m = clf.metrics.get(split)
                 if m:
                     kits = f" (kits {', '.join(m['kits'])})" if m.get("kits") else ""
-                    print(f"classifier {split} accuracy: {m['accuracy']:.3f} on {m['count']} clips{kits}")
+                    print(
+                        f"classifier {split} accuracy: {m['accuracy']:.3f} on {m['count']} "
+                        f"clips{kits}"
+                    )
             print(f"classifier written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
             if not (args.checkpoint or args.config or args.reference_noise):
                 return 0
@@ -164,45 +201,113 @@ def main(argv: list[str] | None = None) -> int:
 
             DrumDataset(args.data, classes, splits=("test",)).check_compatible(model.config.model)
         test_kits = sorted(k for k, s in meta.get("kits", {}).items() if s == "test")
-        print(f"real test hits: {len(test.labels)} from kits {test_kits}; training hits: {len(train.labels)}",
-              flush=True)
-        ref = build_reference(test, train, classifier, sample_rate, dataset=str(Path(args.data).resolve()),
-                              kits=test_kits)
+        print(
+            f"real test hits: {len(test.labels)} from kits {test_kits}; training hits: "
+            f"{len(train.labels)}",
+            flush=True,
+        )
+        ref = build_reference(
+            test,
+            train,
+            classifier,
+            sample_rate,
+            dataset=str(Path(args.data).resolve()),
+            kits=test_kits,
+        )
         judged = []
         overrides = {"sampler": args.sampler, "guidance": args.guidance}
-        # The patch-grid buzz check looks at the model's patch rate; noise bursts are judged there too.
+        # The patch-grid buzz check looks at the model's patch rate; noise bursts are judged there
+        # too.
         grid_period = model.config.model.patch_size if model is not None else None
         if model is not None:
             for steps in args.steps:
                 total = len(classes) * args.n * steps
-                with tqdm(total=total, unit="hit-step", desc=f"render {steps:>3} steps",
-                          file=sys.stderr) as bar:
-                    hits, info = render_hits(model, args.n, steps, seed=args.seed, batch_size=args.batch_size,
-                                             overrides=overrides, progress=bar.update)
-                result = judge(ref, f"steps={steps}", hits, repeats=args.repeats, seed=args.seed,
-                               render_info=info, steps=steps, grid_period=grid_period)
+                with tqdm(
+                    total=total, unit="hit-step", desc=f"render {steps:>3} steps", file=sys.stderr
+                ) as bar:
+                    hits, info = render_hits(
+                        model,
+                        args.n,
+                        steps,
+                        seed=args.seed,
+                        batch_size=args.batch_size,
+                        overrides=overrides,
+                        progress=bar.update,
+                    )
+                result = judge(
+                    ref,
+                    f"steps={steps}",
+                    hits,
+                    repeats=args.repeats,
+                    seed=args.seed,
+                    render_info=info,
+                    steps=steps,
+                    grid_period=grid_period,
+                )
                 judged.append(result)
-                print("\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]), flush=True)
+                print(
+                    "\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]),
+                    flush=True,
+                )
                 if args.unfinished:
-                    with tqdm(total=total, unit="hit-step", desc=f"unfinished {steps:>3}",
-                              file=sys.stderr) as bar:
-                        hits, info = render_hits(model, args.n, steps, seed=args.seed, batch_size=args.batch_size,
-                                                 overrides=overrides, progress=bar.update, finished=False)
-                    judged.append(judge(ref, f"raw={steps}", hits, repeats=args.repeats, seed=args.seed,
-                                        render_info=info, steps=steps, grid_period=grid_period))
+                    with tqdm(
+                        total=total, unit="hit-step", desc=f"unfinished {steps:>3}", file=sys.stderr
+                    ) as bar:
+                        hits, info = render_hits(
+                            model,
+                            args.n,
+                            steps,
+                            seed=args.seed,
+                            batch_size=args.batch_size,
+                            overrides=overrides,
+                            progress=bar.update,
+                            finished=False,
+                        )
+                    judged.append(
+                        judge(
+                            ref,
+                            f"raw={steps}",
+                            hits,
+                            repeats=args.repeats,
+                            seed=args.seed,
+                            render_info=info,
+                            steps=steps,
+                            grid_period=grid_period,
+                        )
+                    )
         if args.reference_noise:
             length = int(test.audio.shape[-1])
-            noise = noise_bursts(classes, args.n, length, sample_rate, channels=test.audio.shape[1],
-                                 seed=args.seed)
-            judged.append(judge(ref, "noise", noise, repeats=args.repeats, seed=args.seed, grid_period=grid_period))
+            noise = noise_bursts(
+                classes, args.n, length, sample_rate, channels=test.audio.shape[1], seed=args.seed
+            )
+            judged.append(
+                judge(
+                    ref,
+                    "noise",
+                    noise,
+                    repeats=args.repeats,
+                    seed=args.seed,
+                    grid_period=grid_period,
+                )
+            )
         if args.reference_real:
-            judged.append(judge(ref, "real-train", sample_per_class(train, args.n, seed=args.seed),
-                                repeats=args.repeats, seed=args.seed, grid_period=grid_period))
+            judged.append(
+                judge(
+                    ref,
+                    "real-train",
+                    sample_per_class(train, args.n, seed=args.seed),
+                    repeats=args.repeats,
+                    seed=args.seed,
+                    grid_period=grid_period,
+                )
+            )
         report = {
             "drumdiff": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": "drumdiff eval " + " ".join(argv if argv is not None else sys.argv[2:]),
-            "model": None if model is None else {
+            "model": None
+            if model is None
+            else {
                 "checkpoint": str(model.path) if model.path else None,
                 "config": args.config,
                 "name": model.config.name,
@@ -210,38 +315,56 @@ def main(argv: list[str] | None = None) -> int:
                 "classes": list(model.classes),
                 "default_steps": model.config.sampling.steps,
             },
-            "dataset": {"path": ref.dataset, "test_kits": test_kits,
-                        "test_per_class": {c: int((test.labels == i).sum()) for i, c in enumerate(classes)},
-                        "train_clips": int(len(train.labels))},
-            "classifier": {"path": str(classifier_path.resolve()), "classes": list(classifier.classes),
-                           "trained": json_safe(classifier.metrics),
-                           "on_this_test_set": classifier_accuracy_on(ref)},
+            "dataset": {
+                "path": ref.dataset,
+                "test_kits": test_kits,
+                "test_per_class": {c: int((test.labels == i).sum()) for i, c in enumerate(classes)},
+                "train_clips": int(len(train.labels)),
+            },
+            "classifier": {
+                "path": str(classifier_path.resolve()),
+                "classes": list(classifier.classes),
+                "trained": json_safe(classifier.metrics),
+                "on_this_test_set": classifier_accuracy_on(ref),
+            },
             "protocol": {
                 "n_per_class": args.n,
                 "n_meaning": "renders per class at every step count; total = n x classes",
                 "seeds": list(range(args.seed, args.seed + args.n)),
                 "seeds_meaning": "render i of every class, at every step count, uses seeds[i]",
                 "repeats": args.repeats,
-                "distances": "mean over repeats of d(generated subset, real half B) beside floor d(real half A, "
-                             "real half B); halves stratified by class, generated subset drawn with half A's "
-                             "class composition; ratio = distance / floor",
-                "kid": "unbiased MMD^2, kernel (x.y/D+1)^3; its floor between two halves of one finite set "
-                       "is negative on average, so the ratio is given on the biased MMD^2 (mmd_ratio)",
+                "distances": "mean over repeats of d(generated subset, real half B) beside floor "
+                "d(real half A, "
+                "real half B); halves stratified by class, generated subset drawn with half A's "
+                "class composition; ratio = distance / floor",
+                "kid": "unbiased MMD^2, kernel (x.y/D+1)^3; its floor between two halves of one "
+                "finite set "
+                "is negative on average, so the ratio is given on the biased MMD^2 (mmd_ratio)",
                 "copy_threshold": ref.copy_threshold,
                 "copy_threshold_from": ref.copy_reference,
                 "noise_bursts": "white noise, instant onset, exponential decay with time constant "
-                                "log-uniform in 20-400 ms, peak 0.95" if args.reference_noise else None,
+                "log-uniform in 20-400 ms, peak 0.95"
+                if args.reference_noise
+                else None,
             },
             "real": {"fidelity_ceiling": ref.ceiling},
-            "results": [{"name": j.name, "steps": j.steps, "render": j.render, **j.scores} for j in judged],
+            "results": [
+                {"name": j.name, "steps": j.steps, "render": j.render, **j.scores} for j in judged
+            ],
         }
-        scored = {r["name"]: r["overall"]["distances"]["embedding"]["fd_ratio"] for r in report["results"]}
+        scored = {
+            r["name"]: r["overall"]["distances"]["embedding"]["fd_ratio"] for r in report["results"]
+        }
         finishing = {}
         for steps in args.steps if args.unfinished else []:
             done, raw = scored.get(f"steps={steps}"), scored.get(f"raw={steps}")
             if done and raw:
-                finishing[str(steps)] = {"finished": done, "raw": raw, "worse_by": raw / done - 1,
-                                         "met": raw / done - 1 <= 0.15}
+                finishing[str(steps)] = {
+                    "finished": done,
+                    "raw": raw,
+                    "worse_by": raw / done - 1,
+                    "met": raw / done - 1 <= 0.15,
+                }
         report["finishing"] = finishing
         report = json_safe(report)
         out = Path(args.out)
@@ -254,15 +377,27 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(err))
     print("\n".join(summary_rows(report["results"])))
     for steps, row in report.get("finishing", {}).items():
-        print(f"finishing off at {steps} steps: FD x floor {row['raw']:.2f} vs {row['finished']:.2f} finished "
-              f"({100 * row['worse_by']:+.0f} %; target <= +15 %: {'met' if row['met'] else 'not met'})")
+        print(
+            f"finishing off at {steps} steps: FD x floor {row['raw']:.2f} vs {row['finished']:.2f} "
+            "finished "
+            f"({100 * row['worse_by']:+.0f} %; target <= +15 %: "
+            f"{'met' if row['met'] else 'not met'})"
+        )
     for result in report["results"]:
         print("\n".join(class_rows(result)))
-    print("(dist x = distance to the test kits x its real-vs-real floor, by Frechet distance or, for classes "
-          "with few test hits, by nearest neighbours; centr/dec20/attack x = median / the test kits'; start = "
-          "median |first sample| / peak; grid dB = patch-rate lines above their neighbourhood)")
-    print("(x = ratio to the real-vs-real floor; KID is unbiased, so its floor can be <= 0 and its ratio is "
-          "given on the biased MMD^2; fidel = class "
-          "fidelity, ceil = the same on real test hits; pairw x = mean pairwise embedding distance / real's)")
+    print(
+        "(dist x = distance to the test kits x its real-vs-real floor, by Frechet distance or, for "
+        "classes "
+        "with few test hits, by nearest neighbours; centr/dec20/attack x = median / the test "
+        "kits'; start = "
+        "median |first sample| / peak; grid dB = patch-rate lines above their neighbourhood)"
+    )
+    print(
+        "(x = ratio to the real-vs-real floor; KID is unbiased, so its floor can be <= 0 and its "
+        "ratio is "
+        "given on the biased MMD^2; fidel = class "
+        "fidelity, ceil = the same on real test hits; pairw x = mean pairwise embedding distance / "
+        "real's)"
+    )
     print(f"report: {(out / 'report.json').resolve()}\npage:   {html.resolve()}")
     return 0

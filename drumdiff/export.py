@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from drumdiff.common import fail, parser
-from drumdiff.model.core.checkpoint import read_checkpoint, save_checkpoint
 from drumdiff.model.config import apply_override, config_from_dict
-from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.core.checkpoint import read_checkpoint, save_checkpoint
 from drumdiff.model.core.sampling import DISTILLED
+from drumdiff.model.errors import DrumDiffError
 
 #: Finish settings the stored class envelopes were measured with: changing one re-measures them.
 ENVELOPE_MEASUREMENT = ("finish.envelope_block=", "finish.envelope_percentile=")
@@ -25,16 +25,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="a training checkpoint (e.g. RUN/last.pt)")
     p.add_argument("--out", required=True, help="where to write the shipped model")
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="render default to change (sampling.* or finish.*)")
-    p.add_argument("--data", help="dataset whose train split gives the class envelopes (if missing or re-measured)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="render default to change (sampling.* or finish.*)",
+    )
+    p.add_argument(
+        "--data",
+        help="dataset whose train split gives the class envelopes (if missing or re-measured)",
+    )
     args = p.parse_args(argv)
     for override in args.set:
         if not override.startswith(("sampling.", "finish.")):
-            return fail(f"--set {override}: only sampling.* and finish.* can change without retraining")
+            return fail(
+                f"--set {override}: only sampling.* and finish.* can change without retraining"
+            )
     remeasure = [o for o in args.set if o.startswith(ENVELOPE_MEASUREMENT)]
     if remeasure and not args.data:
-        return fail(f"--set {remeasure[0]} changes how the class envelopes are measured: give --data to measure them again")
+        return fail(
+            f"--set {remeasure[0]} changes how the class envelopes are measured: give --data to "
+            "measure them again"
+        )
     try:
         payload = read_checkpoint(args.checkpoint)
         data = payload["config"]
@@ -55,14 +68,24 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"{args.checkpoint} holds no weights")
         distilled = payload.get("distilled")
         if config.sampling.sampler == DISTILLED and distilled is None:
-            return fail(f"{args.checkpoint} has no distilled student for sampling.sampler={DISTILLED}")
+            return fail(
+                f"{args.checkpoint} has no distilled student for sampling.sampler={DISTILLED}"
+            )
         out = save_checkpoint(
-            args.out, config, model_state=None, ema_state=weights, step=int(payload.get("step", 0)),
-            half=not args.fp32, distilled=distilled,
+            args.out,
+            config,
+            model_state=None,
+            ema_state=weights,
+            step=int(payload.get("step", 0)),
+            half=not args.fp32,
+            distilled=distilled,
         )
     except DrumDiffError as err:
         return fail(str(err))
     size = Path(out).stat().st_size / 2**20
     student = " and its distilled student" if distilled is not None else ""
-    print(f"wrote {out} (step {payload.get('step', 0)}, {size:.1f} MiB, {'fp32' if args.fp32 else 'fp16'} EMA weights{student})")
+    print(
+        f"wrote {out} (step {payload.get('step', 0)}, {size:.1f} MiB, "
+        f"{'fp32' if args.fp32 else 'fp16'} EMA weights{student})"
+    )
     return 0

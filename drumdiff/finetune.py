@@ -8,7 +8,8 @@ hits), keeps a checkpoint at every judge point, and ends with DIR/model.pt (fp16
 
 Ctrl-C stops cleanly with a checkpoint; `drumdiff finetune --resume DIR` goes on.
 --set KEY=VALUE changes the training config (train.lr=5e-5, data.augment.pitch_p=0) or this
-command's own settings (finetune.holdout=0.3, finetune.judge_every_s=120, finetune.report_per_class=16).
+command's own settings (finetune.holdout=0.3, finetune.judge_every_s=120,
+finetune.report_per_class=16).
 """
 
 from __future__ import annotations
@@ -26,17 +27,43 @@ from drumdiff.model.errors import DrumDiffError
 
 def build_parser():  # type: ignore[no-untyped-def]
     p = parser(__doc__, "finetune")
-    p.add_argument("folder", nargs="?", help="folder of one-shots (WAV, AIFF, FLAC, OGG, MP3), searched recursively")
-    p.add_argument("--minutes", type=float, help="training time (default 10; with --resume: more minutes, "
-                                                 "default the rest of the first budget)")
-    p.add_argument("--stop-at", type=int, metavar="STEP", help="stop at this training step instead of by time")
+    p.add_argument(
+        "folder",
+        nargs="?",
+        help="folder of one-shots (WAV, AIFF, FLAC, OGG, MP3), searched recursively",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="training time (default 10; with --resume: more minutes, "
+        "default the rest of the first budget)",
+    )
+    p.add_argument(
+        "--stop-at", type=int, metavar="STEP", help="stop at this training step instead of by time"
+    )
     p.add_argument("--name", help="model name (default: the folder's name)")
-    p.add_argument("--classes-from", default="names", metavar="names|folders|CLASS",
-                   help="labels from file and instrument names, from folder names, or one CLASS for every file")
-    p.add_argument("--out", help="job folder (default: runs/finetune_NAME, inside the daemon's default model folders)")
-    p.add_argument("--init", metavar="CHECKPOINT", help="start from this model instead of the shipped one")
+    p.add_argument(
+        "--classes-from",
+        default="names",
+        metavar="names|folders|CLASS",
+        help="labels from file and instrument names, from folder names, or one CLASS for every "
+        "file",
+    )
+    p.add_argument(
+        "--out",
+        help="job folder (default: runs/finetune_NAME, inside the daemon's default model folders)",
+    )
+    p.add_argument(
+        "--init", metavar="CHECKPOINT", help="start from this model instead of the shipped one"
+    )
     p.add_argument("--resume", metavar="DIR", help="go on with the fine-tune in DIR")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config or finetune.* override")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config or finetune.* override",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--no-report", action="store_true", help="train only; no export, card or report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,23 +85,41 @@ class ProgressBar:
         by_time = info.budget_s is not None
         if self.bar is None:
             total = info.budget_s if by_time else info.stop_at
-            fmt = ("{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s, {remaining} left{postfix}" if by_time
-                   else "{desc} {percentage:3.0f}%|{bar}| step {n_fmt}/{total_fmt}, {remaining} left{postfix}")
-            # `initial` is where a resumed job starts, so the time left is estimated from this session's pace.
+            fmt = (
+                "{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s, {remaining} left{postfix}"
+                if by_time
+                else "{desc} {percentage:3.0f}%|{bar}| step {n_fmt}/{total_fmt}, {remaining} "
+                "left{postfix}"
+            )
+            # `initial` is where a resumed job starts, so the time left is estimated from this
+            # session's pace.
             initial = min(info.trained_s, info.budget_s) if by_time else info.step
-            self.bar = tqdm(total=total, initial=initial, desc="finetune", bar_format=fmt, dynamic_ncols=True,
-                            file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                desc="finetune",
+                bar_format=fmt,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
         self.bar.n = min(info.trained_s, info.budget_s) if by_time else info.step
         post = [f"step {info.step}"] if by_time else []
         if info.loss == info.loss:  # not NaN
             post.append(f"loss {info.loss:.3f}")
         if info.judge is not None and info.judge.get("mean_db") is not None:
             base = info.base_judge.get("mean_db") if info.base_judge else None
-            post.append(f"held-out {info.judge['mean_db']:.2f} dB" + (f" (base {base:.2f})" if base is not None else ""))
+            post.append(
+                f"held-out {info.judge['mean_db']:.2f} dB"
+                + (f" (base {base:.2f})" if base is not None else "")
+            )
         if info.judge is not None:
             post.append(f"copies {info.judge['copies']}")
         if info.phase != "train":
-            post.append({"judge": "judging...", "report": "writing the report..."}.get(info.phase, info.phase))
+            post.append(
+                {"judge": "judging...", "report": "writing the report..."}.get(
+                    info.phase, info.phase
+                )
+            )
         self.bar.set_postfix_str(", ".join(post), refresh=False)
         self.bar.refresh()
 
@@ -90,8 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--minutes must be positive, got {args.minutes}")
     if args.stop_at is not None and args.stop_at < 1:
         return fail(f"--stop-at must be at least 1, got {args.stop_at}")
-    if args.resume and (args.folder or args.init or args.name or args.out or args.set or args.classes_from != "names"):
-        return fail("--resume DIR goes on with DIR's own folder and settings; give only --minutes or --stop-at with it")
+    if args.resume and (
+        args.folder
+        or args.init
+        or args.name
+        or args.out
+        or args.set
+        or args.classes_from != "names"
+    ):
+        return fail(
+            "--resume DIR goes on with DIR's own folder and settings; give only --minutes or "
+            "--stop-at with it"
+        )
     if not args.resume and not args.folder:
         return fail("give a FOLDER of one-shots, or --resume DIR")
     from tqdm import tqdm
@@ -112,8 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             # Under runs/ the daemon's `load` finds it too (server config model_folders).
             out = Path(args.out) if args.out else Path("runs") / f"finetune_{name}"
             job = FineTune.start(
-                args.folder, out, base, name=name, classes_from=args.classes_from, overrides=args.set,
-                device=device, command=command,
+                args.folder,
+                out,
+                base,
+                name=name,
+                classes_from=args.classes_from,
+                overrides=args.set,
+                device=device,
+                command=command,
                 progress=lambda items: tqdm(items, desc="preparing", unit="file", file=sys.stderr),
             )
             data = job.state["data"]
@@ -121,11 +182,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {data['kept']} hits; rejected: {data['per_reason'] or 'none'}", flush=True)
             for item in data["rejected"]:
                 if item.get("reason") != "duplicate":
-                    print(f"  skipped {item['source']}: {item.get('detail') or item['reason']}", flush=True)
-            per = ", ".join(f"{c} {v['train']}+{v['validation']}" for c, v in data["per_class"].items())
+                    print(
+                        f"  skipped {item['source']}: {item.get('detail') or item['reason']}",
+                        flush=True,
+                    )
+            per = ", ".join(
+                f"{c} {v['train']}+{v['validation']}" for c, v in data["per_class"].items()
+            )
             print(f"per class (train+held out): {per}", flush=True)
             if job.state["new_classes"]:
-                print(f"classes the base model lacks, added: {', '.join(job.state['new_classes'])}", flush=True)
+                print(
+                    f"classes the base model lacks, added: {', '.join(job.state['new_classes'])}",
+                    flush=True,
+                )
     except (DrumDiffError, ValueError) as err:
         return fail(str(err))
 
@@ -140,22 +209,33 @@ def main(argv: list[str] | None = None) -> int:
     bar = ProgressBar(not args.no_progress)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        outcome = job.run(minutes=args.minutes, stop_at=args.stop_at, should_stop=lambda: interrupted,
-                          on_progress=bar, report=not args.no_report)
+        outcome = job.run(
+            minutes=args.minutes,
+            stop_at=args.stop_at,
+            should_stop=lambda: interrupted,
+            on_progress=bar,
+            report=not args.no_report,
+        )
     except DrumDiffError as err:
         bar.close()
         return fail(str(err))
     except KeyboardInterrupt:
         bar.close()
-        print(f"\ninterrupted; the last checkpoint is kept: drumdiff finetune --resume {job.out}", file=sys.stderr)
+        print(
+            f"\ninterrupted; the last checkpoint is kept: drumdiff finetune --resume {job.out}",
+            file=sys.stderr,
+        )
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
     minutes = outcome.trained_s / 60
     if outcome.status == "stopped":
-        print(f"stopped at step {outcome.step} ({minutes:.1f} min); go on with: drumdiff finetune --resume {job.out}",
-              file=sys.stderr)
+        print(
+            f"stopped at step {outcome.step} ({minutes:.1f} min); go on with: drumdiff finetune "
+            f"--resume {job.out}",
+            file=sys.stderr,
+        )
         return 130
     print(f"trained to step {outcome.step} ({minutes:.1f} min)")
     if outcome.status == "done":
@@ -163,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
 
         report = json.loads(outcome.files["report_json"].read_text())
         b, t = report["results"]["base"], report["results"]["fine-tuned"]
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"
-        print(f"distance to held-out hits: base {fmt(b['mean_db'])} dB -> fine-tuned {fmt(t['mean_db'])} dB; "
-              f"copies {b['copies']} -> {t['copies']} of {t['renders']}")
+
+        def fmt(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
+        print(
+            f"distance to held-out hits: base {fmt(b['mean_db'])} dB -> fine-tuned "
+            f"{fmt(t['mean_db'])} dB; "
+            f"copies {b['copies']} -> {t['copies']} of {t['renders']}"
+        )
         start = report["copying_starts"]
         if start:
             print(f"copying starts at step {start['step']} ({start['checkpoint']})")

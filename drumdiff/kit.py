@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from drumdiff.common import fail, parser, pick_device, resolve_model
+from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.render.generate import settings_for
 from drumdiff.model.render.kit import (
@@ -28,7 +29,6 @@ from drumdiff.model.render.kit import (
     render_kit,
     write_kit,
 )
-from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
 from drumdiff.model.wav import SUBTYPES
 
 
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{role}: {path.resolve()}")
     print(
         f"kit {plan.name!r}: {len(plan.pads)} pads x {plan.round_robin} round robins x "
-        f"{len(plan.layers)} velocity layers ({plan.layer_method}), {hits} samples, in {elapsed:.1f} s "
+        f"{len(plan.layers)} velocity layers ({plan.layer_method}), {hits} samples, in "
+        f"{elapsed:.1f} s "
         f"into {out.resolve()}",
         flush=True,
     )

@@ -1,4 +1,5 @@
-"""Turn folders of drum samples into a training dataset (resampled, trimmed, labelled, split by kit)."""
+"""Turn folders of drum samples into a training dataset (resampled, trimmed, labelled, split by
+kit)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sources", nargs="+", help="folders (or files) to scan recursively")
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--config", help="model/training config whose model and data sections apply")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    p.add_argument("--exclude", action="append", default=[], help="skip paths or kits containing this text")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
+    p.add_argument(
+        "--exclude", action="append", default=[], help="skip paths or kits containing this text"
+    )
     p.add_argument("--test-kit", action="append", default=[], help="put this kit in the test split")
-    p.add_argument("--validation-kit", action="append", default=[], help="put this kit in the validation split")
+    p.add_argument(
+        "--validation-kit", action="append", default=[], help="put this kit in the validation split"
+    )
     args = p.parse_args(argv)
     try:
         config = load_config(args.config, args.set)

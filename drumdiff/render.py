@@ -20,19 +20,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = parser(__doc__, "render")
     p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the shipped model)")
     p.add_argument("--config", help="render from a random-weight model of this config instead")
-    p.add_argument("--class", dest="drum_class", default=None, help="drum class (default: unconditional)")
+    p.add_argument(
+        "--class", dest="drum_class", default=None, help="drum class (default: unconditional)"
+    )
     p.add_argument("-n", "--count", type=int, default=1, help="how many hits")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--sampler", default=None, help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists them)")
-    p.add_argument("--schedule", default=None, help="noise schedule, karras or linear (default: the model's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)")
-    p.add_argument("--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)")
-    p.add_argument("--length", type=float, default=None, help="seconds (default: the model's length)")
-    p.add_argument("--batch-size", type=int, default=8, help="hits rendered together (memory against speed)")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists "
+        "them)",
+    )
+    p.add_argument(
+        "--schedule", default=None, help="noise schedule, karras or linear (default: the model's)"
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the model's)",
+    )
+    p.add_argument(
+        "--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)"
+    )
+    p.add_argument(
+        "--length", type=float, default=None, help="seconds (default: the model's length)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="hits rendered together (memory against speed)"
+    )
     p.add_argument("--format", choices=WAV_FORMATS, default="PCM_24", help="WAV sample format")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", default="renders", help="output folder (existing files are never overwritten)")
+    p.add_argument(
+        "--out", default="renders", help="output folder (existing files are never overwritten)"
+    )
     return p
 
 
@@ -49,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from drumdiff.model import __version__
+    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
     from drumdiff.model.errors import DrumDiffError
     from drumdiff.model.render.generate import render, settings_for, valid_length
-    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
     from drumdiff.model.wav import SUBTYPES, write_wav_atomic
 
     assert set(WAV_FORMATS) == set(SUBTYPES)
@@ -77,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.drum_class is not None and args.drum_class not in model.classes:
             return fail(f"unknown class {args.drum_class!r}; expected one of {list(model.classes)}")
-        base_seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        base_seed = (
+            args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        )
         seeds = [base_seed + i for i in range(args.count)]
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         written: list[Path] = []
         started = time.perf_counter()
         # On a terminal the bar always shows (a few slow CPU hits are when one waits for it).
-        with tqdm(total=args.count * settings.steps, unit="step", file=sys.stderr, disable=None) as bar:
+        with tqdm(
+            total=args.count * settings.steps, unit="step", file=sys.stderr, disable=None
+        ) as bar:
             for first in range(0, args.count, args.batch_size):
                 batch = seeds[first : first + args.batch_size]
                 audio = render(
@@ -94,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     batch,
                     settings,
                     classes=[args.drum_class] * len(batch),
-                    progress=lambda i, n, k=len(batch): bar.update(k),
+                    progress=lambda i, n, k=len(batch): bar.update(k),  # noqa: B008 (binds this batch's size)
                 )
                 for seed, hit in zip(batch, audio):
                     params = {
@@ -106,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                         "guidance": settings.guidance,
                         "model": source,
                     }
-                    path = unused_path(out, f"{label}_seed{seed}_{settings.sampler}{settings.steps}")
+                    path = unused_path(
+                        out, f"{label}_seed{seed}_{settings.sampler}{settings.steps}"
+                    )
                     write_wav_atomic(
                         path,
                         hit,
@@ -127,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(path.resolve())
     print(
-        f"rendered {len(written)} hit(s) of {settings.length or model.config.model.length} samples at "
-        f"{model.sample_rate} Hz in {elapsed:.2f} s ({settings.sampler}, {settings.steps} steps) into {out.resolve()}",
+        f"rendered {len(written)} hit(s) of {settings.length or model.config.model.length} samples "
+        "at "
+        f"{model.sample_rate} Hz in {elapsed:.2f} s ({settings.sampler}, {settings.steps} steps) "
+        f"into {out.resolve()}",
         flush=True,
     )
     return 0

@@ -19,13 +19,27 @@ from drumdiff.common import fail, parser, pick_device, resolve_model
 
 def build_parser() -> argparse.ArgumentParser:
     p = parser(__doc__, "serve")
-    p.add_argument("--config", help="server YAML (see configs/server.yaml); default: built-in defaults")
-    p.add_argument("--checkpoint", help="checkpoint to serve (default: the config's, else the shipped model)")
-    p.add_argument("--model-config", help="serve a random-weight model of this model YAML (tests, benchmarks)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a server config value, e.g. osc.port=9001 (repeatable)")
+    p.add_argument(
+        "--config", help="server YAML (see configs/server.yaml); default: built-in defaults"
+    )
+    p.add_argument(
+        "--checkpoint", help="checkpoint to serve (default: the config's, else the shipped model)"
+    )
+    p.add_argument(
+        "--model-config", help="serve a random-weight model of this model YAML (tests, benchmarks)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a server config value, e.g. osc.port=9001 (repeatable)",
+    )
     p.add_argument("--port", type=int, default=None, help="OSC UDP port (overrides the config)")
-    p.add_argument("--folder", default=None, help="watched folder for new hits (overrides the config)")
+    p.add_argument(
+        "--folder", default=None, help="watched folder for new hits (overrides the config)"
+    )
     p.add_argument("--no-midi", action="store_true", help="do not open MIDI ports")
     p.add_argument("--seed", type=int, default=None, help="seed of the daemon's seed sequence")
     p.add_argument("-v", "--verbose", action="store_true", help="log timings of every stage")
@@ -84,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = args.checkpoint or (None if args.model_config else config.checkpoint)
         model = resolve_model(checkpoint, args.model_config, device)
         daemon = Daemon(config, model, osc_socket=osc_socket)
-    except (DrumDiffError, OSError, RuntimeError) as err:  # RuntimeError: e.g. a CUDA device that is not there
+    except (
+        DrumDiffError,
+        OSError,
+        RuntimeError,
+    ) as err:  # RuntimeError: e.g. a CUDA device that is not there
         osc_socket.close()
         return fail(str(err))
     try:
@@ -100,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         else "no pool"
     )
     print(
-        f"drumdiff serve: ready on udp {host}:{port}, writing to {daemon.writer.folder}, MIDI {midi}, {pool}",
+        f"drumdiff serve: ready on udp {host}:{port}, writing to {daemon.writer.folder}, MIDI "
+        f"{midi}, {pool}",
         flush=True,
     )
     try:

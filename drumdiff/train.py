@@ -15,11 +15,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", nargs="?", help="training config YAML (not needed with --resume)")
     p.add_argument("--data", required=True, help="dataset folder from `drumdiff prepare`")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
-    p.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fresh optimizer)")
+    p.add_argument(
+        "--init", metavar="CHECKPOINT", help="start from these weights (fresh optimizer)"
+    )
     p.add_argument("--runs", default="runs", help="folder that holds run folders")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
     p.add_argument("--stop-at", type=int, help="stop at this step (resume later to go on)")
-    p.add_argument("--minutes", type=float, help="stop after this many minutes (checkpointed; resume later)")
+    p.add_argument(
+        "--minutes", type=float, help="stop after this many minutes (checkpointed; resume later)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     args = p.parse_args(argv)
@@ -50,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         if trainer.dist.main:
             counts = trainer.train_set.class_counts()
             print(f"run folder: {run_dir.resolve()}", flush=True)
-            print(f"training on {len(trainer.train_set)} clips {counts}; validation {len(trainer.val_set)}", flush=True)
+            print(
+                f"training on {len(trainer.train_set)} clips {counts}; validation "
+                f"{len(trainer.val_set)}",
+                flush=True,
+            )
             sampling = "class-balanced draws" if config.train.balance_classes else "shuffled epochs"
             print(
                 f"batch {trainer.batch_size} x {trainer.accumulation} accumulation x "
@@ -58,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         stop_after = args.minutes * 60 if args.minutes is not None else None
-        state = trainer.fit(stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress)
+        state = trainer.fit(
+            stop_at=args.stop_at, stop_after_s=stop_after, progress=not args.no_progress
+        )
     except DrumDiffError as err:
         return fail(str(err))
     except KeyboardInterrupt:
         print("interrupted; resume with --resume", file=sys.stderr)
         return 130
     if trainer.dist.main:
-        print(f"stopped at step {state.step}, loss {state.loss:.4f}; checkpoints in {run_dir / 'checkpoints'}")
+        print(
+            f"stopped at step {state.step}, loss {state.loss:.4f}; checkpoints in "
+            f"{run_dir / 'checkpoints'}"
+        )
     return 0

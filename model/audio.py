@@ -30,7 +30,7 @@ class DrumAudio:
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, *, max_seconds: float | None = None) -> "DrumAudio":
+    def from_file(cls, path: str | Path, *, max_seconds: float | None = None) -> DrumAudio:
         """Read any file libsndfile can; typed errors for unreadable or unusable audio."""
         path = Path(path)
         try:
@@ -42,7 +42,9 @@ class DrumAudio:
         if info.frames <= 0:
             raise AudioError("empty")
         if max_seconds is not None and info.frames > max_seconds * info.samplerate:
-            raise AudioError(f"too long ({info.frames / info.samplerate:.1f} s > {max_seconds:g} s)")
+            raise AudioError(
+                f"too long ({info.frames / info.samplerate:.1f} s > {max_seconds:g} s)"
+            )
         try:
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except (RuntimeError, sf.LibsndfileError, OSError) as err:
@@ -54,7 +56,7 @@ class DrumAudio:
         return cls(np.ascontiguousarray(data.T), int(rate))
 
     @classmethod
-    def silence(cls, frames: int, sample_rate: int, channels: int = 1) -> "DrumAudio":
+    def silence(cls, frames: int, sample_rate: int, channels: int = 1) -> DrumAudio:
         return cls(np.zeros((channels, frames), np.float32), sample_rate)
 
     # -- properties ---------------------------------------------------------------------------
@@ -75,7 +77,7 @@ class DrumAudio:
         return float(np.abs(self.samples).max()) if self.samples.size else 0.0
 
     # -- transforms ---------------------------------------------------------------------------
-    def resampled(self, sample_rate: int) -> "DrumAudio":
+    def resampled(self, sample_rate: int) -> DrumAudio:
         """High-quality resampling (soxr VHQ)."""
         if sample_rate == self.sample_rate:
             return self
@@ -84,7 +86,7 @@ class DrumAudio:
         out = soxr.resample(self.samples.T, self.sample_rate, sample_rate, quality="VHQ")
         return DrumAudio(np.ascontiguousarray(out.T, dtype=np.float32), sample_rate)
 
-    def with_channels(self, channels: int) -> "DrumAudio":
+    def with_channels(self, channels: int) -> DrumAudio:
         """Mono by averaging, stereo by duplicating mono (or keeping the first two)."""
         if channels == self.channels:
             return self
@@ -94,7 +96,7 @@ class DrumAudio:
             return DrumAudio(np.repeat(self.samples, channels, axis=0), self.sample_rate)
         return DrumAudio(self.samples[:channels].copy(), self.sample_rate)
 
-    def onset_trimmed(self, threshold_db: float = -40.0, pre_roll: int = 0) -> "DrumAudio":
+    def onset_trimmed(self, threshold_db: float = -40.0, pre_roll: int = 0) -> DrumAudio:
         """Drop leading silence: start at the first frame above `threshold_db` re the peak."""
         env = np.abs(self.samples).max(axis=0)
         peak = float(env.max()) if env.size else 0.0
@@ -104,7 +106,7 @@ class DrumAudio:
         start = max(0, int(above[0]) - pre_roll)
         return DrumAudio(self.samples[:, start:].copy(), self.sample_rate)
 
-    def fixed_length(self, frames: int, fade_out: int = 0) -> "DrumAudio":
+    def fixed_length(self, frames: int, fade_out: int = 0) -> DrumAudio:
         """Cut or zero-pad to `frames`; a cut end gets a raised-cosine fade of `fade_out` frames."""
         out = np.zeros((self.channels, frames), np.float32)
         n = min(frames, self.frames)
@@ -113,7 +115,7 @@ class DrumAudio:
             apply_fade_out(out, fade_out)
         return DrumAudio(out, self.sample_rate)
 
-    def peak_normalized(self, peak: float = 0.95) -> "DrumAudio":
+    def peak_normalized(self, peak: float = 0.95) -> DrumAudio:
         if self.peak <= 0:
             return self
         return DrumAudio(normalise_peak(self.samples, peak), self.sample_rate)

@@ -81,7 +81,9 @@ class DiffusionConfig:
     # ~40 dB less at 10 kHz). Dividing by the training set's amplitude spectrum makes the data
     # white too, so v = 0 (x0 = alpha * x) is already the Wiener filter and residual errors come
     # back shaped like drums instead of as hiss. Applied before the envelope.
-    spectrum: tuple[float, ...] = ()  # amplitude per band, bands evenly spaced 0..Nyquist; () = none
+    spectrum: tuple[
+        float, ...
+    ] = ()  # amplitude per band, bands evenly spaced 0..Nyquist; () = none
     spectrum_bands: int = 513  # bands measured (43 Hz apart at 44.1 kHz)
     spectrum_floor_db: float = -60.0  # bands quieter than the loudest by more are raised to this
     learn_spectrum: bool = True  # the trainer measures `spectrum` on the train split if empty
@@ -241,7 +243,9 @@ class FinishConfig:
     tail_gate_db: float = -55.0
     tail_gate_block: int = 256  # samples per level measurement (5.8 ms at 44.1 kHz)
     tail_gate_release_s: float = 0.01  # length of the fade that starts after the last loud block
-    peak: float = 0.95  # normalise every render to this peak, as prepare does the training clips (0 = only keep it under 0.999)
+    # Normalise every render to this peak, as prepare does the training clips (0: only keep it
+    # under 0.999).
+    peak: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -261,7 +265,8 @@ T = TypeVar("T")
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats such as `1e-4` (PyYAML's 1.1 makes them strings)."""
+    """SafeLoader that also reads YAML 1.2 floats such as `1e-4` (PyYAML's 1.1 makes them
+    strings)."""
 
 
 _Loader.add_implicit_resolver(

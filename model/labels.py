@@ -7,12 +7,18 @@ import re
 # Ordered rules: the first whose pattern matches wins. Words are matched on a normalised name
 # (lower case, separators turned into spaces), so "HH_Open-02" -> "hh open 02".
 _RULES: tuple[tuple[str, str], ...] = (
-    ("percussion", r"cowbell|cow bell|clave|shaker|tambourine|\btamb|maraca|woodblock|wood block"
-     r"|conga|bongo|djembe|cajon|agogo|guiro|cabasa|triangle|timbale|\bperc|waterglass|sangban"
-     r"|dunun|kenkeni|\bsnaps?\b|finger"),
-    ("open_hat", r"(open|\bop\b|opened|semi|\boh\b|ohh|swish|\bsizzle)"
-     r".*(hat|\bhh\b|hihat|hi hat)|(hat|\bhh\b|hihat|hi hat).*(open|\bop\b|opened|semi|swish)"
-     r"|\bohh?\b|side ohh"),
+    (
+        "percussion",
+        r"cowbell|cow bell|clave|shaker|tambourine|\btamb|maraca|woodblock|wood block"
+        r"|conga|bongo|djembe|cajon|agogo|guiro|cabasa|triangle|timbale|\bperc|waterglass|sangban"
+        r"|dunun|kenkeni|\bsnaps?\b|finger",
+    ),
+    (
+        "open_hat",
+        r"(open|\bop\b|opened|semi|\boh\b|ohh|swish|\bsizzle)"
+        r".*(hat|\bhh\b|hihat|hi hat)|(hat|\bhh\b|hihat|hi hat).*(open|\bop\b|opened|semi|swish)"
+        r"|\bohh?\b|side ohh",
+    ),
     ("closed_hat", r"hat|\bhh\b|hihat|hi hat|\bchh?\b|hh\d|\bpedal\b"),
     ("clap", r"clap"),
     ("kick", r"kick|\bkik\b|\bbd\b|bd\d|bass ?drum|bassdrum|\bbass\b"),
@@ -51,14 +57,28 @@ def label_from_names(*names: str) -> str:
 
 # General MIDI percussion key map (channel 10), notes 35-81, grouped into drumdiff's classes.
 GM_DRUM_NOTES: dict[int, str] = {
-    35: "kick", 36: "kick",
-    37: "snare", 38: "snare", 40: "snare",
+    35: "kick",
+    36: "kick",
+    37: "snare",
+    38: "snare",
+    40: "snare",
     39: "clap",
-    42: "closed_hat", 44: "closed_hat",
+    42: "closed_hat",
+    44: "closed_hat",
     46: "open_hat",
-    41: "tom", 43: "tom", 45: "tom", 47: "tom", 48: "tom", 50: "tom",
-    49: "crash", 52: "crash", 55: "crash", 57: "crash",
-    51: "ride", 53: "ride", 59: "ride",
+    41: "tom",
+    43: "tom",
+    45: "tom",
+    47: "tom",
+    48: "tom",
+    50: "tom",
+    49: "crash",
+    52: "crash",
+    55: "crash",
+    57: "crash",
+    51: "ride",
+    53: "ride",
+    59: "ride",
 }
 
 

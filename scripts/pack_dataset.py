@@ -40,7 +40,9 @@ def pack(source: Path, out: Path, splits: list[str], float16: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("source", type=Path, help="a dataset folder from `drumdiff prepare`")
     p.add_argument("out", type=Path, help="where to write the packed dataset")
     p.add_argument("--splits", nargs="+", default=["train", "validation"])

@@ -57,7 +57,9 @@ class OscConfig:
     host: str = "127.0.0.1"  # loopback by default; anything else needs allow_remote
     port: int = 9000  # 0 = any free port (tests)
     allow_remote: bool = False  # binding a non-loopback address must be switched on explicitly
-    allow: tuple[str, ...] = ()  # client IPs or networks (CIDR) allowed; empty = any that can reach us
+    allow: tuple[
+        str, ...
+    ] = ()  # client IPs or networks (CIDR) allowed; empty = any that can reach us
     # Where replies go for a sender that gave no reply_port and whose host never said hello, on
     # the sender's host (AbletonOSC answers on 11001); 0 = back to the sender's own port.
     reply_port: int = 0
@@ -89,7 +91,9 @@ class EngineConfig:
 
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1...
     precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, bf16, fp16
-    runtime: str = "torch"  # torch, openvino, onnxruntime, or auto (openvino where installed); CPU only
+    runtime: str = (
+        "torch"  # torch, openvino, onnxruntime, or auto (openvino where installed); CPU only
+    )
     queue_size: int = 64  # requests waiting for the worker; more are answered "busy"
     max_batch: int = 16  # requests rendered together at most
     pool_size: int = 4  # pre-rendered hits kept ready per class; 0 = no pool
@@ -102,9 +106,13 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if self.runtime not in ("torch", "openvino", "onnxruntime", "auto"):
-            raise ConfigError(f"engine.runtime must be torch, openvino, onnxruntime or auto, got {self.runtime!r}")
+            raise ConfigError(
+                f"engine.runtime must be torch, openvino, onnxruntime or auto, got {self.runtime!r}"
+            )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ConfigError(f"engine.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+            raise ConfigError(
+                f"engine.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}"
+            )
         for name in ("queue_size", "max_batch", "refill_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"engine.{name} must be at least 1")
@@ -138,7 +146,9 @@ class MidiConfig:
     """MIDI input (mido + python-rtmidi)."""
 
     enabled: bool = True
-    api: str = "auto"  # auto (each API rtmidi was built with until one opens), alsa, jack, macos, windows
+    api: str = (
+        "auto"  # auto (each API rtmidi was built with until one opens), alsa, jack, macos, windows
+    )
     virtual_port: str | None = "drumdiff"  # a virtual input port, where the platform has them
     ports: tuple[str, ...] = ()  # existing input ports to open too (name or unique substring)
     channel: int | None = None  # 1..16; None = omni
@@ -146,10 +156,14 @@ class MidiConfig:
 
     def __post_init__(self) -> None:
         if self.api not in ("auto", "alsa", "jack", "macos", "windows"):
-            raise ConfigError(f"midi.api must be auto, alsa, jack, macos or windows, got {self.api!r}")
+            raise ConfigError(
+                f"midi.api must be auto, alsa, jack, macos or windows, got {self.api!r}"
+            )
         if self.channel is not None and not 1 <= self.channel <= 16:
             raise ConfigError(f"midi.channel must be 1..16 or null, got {self.channel}")
-        from drumdiff.server.protocol import PARAMS  # late: protocol imports the sampler registry (torch)
+        from drumdiff.server.protocol import (
+            PARAMS,
+        )  # late: protocol imports the sampler registry (torch)
 
         for m in self.cc:
             if not 0 <= m.cc <= 127:
@@ -157,7 +171,9 @@ class MidiConfig:
             spec = PARAMS.get(m.param)
             if spec is None or spec.type == "choice":
                 numeric = sorted(p for p, s in PARAMS.items() if s.type != "choice")
-                raise ConfigError(f"midi.cc: {m.param!r} cannot follow a controller; expected one of {numeric}")
+                raise ConfigError(
+                    f"midi.cc: {m.param!r} cannot follow a controller; expected one of {numeric}"
+                )
 
 
 @dataclass(frozen=True)
@@ -170,7 +186,9 @@ class WriterConfig:
 
     def __post_init__(self) -> None:
         if self.subtype not in SUBTYPES:
-            raise ConfigError(f"writer.subtype must be one of {list(SUBTYPES)}, got {self.subtype!r}")
+            raise ConfigError(
+                f"writer.subtype must be one of {list(SUBTYPES)}, got {self.subtype!r}"
+            )
         if self.keep < 0:
             raise ConfigError("writer.keep must be 0 or more")
 

@@ -35,7 +35,13 @@ from drumdiff.server.engine import Engine, Hit, Origin, Task, model_name, veloci
 from drumdiff.server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
 from drumdiff.server.kits import KitService
 from drumdiff.server.midi import MidiInput
-from drumdiff.server.osc import Address, ReplyTransport, UdpOscServer, build_dispatcher, dispatch_datagram
+from drumdiff.server.osc import (
+    Address,
+    ReplyTransport,
+    UdpOscServer,
+    build_dispatcher,
+    dispatch_datagram,
+)
 from drumdiff.server.protocol import Command, Message, RequestId
 from drumdiff.server.sound_design import DesignService
 from drumdiff.server.writer import HitWriter, Published, WriteJob
@@ -122,7 +128,11 @@ class Daemon:
         if self._transport is None:
             osc = self.config.osc
             self.osc = UdpOscServer(
-                osc.host, osc.port, handle=self.handle, on_error=self._answer_error, allow=osc.allow,
+                osc.host,
+                osc.port,
+                handle=self.handle,
+                on_error=self._answer_error,
+                allow=osc.allow,
                 sock=self._osc_socket,
             )
             self._transport = self.osc
@@ -173,7 +183,11 @@ class Daemon:
     # ---- requests --------------------------------------------------------------------------
 
     def handle(
-        self, command: Command, sender: Address, arrived: float | None = None, reply_port: int | None = None
+        self,
+        command: Command,
+        sender: Address,
+        arrived: float | None = None,
+        reply_port: int | None = None,
     ) -> None:
         """An OSC command from `sender` (raises ServerError, answered by the transport).
 
@@ -285,7 +299,13 @@ class Daemon:
         def done(result: LoadedModel | DrumDiffError) -> None:
             ms = 1e3 * (time.perf_counter() - arrived)
             if isinstance(result, LoadedModel):
-                log.info("load %s: step %d, %d classes, %.0f ms", path, result.step, len(result.classes), ms)
+                log.info(
+                    "load %s: step %d, %d classes, %.0f ms",
+                    path,
+                    result.step,
+                    len(result.classes),
+                    ms,
+                )
                 self.reply(origin, protocol.loaded(str(path), result.step))
             else:
                 code = getattr(result, "code", "bad_checkpoint")
@@ -333,7 +353,9 @@ class Daemon:
     def _on_hit(self, hit: Hit) -> None:
         task = hit.task
         self.design.record(hit)  # so `vary last`, `inpaint <id>`... can refer to it
-        amp = 10.0 ** (task.gain_db / 20.0) * velocity_gain(task.velocity, self.config.engine.velocity_exponent)
+        amp = 10.0 ** (task.gain_db / 20.0) * velocity_gain(
+            task.velocity, self.config.engine.velocity_exponent
+        )
         audio = hit.audio
         root = task.note if task.note is not None else DEFAULT_ROOT_NOTE
         if task.pitch:
@@ -372,8 +394,11 @@ class Daemon:
         task = hit.task
         ms = 1e3 * (time.perf_counter() - task.submitted)
         if isinstance(result, Exception):
-            # A full, read-only or missing folder is not a daemon bug: `render_error`, not `internal`.
-            self._on_fail(task, RenderError(f"writing the file failed: {result}", request_id=task.request_id))
+            # A full, read-only or missing folder is not a daemon bug: `render_error`, not
+            # `internal`.
+            self._on_fail(
+                task, RenderError(f"writing the file failed: {result}", request_id=task.request_id)
+            )
             return
         self.published += 1
         log.info(
@@ -395,7 +420,14 @@ class Daemon:
             1e3 * result.seconds,
             task.origin.transport,
         )
-        message = protocol.done(task.request_id, str(result.path), task.drum_class, int(task.seed or 0), result.frames, hit.sample_rate)
+        message = protocol.done(
+            task.request_id,
+            str(result.path),
+            task.drum_class,
+            int(task.seed or 0),
+            result.frames,
+            hit.sample_rate,
+        )
         self.reply(task.origin, message)
         if task.stream and task.origin.address is not None:
             for chunk in protocol.chunks(task.request_id, result.path.read_bytes()):
@@ -404,11 +436,22 @@ class Daemon:
     def _on_fail(self, task: Task, err: DrumDiffError) -> None:
         code = getattr(err, "code", "internal")
         ms = 1e3 * (time.perf_counter() - task.submitted)
-        log.warning("render id=%s %s failed after %.1f ms: %s %s", task.request_id, task.drum_class, ms, code, err)
+        log.warning(
+            "render id=%s %s failed after %.1f ms: %s %s",
+            task.request_id,
+            task.drum_class,
+            ms,
+            code,
+            err,
+        )
         self.reply(task.origin, protocol.fail(task.request_id, code, str(err)))
 
     def _answer_error(
-        self, sender: Address, request_id: RequestId, err: ServerError, reply_port: int | None = None
+        self,
+        sender: Address,
+        request_id: RequestId,
+        err: ServerError,
+        reply_port: int | None = None,
     ) -> None:
         """A message from `sender` could not be handled: one log line and a `fail`."""
         log.info("%s:%d -> fail %s %s: %s", sender[0], sender[1], request_id, err.code, err)

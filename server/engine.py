@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +60,9 @@ class Origin:
 
     transport: str  # "osc", "midi" or "local"
     address: tuple[str, int] | None = None  # OSC sender (host, port)
-    reply_port: int | None = None  # the request's `reply_port`: replies go to this port of the sender's host
+    reply_port: int | None = (
+        None  # the request's `reply_port`: replies go to this port of the sender's host
+    )
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class Engine:
         self._rng = np.random.default_rng(self.seed)
         self._rng_lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._queue: queue.Queue[Union[Task, _Control]] = queue.Queue(maxsize=config.queue_size)
+        self._queue: queue.Queue[Task | _Control] = queue.Queue(maxsize=config.queue_size)
         self._pool: dict[str, deque[_Pooled]] = {}
         self._last: dict[str, _Pooled] = {}
         self._pool_lock = threading.Lock()  # guards _pool and _last; never held during inference
@@ -209,7 +211,8 @@ class Engine:
         self._served_lock = threading.Lock()
 
     def _on_runtime(self, model: LoadedModel) -> LoadedModel:
-        """`model` on the configured runtime where that is safe (model/core/runtime.py), else torch."""
+        """`model` on the configured runtime where that is safe (model/core/runtime.py), else
+        torch."""
         wanted = self.config.runtime
         if wanted == "auto":
             wanted = "openvino" if importlib.util.find_spec("openvino") is not None else "torch"
@@ -272,7 +275,9 @@ class Engine:
         if self.config.warmup:
             started = time.perf_counter()
             with self._precision():
-                render(self._model, [0], self._defaults.settings(), classes=[self._model.classes[0]])
+                render(
+                    self._model, [0], self._defaults.settings(), classes=[self._model.classes[0]]
+                )
             log.info("warm-up render took %.0f ms", 1e3 * (time.perf_counter() - started))
         self.started = time.monotonic()
         self._thread = threading.Thread(target=self._work, name="drumdiff-worker", daemon=True)
@@ -301,7 +306,9 @@ class Engine:
     def next_id(self) -> int:
         return next(self._ids)
 
-    def resolve(self, request: RenderRequest, origin: Origin, submitted: float | None = None) -> Task:
+    def resolve(
+        self, request: RenderRequest, origin: Origin, submitted: float | None = None
+    ) -> Task:
         """Check a render request against the loaded model and fill in the defaults."""
         model = self._model
         d = self._defaults
@@ -325,8 +332,12 @@ class Engine:
             except ValueError as err:
                 raise ProtocolError(str(err), request_id=request.request_id) from None
         settings = settings_with(
-            model, d.settings(), steps=request.steps, sampler=request.sampler,
-            guidance=request.guidance, length=length,
+            model,
+            d.settings(),
+            steps=request.steps,
+            sampler=request.sampler,
+            guidance=request.guidance,
+            length=length,
         )
         return Task(
             kind=request.kind,
@@ -345,7 +356,9 @@ class Engine:
             pitch=request.pitch or 0.0,
         )
 
-    def submit(self, request: RenderRequest, origin: Origin, submitted: float | None = None) -> Task | None:
+    def submit(
+        self, request: RenderRequest, origin: Origin, submitted: float | None = None
+    ) -> Task | None:
         """Serve from the pool at once, or enqueue for the worker. None for a release.
 
         Raises ProtocolError (bad request), BusyError (queue full), ShuttingDown.
@@ -361,7 +374,8 @@ class Engine:
             and request.steps is None
             and request.sampler is None
             and request.guidance is None
-            and request.length_s is None  # pooled hits have the model's length; pitch applies to any
+            and request.length_s
+            is None  # pooled hits have the model's length; pitch applies to any
             and task.class_arg is not None
         )
         if poolable:
@@ -378,7 +392,9 @@ class Engine:
     def enqueue(self, task: Task) -> None:
         """Queue a resolved task for the worker (other request kinds enter here)."""
         if task.kind not in self._renderers:
-            raise ProtocolError(f"no renderer for request kind {task.kind!r}", request_id=task.request_id)
+            raise ProtocolError(
+                f"no renderer for request kind {task.kind!r}", request_id=task.request_id
+            )
         try:
             self._queue.put_nowait(task)
         except queue.Full:
@@ -388,10 +404,6 @@ class Engine:
     def add_renderer(self, kind: str, renderer: Renderer) -> None:
         """Teach the worker a request kind (sound design); call before `start`."""
         self._renderers[kind] = renderer
-
-    def draw_seed(self) -> int:
-        """The next seed of the daemon's seed sequence (for requests that gave none)."""
-        return self.draw_seed()
 
     def request_load(
         self, path: Path, reply: Callable[[LoadedModel | DrumDiffError], None]
@@ -504,7 +516,10 @@ class Engine:
         while len(names) < self.config.refill_batch:
             progressed = False
             for name in wanted:
-                if counts.get(name, 0) + names.count(name) < size and len(names) < self.config.refill_batch:
+                if (
+                    counts.get(name, 0) + names.count(name) < size
+                    and len(names) < self.config.refill_batch
+                ):
                     names.append(name)
                     progressed = True
             if not progressed:
@@ -524,7 +539,8 @@ class Engine:
             # Until now a pooled trigger may have waited for a render; say when that ends.
             self.pool_warm_after = time.monotonic() - self.started
             log.info(
-                "pool warm: %d hits per class ready, %.1f s after start; triggers are answered at once",
+                "pool warm: %d hits per class ready, %.1f s after start; triggers are answered at "
+                "once",
                 self.config.pool_size,
                 self.pool_warm_after,
             )
@@ -587,26 +603,31 @@ class Engine:
         except Exception as err:
             log.exception("render of %d request(s) failed", len(group))
             for task in group:
-                self._fail(task, RenderError(f"{type(err).__name__}: {err}", request_id=task.request_id))
+                self._fail(
+                    task, RenderError(f"{type(err).__name__}: {err}", request_id=task.request_id)
+                )
             return
         ready = time.perf_counter()
         self.batches.append(len(group))
         name = model_name(model)
         for task, hit in zip(group, audio):
-            self._deliver(
-                Hit(task, hit, "fresh", len(group), ready, name, model.sample_rate)
-            )
+            self._deliver(Hit(task, hit, "fresh", len(group), ready, name, model.sample_rate))
 
     def _deliver(self, hit: Hit) -> None:
         with self._pool_lock:
-            self._last[hit.task.drum_class] = _Pooled(int(hit.task.seed or 0), hit.task.settings, hit.audio)
+            self._last[hit.task.drum_class] = _Pooled(
+                int(hit.task.seed or 0), hit.task.settings, hit.audio
+            )
         with self._served_lock:
             self.served += 1
         try:
             self._on_hit(hit)
         except Exception as err:
             log.exception("delivering request %s failed", hit.task.request_id)
-            self._fail(hit.task, RenderError(f"{type(err).__name__}: {err}", request_id=hit.task.request_id))
+            self._fail(
+                hit.task,
+                RenderError(f"{type(err).__name__}: {err}", request_id=hit.task.request_id),
+            )
 
     def _fail(self, task: Task, err: DrumDiffError) -> None:
         try:

@@ -46,30 +46,52 @@ class KitService:
         model = self.engine.model
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                raise BusyError("a kit is rendering; ask again when its kit.done has arrived",
-                                request_id=request.request_id)
-            rid: RequestId = request.request_id if request.request_id is not None else f"kit{self._next_id}"
+                raise BusyError(
+                    "a kit is rendering; ask again when its kit.done has arrived",
+                    request_id=request.request_id,
+                )
+            rid: RequestId = (
+                request.request_id if request.request_id is not None else f"kit{self._next_id}"
+            )
             self._next_id += 1
             seed = request.seed if request.seed is not None else self.engine.draw_seed()
             try:
                 settings = settings_for(model, steps=request.steps or self.engine.defaults.steps)
                 plan = plan_kit(
-                    model, name=request.name, round_robin=request.round_robin,
-                    velocity_layers_count=request.velocity_layers, length_cymbals_s=request.length_cymbals,
-                    seed=seed, settings=settings, formats=request.formats,
-                    model_source={"checkpoint": str(model.path) if model.path else None, "step": model.step},
+                    model,
+                    name=request.name,
+                    round_robin=request.round_robin,
+                    velocity_layers_count=request.velocity_layers,
+                    length_cymbals_s=request.length_cymbals,
+                    seed=seed,
+                    settings=settings,
+                    formats=request.formats,
+                    model_source={
+                        "checkpoint": str(model.path) if model.path else None,
+                        "step": model.step,
+                    },
                 )
             except (DrumDiffError, ValueError) as err:
                 raise ProtocolError(str(err), request_id=rid) from None
             out = self.folder / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}-{seed}"
             self._thread = threading.Thread(
-                target=self._run, args=(model, plan, out, rid, seed, reply), name="drumdiff-kit", daemon=True
+                target=self._run,
+                args=(model, plan, out, rid, seed, reply),
+                name="drumdiff-kit",
+                daemon=True,
             )
             self._thread.start()
         return rid
 
-    def _run(self, model: LoadedModel, plan: KitPlan, out: Path, rid: RequestId, seed: int,
-             reply: Callable[[Message], None]) -> None:
+    def _run(
+        self,
+        model: LoadedModel,
+        plan: KitPlan,
+        out: Path,
+        rid: RequestId,
+        seed: int,
+        reply: Callable[[Message], None],
+    ) -> None:
         started = time.perf_counter()
 
         def progress(done: int, total: int, what: str) -> None:
@@ -93,8 +115,14 @@ class KitService:
             reply(protocol.fail(rid, RenderError.code, f"kit failed: {err}"))
             return
         samples = len(kit.audio)
-        log.info("kit %s: %d pads, %d samples in %.1f s into %s", rid, len(kit.plan.pads), samples,
-                 time.perf_counter() - started, out)
+        log.info(
+            "kit %s: %d pads, %d samples in %.1f s into %s",
+            rid,
+            len(kit.plan.pads),
+            samples,
+            time.perf_counter() - started,
+            out,
+        )
         reply(protocol.kit_done(rid, str(out.resolve()), len(kit.plan.pads), samples, seed))
 
     def stop(self, timeout: float = 5.0) -> None:

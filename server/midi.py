@@ -51,7 +51,9 @@ def midi_to_command(msg: Any, config: MidiConfig) -> Command | None:
         for mapping in config.cc:
             if mapping.cc == msg.control:
                 spec = PARAMS[mapping.param]
-                return SetParam(mapping.param, spec.from_unit(msg.value / 127.0, mapping.low, mapping.high))
+                return SetParam(
+                    mapping.param, spec.from_unit(msg.value / 127.0, mapping.low, mapping.high)
+                )
     return None
 
 
@@ -91,7 +93,9 @@ class MidiInput:
             apis = self._apis(mido)
         except Exception as err:  # ImportError (no rtmidi), unknown API
             self.summary = f"none ({type(err).__name__}: {err})"
-            log.warning("MIDI input unavailable (%s: %s); OSC keeps working", type(err).__name__, err)
+            log.warning(
+                "MIDI input unavailable (%s: %s); OSC keeps working", type(err).__name__, err
+            )
             return False
         failures: list[str] = []
         reasons: list[str] = []  # one short reason per API, for the ready line
@@ -133,9 +137,14 @@ class MidiInput:
         if self.config.virtual_port:
             name = self.config.virtual_port
             try:
-                port = backend.open_input(name, virtual=True, client_name=name, callback=self._callback)
+                port = backend.open_input(
+                    name, virtual=True, client_name=name, callback=self._callback
+                )
             except Exception as err:  # rtmidi's SystemError/OSError: no ALSA sequencer, no JACK...
-                errors.append(f"MIDI virtual port {name!r} unavailable on {label} ({type(err).__name__}: {err})")
+                errors.append(
+                    f"MIDI virtual port {name!r} unavailable on {label} ({type(err).__name__}: "
+                    f"{err})"
+                )
             else:
                 self._ports.append(port)
                 self.port_names.append(f"{name} (virtual, {label})")
@@ -144,7 +153,9 @@ class MidiInput:
                 match = _match_port(wanted, backend.get_input_names())
                 port = backend.open_input(match, callback=self._callback)
             except Exception as err:
-                errors.append(f"MIDI input {wanted!r} unavailable on {label} ({type(err).__name__}: {err})")
+                errors.append(
+                    f"MIDI input {wanted!r} unavailable on {label} ({type(err).__name__}: {err})"
+                )
                 continue
             self._ports.append(port)
             self.port_names.append(f"{match} ({label})")

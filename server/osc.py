@@ -66,11 +66,16 @@ def encode(message: Message) -> bytes:
         elif isinstance(value, int):
             # A ping nonce is echoed as it came: an int64 ('h') does not fit an 'i'.
             small = _INT32[0] <= value <= _INT32[1]
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_INT if small else OscMessageBuilder.ARG_TYPE_INT64)
+            builder.add_arg(
+                value, OscMessageBuilder.ARG_TYPE_INT if small else OscMessageBuilder.ARG_TYPE_INT64
+            )
         elif isinstance(value, float):
             # Likewise a double ('d') beyond float32's range: struct cannot pack it as 'f'.
             small = not math.isfinite(value) or abs(value) <= _FLOAT32_MAX
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_FLOAT if small else OscMessageBuilder.ARG_TYPE_DOUBLE)
+            builder.add_arg(
+                value,
+                OscMessageBuilder.ARG_TYPE_FLOAT if small else OscMessageBuilder.ARG_TYPE_DOUBLE,
+            )
         else:
             builder.add_arg(str(value), OscMessageBuilder.ARG_TYPE_STRING)
     return builder.build().dgram
@@ -87,13 +92,22 @@ def build_dispatcher(handle: CommandHandler, on_error: ErrorHandler) -> Dispatch
             command, reply_port = protocol.parse_routed(address, args)
             handle(command, client, arrived, reply_port)
         except ServerError as err:
-            rid = err.request_id if err.request_id is not None else protocol.request_id_of(address, args)
+            rid = (
+                err.request_id
+                if err.request_id is not None
+                else protocol.request_id_of(address, args)
+            )
             if reply_port is None:
                 reply_port = protocol.reply_port_of(address, args)
             on_error(client, rid, err, reply_port)
 
     def unknown(client: Address, address: str, *args: Any) -> None:
-        on_error(client, protocol.NO_ID, UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md"), None)
+        on_error(
+            client,
+            protocol.NO_ID,
+            UnknownAddress(f"unknown address {address[:80]!r}; see docs/protocol.md"),
+            None,
+        )
 
     for address in protocol.PARSERS:
         dispatcher.map(address, handler, needs_reply_address=True)
@@ -111,7 +125,9 @@ def decode_datagram(data: bytes) -> list[OscMessage]:
 def _collect(data: bytes, depth: int, out: list[OscMessage]) -> None:
     if data.startswith(_BUNDLE):
         if depth >= MAX_BUNDLE_DEPTH:
-            raise MalformedPacket(f"not an OSC packet (bundles nested deeper than {MAX_BUNDLE_DEPTH})")
+            raise MalformedPacket(
+                f"not an OSC packet (bundles nested deeper than {MAX_BUNDLE_DEPTH})"
+            )
         if len(data) < 16:
             raise MalformedPacket("not an OSC packet (bundle shorter than its 16-byte header)")
         pos = 16  # "#bundle\0" and the timetag, which is ignored
@@ -123,7 +139,9 @@ def _collect(data: bytes, depth: int, out: list[OscMessage]) -> None:
             # OSC 1.0: an element is a whole message or bundle, so its size is positive and a
             # multiple of 4; anything else would make the walk step backwards or off the end.
             if size <= 0 or size % 4 or pos + size > len(data):
-                raise MalformedPacket(f"not an OSC packet (bundle element size {size} at byte {pos - 4})")
+                raise MalformedPacket(
+                    f"not an OSC packet (bundle element size {size} at byte {pos - 4})"
+                )
             _collect(data[pos : pos + size], depth + 1, out)
             pos += size
         return
@@ -149,21 +167,34 @@ def dispatch_datagram(
         address = message.address
         if _PATTERN_CHARS.intersection(address):
             # Wildcards would fan one message out to render, load and set at once.
-            on_error(client, protocol.NO_ID, MalformedPacket("OSC address patterns (wildcards) are not supported"), None)
+            on_error(
+                client,
+                protocol.NO_ID,
+                MalformedPacket("OSC address patterns (wildcards) are not supported"),
+                None,
+            )
             continue
         for handler in dispatcher.handlers_for_address(address):
             try:
                 handler.invoke(client, message)
             except Exception as err:  # a bug must not kill the receive loop
                 log.exception("handler for %s failed", address)
-                on_error(client, protocol.NO_ID, ServerError(f"internal error: {type(err).__name__}"), None)
+                on_error(
+                    client,
+                    protocol.NO_ID,
+                    ServerError(f"internal error: {type(err).__name__}"),
+                    None,
+                )
 
 
 class ReplyTransport:
     """Sends protocol messages; subclasses implement `_send` only."""
 
     def send(self, dest: Address, message: Message) -> None:
-        if message.address not in protocol.SPECS or protocol.SPECS[message.address].direction != "out":
+        if (
+            message.address not in protocol.SPECS
+            or protocol.SPECS[message.address].direction != "out"
+        ):
             raise ValueError(f"{message.address!r} is not a reply address of the protocol")
         self._send(dest, message)
 
@@ -263,7 +294,7 @@ class UdpOscServer(ReplyTransport):
         while self._receiving.is_set():
             try:
                 data, client = self._sock.recvfrom(MAX_DATAGRAM)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError as err:
                 if not self._receiving.is_set():

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from drumdiff.model.core.sampling import DISTILLED, SAMPLERS, SCHEDULES
 from drumdiff.server.errors import ProtocolError, UnknownAddress
@@ -86,7 +86,7 @@ MAX_DESIGN_COUNT = 32
 #: A previous hit named by this instead of a request id: the newest one (of `class`, if given).
 LAST = "last"
 
-RequestId = Union[int, str]
+RequestId = int | str
 _ID_TEXT = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces: safe in logs and Max
 
 
@@ -270,10 +270,19 @@ class DesignRequest:
     stream: bool = False
 
 
-Command = Union[
-    Hello, RenderRequest, StatusQuery, Ping, Load, SetParam, ClassesQuery, StatsQuery, ModelsQuery, DesignRequest,
-    KitRequest,
-]
+Command = (
+    Hello
+    | RenderRequest
+    | StatusQuery
+    | Ping
+    | Load
+    | SetParam
+    | ClassesQuery
+    | StatsQuery
+    | ModelsQuery
+    | DesignRequest
+    | KitRequest
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +337,9 @@ class ParamSpec:
             return as_float(value, what, self.lo, self.hi)
         return as_choice(value, what, self.choices)
 
-    def from_unit(self, unit: float, lo: float | None = None, hi: float | None = None) -> int | float:
+    def from_unit(
+        self, unit: float, lo: float | None = None, hi: float | None = None
+    ) -> int | float:
         """Scale 0..1 (a MIDI CC) onto [lo, hi] (default: the param's own range)."""
         if self.type == "choice":
             raise ProtocolError(f"{self.name} is a choice and cannot follow a controller")
@@ -346,16 +357,79 @@ def _opt_int(value: float | None) -> int | None:
 RENDER_KEYS: dict[str, KeySpec] = {
     k.name: k
     for k in (
-        KeySpec("id", "int or string", "client request id, echoed in the reply (default: the daemon assigns an int)", as_request_id, "request_id"),
-        KeySpec("seed", "int", f"noise seed 0..{MAX_SEED}; the same seed and settings give the same hit", lambda v: as_int(v, "seed", 0, MAX_SEED), "seed"),
-        KeySpec("steps", "int", f"sampling steps 1..{MAX_STEPS} (default: `set steps`)", lambda v: as_int(v, "steps", 1, MAX_STEPS), "steps"),
-        KeySpec("sampler", "string", f"one of {', '.join(sorted(SAMPLERS))} ({DISTILLED}: the model's few-step student, at its own steps)", lambda v: as_choice(v, "sampler", tuple(SAMPLERS)), "sampler"),
-        KeySpec("guidance", "float", "classifier-free guidance scale 0..50", lambda v: as_float(v, "guidance", 0.0, 50.0), "guidance"),
-        KeySpec("gain", "float", "gain in dB, -96..24, added to the velocity curve", lambda v: as_float(v, "gain", -96.0, 24.0), "gain_db"),
-        KeySpec("fresh", "0/1", "1 = render now; 0 = the pre-rendered pool may serve it (default 0)", lambda v: as_flag(v, "fresh"), "fresh"),
-        KeySpec("stream", "0/1", "1 = after `done`, also send the file as `/drumdiff/chunk` blobs (default 0)", lambda v: as_flag(v, "stream"), "stream"),
-        KeySpec("length", "float", f"seconds, 0.01..{MAX_LENGTH_S:g} (default: the model's length); longer than it, the model holds its last time step", lambda v: as_float(v, "length", 0.01, MAX_LENGTH_S), "length_s"),
-        KeySpec("pitch", "float", f"repitch by resampling, -{MAX_PITCH:g}..{MAX_PITCH:g} semitones (up is shorter); the file's `smpl` root note moves with it", lambda v: as_float(v, "pitch", -MAX_PITCH, MAX_PITCH), "pitch"),
+        KeySpec(
+            "id",
+            "int or string",
+            "client request id, echoed in the reply (default: the daemon assigns an int)",
+            as_request_id,
+            "request_id",
+        ),
+        KeySpec(
+            "seed",
+            "int",
+            f"noise seed 0..{MAX_SEED}; the same seed and settings give the same hit",
+            lambda v: as_int(v, "seed", 0, MAX_SEED),
+            "seed",
+        ),
+        KeySpec(
+            "steps",
+            "int",
+            f"sampling steps 1..{MAX_STEPS} (default: `set steps`)",
+            lambda v: as_int(v, "steps", 1, MAX_STEPS),
+            "steps",
+        ),
+        KeySpec(
+            "sampler",
+            "string",
+            f"one of {', '.join(sorted(SAMPLERS))} ({DISTILLED}: the model's few-step student, at "
+            "its own steps)",
+            lambda v: as_choice(v, "sampler", tuple(SAMPLERS)),
+            "sampler",
+        ),
+        KeySpec(
+            "guidance",
+            "float",
+            "classifier-free guidance scale 0..50",
+            lambda v: as_float(v, "guidance", 0.0, 50.0),
+            "guidance",
+        ),
+        KeySpec(
+            "gain",
+            "float",
+            "gain in dB, -96..24, added to the velocity curve",
+            lambda v: as_float(v, "gain", -96.0, 24.0),
+            "gain_db",
+        ),
+        KeySpec(
+            "fresh",
+            "0/1",
+            "1 = render now; 0 = the pre-rendered pool may serve it (default 0)",
+            lambda v: as_flag(v, "fresh"),
+            "fresh",
+        ),
+        KeySpec(
+            "stream",
+            "0/1",
+            "1 = after `done`, also send the file as `/drumdiff/chunk` blobs (default 0)",
+            lambda v: as_flag(v, "stream"),
+            "stream",
+        ),
+        KeySpec(
+            "length",
+            "float",
+            f"seconds, 0.01..{MAX_LENGTH_S:g} (default: the model's length); longer than it, the "
+            "model holds its last time step",
+            lambda v: as_float(v, "length", 0.01, MAX_LENGTH_S),
+            "length_s",
+        ),
+        KeySpec(
+            "pitch",
+            "float",
+            f"repitch by resampling, -{MAX_PITCH:g}..{MAX_PITCH:g} semitones (up is shorter); the "
+            "file's `smpl` root note moves with it",
+            lambda v: as_float(v, "pitch", -MAX_PITCH, MAX_PITCH),
+            "pitch",
+        ),
     )
 }
 
@@ -363,7 +437,13 @@ PARAMS: dict[str, ParamSpec] = {
     p.name: p
     for p in (
         ParamSpec("steps", "int", "default sampling steps", 1, MAX_STEPS),
-        ParamSpec("guidance", "float", "default classifier-free guidance scale (replaces the model's per-class scales)", 0.0, 50.0),
+        ParamSpec(
+            "guidance",
+            "float",
+            "default classifier-free guidance scale (replaces the model's per-class scales)",
+            0.0,
+            50.0,
+        ),
         ParamSpec("sampler", "choice", "default sampler", choices=tuple(sorted(SAMPLERS))),
         ParamSpec("schedule", "choice", "default noise schedule", choices=tuple(sorted(SCHEDULES))),
         ParamSpec("eta", "float", "DDIM stochasticity", 0.0, 1.0),
@@ -383,29 +463,131 @@ def _fraction(v: Any) -> float:
     return as_float(v, "fraction", 0.0, 1.0)
 
 
-#: Optional `key value` pairs of the sound-design messages (which message takes which: DESIGN_ALLOWED).
+#: Optional `key value` pairs of the sound-design messages (which message takes which:
+#: DESIGN_ALLOWED).
 DESIGN_KEYS: dict[str, KeySpec] = {
     k.name: k
     for k in (
-        KeySpec("id", "int or string", "client request id, echoed in every `done` of the request", as_request_id, "request_id"),
-        KeySpec("class", "string", "class condition (`any` = none); with source `last`: the newest hit of this class", lambda v: as_str(v, "class", max_len=64), "drum_class"),
-        KeySpec("level", "float", "vary: noise level 0..1 (0 = the same hit, 1 = a new one; default 0.5)", lambda v: as_float(v, "level", 0.0, 1.0), "level"),
-        KeySpec("count", "int", f"hits to make 1..{MAX_DESIGN_COUNT} (interpolate: 2.., endpoints included; default 1, interpolate 5)", lambda v: as_int(v, "count", 1, MAX_DESIGN_COUNT), "count"),
-        KeySpec("seed", "int", f"first seed 0..{MAX_SEED}; hit i uses seed + i", lambda v: as_int(v, "seed", 0, MAX_SEED - MAX_DESIGN_COUNT), "seed"),
-        KeySpec("steps", "int", f"sampling steps 1..{MAX_STEPS} (interpolate: inversion steps, default 32)", lambda v: as_int(v, "steps", 1, MAX_STEPS), "steps"),
-        KeySpec("sampler", "string", f"one of {', '.join(sorted(SAMPLERS))} (interpolate always uses ddim)", lambda v: as_choice(v, "sampler", tuple(SAMPLERS)), "sampler"),
-        KeySpec("guidance", "float", "classifier-free guidance scale 0..50 (interpolate: default 1)", lambda v: as_float(v, "guidance", 0.0, 50.0), "guidance"),
-        KeySpec("start", "float", "inpaint: seconds where the regenerated part begins (default 0)", lambda v: as_float(v, "start", 0.0, 60.0), "start_s"),
-        KeySpec("end", "float", "inpaint: seconds where it ends (default: the end of the hit)", lambda v: as_float(v, "end", 0.0, 60.0), "end_s"),
-        KeySpec("seam", "float", "inpaint: crossfade into the new part in ms, 0..100 (default 5)", lambda v: as_float(v, "seam", 0.0, 100.0), "seam_ms"),
-        KeySpec("refine", "int", "interpolate: fixed-point refinements per inversion step 0..8 (default 2)", lambda v: as_int(v, "refine", 0, 8), "refine"),
-        KeySpec("step", "int", "render with the checkpoint of the loaded model's run nearest this training step", lambda v: as_int(v, "step", 0, 2**31 - 1), "checkpoint_step"),
-        KeySpec("fraction", "float", "... or nearest this fraction of its training so far (0 = first kept, 1 = newest)", _fraction, "checkpoint_fraction"),
-        KeySpec("stream", "0/1", "1 = after each `done`, also send the file as `/drumdiff/chunk` blobs", lambda v: as_flag(v, "stream"), "stream"),
+        KeySpec(
+            "id",
+            "int or string",
+            "client request id, echoed in every `done` of the request",
+            as_request_id,
+            "request_id",
+        ),
+        KeySpec(
+            "class",
+            "string",
+            "class condition (`any` = none); with source `last`: the newest hit of this class",
+            lambda v: as_str(v, "class", max_len=64),
+            "drum_class",
+        ),
+        KeySpec(
+            "level",
+            "float",
+            "vary: noise level 0..1 (0 = the same hit, 1 = a new one; default 0.5)",
+            lambda v: as_float(v, "level", 0.0, 1.0),
+            "level",
+        ),
+        KeySpec(
+            "count",
+            "int",
+            f"hits to make 1..{MAX_DESIGN_COUNT} (interpolate: 2.., endpoints included; default 1, "
+            "interpolate 5)",
+            lambda v: as_int(v, "count", 1, MAX_DESIGN_COUNT),
+            "count",
+        ),
+        KeySpec(
+            "seed",
+            "int",
+            f"first seed 0..{MAX_SEED}; hit i uses seed + i",
+            lambda v: as_int(v, "seed", 0, MAX_SEED - MAX_DESIGN_COUNT),
+            "seed",
+        ),
+        KeySpec(
+            "steps",
+            "int",
+            f"sampling steps 1..{MAX_STEPS} (interpolate: inversion steps, default 32)",
+            lambda v: as_int(v, "steps", 1, MAX_STEPS),
+            "steps",
+        ),
+        KeySpec(
+            "sampler",
+            "string",
+            f"one of {', '.join(sorted(SAMPLERS))} (interpolate always uses ddim)",
+            lambda v: as_choice(v, "sampler", tuple(SAMPLERS)),
+            "sampler",
+        ),
+        KeySpec(
+            "guidance",
+            "float",
+            "classifier-free guidance scale 0..50 (interpolate: default 1)",
+            lambda v: as_float(v, "guidance", 0.0, 50.0),
+            "guidance",
+        ),
+        KeySpec(
+            "start",
+            "float",
+            "inpaint: seconds where the regenerated part begins (default 0)",
+            lambda v: as_float(v, "start", 0.0, 60.0),
+            "start_s",
+        ),
+        KeySpec(
+            "end",
+            "float",
+            "inpaint: seconds where it ends (default: the end of the hit)",
+            lambda v: as_float(v, "end", 0.0, 60.0),
+            "end_s",
+        ),
+        KeySpec(
+            "seam",
+            "float",
+            "inpaint: crossfade into the new part in ms, 0..100 (default 5)",
+            lambda v: as_float(v, "seam", 0.0, 100.0),
+            "seam_ms",
+        ),
+        KeySpec(
+            "refine",
+            "int",
+            "interpolate: fixed-point refinements per inversion step 0..8 (default 2)",
+            lambda v: as_int(v, "refine", 0, 8),
+            "refine",
+        ),
+        KeySpec(
+            "step",
+            "int",
+            "render with the checkpoint of the loaded model's run nearest this training step",
+            lambda v: as_int(v, "step", 0, 2**31 - 1),
+            "checkpoint_step",
+        ),
+        KeySpec(
+            "fraction",
+            "float",
+            "... or nearest this fraction of its training so far (0 = first kept, 1 = newest)",
+            _fraction,
+            "checkpoint_fraction",
+        ),
+        KeySpec(
+            "stream",
+            "0/1",
+            "1 = after each `done`, also send the file as `/drumdiff/chunk` blobs",
+            lambda v: as_flag(v, "stream"),
+            "stream",
+        ),
     )
 }
 
-_COMMON_DESIGN = ("id", "seed", "count", "steps", "sampler", "guidance", "step", "fraction", "stream")
+_COMMON_DESIGN = (
+    "id",
+    "seed",
+    "count",
+    "steps",
+    "sampler",
+    "guidance",
+    "step",
+    "fraction",
+    "stream",
+)
 DESIGN_ALLOWED: dict[str, tuple[str, ...]] = {
     VARY: (*_COMMON_DESIGN, "class", "level"),
     INTERPOLATE: ("id", "count", "steps", "guidance", "refine", "step", "fraction", "stream"),
@@ -414,7 +596,10 @@ DESIGN_ALLOWED: dict[str, tuple[str, ...]] = {
     SCRUB: _COMMON_DESIGN,
 }
 
-_SOURCE_DOC = "a previous hit: its request id, or `last` (the newest hit; with `class`, the newest of that class)"
+_SOURCE_DOC = (
+    "a previous hit: its request id, or `last` "
+    "(the newest hit; with `class`, the newest of that class)"
+)
 
 
 _KIT_FORMATS = ("sfz", "hydrogen", "decentsampler")
@@ -425,35 +610,85 @@ def _kit_formats(value: Any) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     bad = [n for n in names if n not in _KIT_FORMATS]
     if not names or bad:
-        raise ProtocolError(f"formats must be a comma-separated list of {list(_KIT_FORMATS)}, got {text!r}")
+        raise ProtocolError(
+            f"formats must be a comma-separated list of {list(_KIT_FORMATS)}, got {text!r}"
+        )
     return names
 
 
 KIT_KEYS: dict[str, KeySpec] = {
     k.name: k
     for k in (
-        KeySpec("id", "int or string", "client request id, echoed in every reply", as_request_id, "request_id"),
-        KeySpec("name", "string", "kit name: 1-64 letters, digits, spaces or _ . + - (default drumdiff)",
-                lambda v: as_str(v, "name", max_len=64), "name"),
-        KeySpec("round_robin", "int", "variations per pad, 1-8 (default 2)", lambda v: as_int(v, "round_robin", 1, 8),
-                "round_robin"),
-        KeySpec("velocity_layers", "int", "velocity layers per pad, 1-8 (default 2; made by gain)",
-                lambda v: as_int(v, "velocity_layers", 1, 8), "velocity_layers"),
-        KeySpec("length_cymbals", "float", "seconds crash, ride and open hat ring out to, 0.5-10 (default 2.5)",
-                lambda v: as_float(v, "length_cymbals", 0.5, MAX_LENGTH_S), "length_cymbals"),
-        KeySpec("seed", "int", "base seed (default: drawn, echoed in kit.done)", lambda v: as_int(v, "seed", 0, MAX_SEED),
-                "seed"),
-        KeySpec("formats", "string", "comma-separated: sfz, hydrogen, decentsampler (default all)", _kit_formats,
-                "formats"),
-        KeySpec("steps", "int", "sampler steps (default the daemon's)", lambda v: as_int(v, "steps", 1, MAX_STEPS),
-                "steps"),
+        KeySpec(
+            "id",
+            "int or string",
+            "client request id, echoed in every reply",
+            as_request_id,
+            "request_id",
+        ),
+        KeySpec(
+            "name",
+            "string",
+            "kit name: 1-64 letters, digits, spaces or _ . + - (default drumdiff)",
+            lambda v: as_str(v, "name", max_len=64),
+            "name",
+        ),
+        KeySpec(
+            "round_robin",
+            "int",
+            "variations per pad, 1-8 (default 2)",
+            lambda v: as_int(v, "round_robin", 1, 8),
+            "round_robin",
+        ),
+        KeySpec(
+            "velocity_layers",
+            "int",
+            "velocity layers per pad, 1-8 (default 2; made by gain)",
+            lambda v: as_int(v, "velocity_layers", 1, 8),
+            "velocity_layers",
+        ),
+        KeySpec(
+            "length_cymbals",
+            "float",
+            "seconds crash, ride and open hat ring out to, 0.5-10 (default 2.5)",
+            lambda v: as_float(v, "length_cymbals", 0.5, MAX_LENGTH_S),
+            "length_cymbals",
+        ),
+        KeySpec(
+            "seed",
+            "int",
+            "base seed (default: drawn, echoed in kit.done)",
+            lambda v: as_int(v, "seed", 0, MAX_SEED),
+            "seed",
+        ),
+        KeySpec(
+            "formats",
+            "string",
+            "comma-separated: sfz, hydrogen, decentsampler (default all)",
+            _kit_formats,
+            "formats",
+        ),
+        KeySpec(
+            "steps",
+            "int",
+            "sampler steps (default the daemon's)",
+            lambda v: as_int(v, "steps", 1, MAX_STEPS),
+            "steps",
+        ),
     )
 }
 
 
 def _design_spec(address: str, args: tuple[Arg, ...], doc: str) -> MessageSpec:
     keys = ", ".join(DESIGN_ALLOWED[address])
-    return MessageSpec(address, "in", args, doc, replies=(DONE, FAIL, CHUNK), variadic=f"key value ... ({keys}; see Sound design options)")
+    return MessageSpec(
+        address,
+        "in",
+        args,
+        doc,
+        replies=(DONE, FAIL, CHUNK),
+        variadic=f"key value ... ({keys}; see Sound design options)",
+    )
 
 
 DESIGN_MESSAGES: tuple[MessageSpec, ...] = (
@@ -462,11 +697,14 @@ DESIGN_MESSAGES: tuple[MessageSpec, ...] = (
         (Arg("source", "int or string", _SOURCE_DOC),),
         "Variations of an earlier hit: noise it to `level` and denoise (`count` of them, seeds "
         "seed..seed+count-1), conditioned on `class` or else the source's class. "
-        "\"8 variations of the last kick\": `vary last class kick count 8`.",
+        '"8 variations of the last kick": `vary last class kick count 8`.',
     ),
     _design_spec(
         INTERPOLATE,
-        (Arg("source_a", "int or string", _SOURCE_DOC), Arg("source_b", "int or string", "the other hit, likewise")),
+        (
+            Arg("source_a", "int or string", _SOURCE_DOC),
+            Arg("source_b", "int or string", "the other hit, likewise"),
+        ),
         "`count` hits from one earlier hit to another (endpoints included): deterministic DDIM "
         "inversion of both, spherical interpolation of the latents, DDIM back. No seeds: the "
         "`done` seed is the hit's index 0..count-1.",
@@ -508,7 +746,8 @@ MESSAGES: tuple[MessageSpec, ...] = (
         "Register the port on the sender's host where replies go (Max and Pd cannot receive on "
         "the port they send from; `oscsend` sends every message from a new port). It holds for "
         "later requests from this sender's address and, from any other port, for its whole host: "
-        "see Reply routing. Registered clients also receive the `done` of hits triggered over MIDI.",
+        "see Reply routing. Registered clients also receive the `done` of hits triggered over "
+        "MIDI.",
         replies=(HELLO_REPLY,),
     ),
     MessageSpec(
@@ -524,8 +763,19 @@ MESSAGES: tuple[MessageSpec, ...] = (
         RENDER,
         "in",
         (
-            Arg("class_or_note", "string or int", "a class name (`kick`, `snare`, `closed_hat`...) or a General MIDI drum note 0..127"),
-            Arg("velocity", "int", f"0..127 (default {DEFAULT_VELOCITY}); 0 is a release: nothing is rendered and nothing is replied", optional=True),
+            Arg(
+                "class_or_note",
+                "string or int",
+                "a class name (`kick`, `snare`, `closed_hat`...) or a General MIDI drum note "
+                "0..127",
+            ),
+            Arg(
+                "velocity",
+                "int",
+                f"0..127 (default {DEFAULT_VELOCITY}); 0 is a release: nothing is rendered and "
+                "nothing is replied",
+                optional=True,
+            ),
         ),
         "Render one hit. Without `fresh 1` (and without seed, steps, sampler or guidance) the "
         "daemon answers at once from its pool of pre-rendered hits when it has one.",
@@ -539,7 +789,12 @@ MESSAGES: tuple[MessageSpec, ...] = (
             Arg("request_id", "int or string", "the client's `id`, or the int the daemon assigned"),
             Arg("abs_path", "string", "absolute path of the new WAV file (never overwritten)"),
             Arg("class", "string", "class rendered (`any` for an unconditional render)"),
-            Arg("seed", "int", "noise seed used; send it back to recall the hit (seeds the daemon draws are below 2^24, so Pd's float numbers hold them exactly)"),
+            Arg(
+                "seed",
+                "int",
+                "noise seed used; send it back to recall the hit (seeds the daemon draws are below "
+                "2^24, so Pd's float numbers hold them exactly)",
+            ),
             Arg("frames", "int", "length in sample frames"),
             Arg("sample_rate", "int", "Hz"),
         ),
@@ -549,7 +804,13 @@ MESSAGES: tuple[MessageSpec, ...] = (
         FAIL,
         "out",
         (
-            Arg("request_id", "int or string", "the client's `id` when the request gave one; else -1 for a request refused on arrival, the daemon's id for one that failed after it was accepted; `load` for a failed load"),
+            Arg(
+                "request_id",
+                "int or string",
+                "the client's `id` when the request gave one; else -1 for a request refused on "
+                "arrival, the daemon's id for one that failed after it was accepted; `load` for a "
+                "failed load",
+            ),
             Arg("reason_code", "string", "see Reason codes"),
             Arg("text", "string", "human-readable reason"),
         ),
@@ -596,7 +857,12 @@ MESSAGES: tuple[MessageSpec, ...] = (
         "Liveness check; answered immediately, even while the worker renders.",
         replies=(PONG,),
     ),
-    MessageSpec(PONG, "out", (Arg("nonce", "any", "the ping's nonce, if it had one", optional=True),), "Answer to `ping`."),
+    MessageSpec(
+        PONG,
+        "out",
+        (Arg("nonce", "any", "the ping's nonce, if it had one", optional=True),),
+        "Answer to `ping`.",
+    ),
     MessageSpec(
         LOAD,
         "in",
@@ -608,7 +874,10 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(
         LOADED,
         "out",
-        (Arg("path", "string", "absolute path of the loaded checkpoint"), Arg("step", "int", "its training step")),
+        (
+            Arg("path", "string", "absolute path of the loaded checkpoint"),
+            Arg("step", "int", "its training step"),
+        ),
         "The new model serves from now on; the pool was emptied and refills.",
     ),
     MessageSpec(
@@ -621,16 +890,23 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(
         SET_REPLY,
         "out",
-        (Arg("param", "string", "parameter"), Arg("value", "number or string", "the value now in force")),
+        (
+            Arg("param", "string", "parameter"),
+            Arg("value", "number or string", "the value now in force"),
+        ),
         "Answer to `set`.",
     ),
-    MessageSpec(CLASSES, "in", (), "Ask which classes the loaded model renders.", replies=(CLASSES_REPLY,)),
+    MessageSpec(
+        CLASSES, "in", (), "Ask which classes the loaded model renders.", replies=(CLASSES_REPLY,)
+    ),
     MessageSpec(
         KIT,
         "in",
         (),
-        "Render a whole kit for samplers (what `drumdiff kit` makes: every drum class of the model on "
-        "the General MIDI drum map, round robins, velocity layers made by gain, cymbals rung out by "
+        "Render a whole kit for samplers (what `drumdiff kit` makes: every drum class of the model "
+        "on "
+        "the General MIDI drum map, round robins, velocity layers made by gain, cymbals rung out "
+        "by "
         "the model) into a new folder under the watched folder's `kits/`, in the background: "
         "`kit.progress` after each hit, then one `kit.done`. One kit at a time (another answers "
         "`busy`); renders of single hits go on meanwhile, sharing the CPU.",
@@ -640,16 +916,23 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(
         KIT_PROGRESS,
         "out",
-        (Arg("id", "int or string", "the kit request's id"), Arg("done", "int", "hits rendered"),
-         Arg("total", "int", "hits to render")),
+        (
+            Arg("id", "int or string", "the kit request's id"),
+            Arg("done", "int", "hits rendered"),
+            Arg("total", "int", "hits to render"),
+        ),
         "Progress of a kit.",
     ),
     MessageSpec(
         KIT_DONE,
         "out",
-        (Arg("id", "int or string", "the kit request's id"), Arg("folder", "string", "absolute path of the kit"),
-         Arg("pads", "int", "pads in the kit"), Arg("samples", "int", "WAV files written"),
-         Arg("seed", "int", "the base seed (the kit re-renders from its kit.json)")),
+        (
+            Arg("id", "int or string", "the kit request's id"),
+            Arg("folder", "string", "absolute path of the kit"),
+            Arg("pads", "int", "pads in the kit"),
+            Arg("samples", "int", "WAV files written"),
+            Arg("seed", "int", "the base seed (the kit re-renders from its kit.json)"),
+        ),
         "The kit is written: WAVs, kit.json and the format files.",
     ),
     MessageSpec(
@@ -665,7 +948,8 @@ MESSAGES: tuple[MessageSpec, ...] = (
         MODELS_REPLY,
         "out",
         (),
-        f"Answer to `models`: one absolute path per checkpoint, sorted, at most {MAX_LISTED_MODELS}; "
+        "Answer to `models`: one absolute path per checkpoint, sorted, at most "
+        f"{MAX_LISTED_MODELS}; "
         "each is a valid `load` argument.",
         variadic="path ...",
     ),
@@ -699,14 +983,27 @@ MESSAGES = MESSAGES + DESIGN_MESSAGES
 
 #: How the daemon picks where a reply goes, first rule that applies (for docs/protocol.md).
 REPLY_ROUTING: tuple[str, ...] = (
-    (f"the request's own `{REPLY_PORT_KEY} <port>` pair (any request but hello; in render and sound-design "
-        "messages among the options, in the others last): that port on the sender's host;"),
-    ("the port registered with `hello` from this sender address (host and source port): each Max "
-        "device or Pd object keeps its own;"),
-    ("the port most recently registered with `hello` from the sender's host, whatever port that hello "
-        "came from: one-shot senders such as liblo's `oscsend` use a new source port for every message;"),
-    ("`osc.reply_port` of the server config, when set (0 = off, the default), on the sender's host, "
-        "as AbletonOSC answers on 11001;"),
+    (
+        f"the request's own `{REPLY_PORT_KEY} <port>` pair (any request but hello; in render and "
+        "sound-design "
+        "messages among the options, in the others last): that port on the sender's host;"
+    ),
+    (
+        "the port registered with `hello` from this sender address (host and source port): each "
+        "Max "
+        "device or Pd object keeps its own;"
+    ),
+    (
+        "the port most recently registered with `hello` from the sender's host, whatever port that "
+        "hello "
+        "came from: one-shot senders such as liblo's `oscsend` use a new source port for every "
+        "message;"
+    ),
+    (
+        "`osc.reply_port` of the server config, when set (0 = off, the default), on the sender's "
+        "host, "
+        "as AbletonOSC answers on 11001;"
+    ),
     "the sender's own address and port.",
 )
 SPECS: dict[str, MessageSpec] = {m.address: m for m in MESSAGES}
@@ -751,7 +1048,10 @@ def _render_options_start(args: Sequence[Any]) -> int:
 
 
 def _key_values(
-    what: str, options: Sequence[Any], specs: dict[str, KeySpec], allowed: Sequence[str] | None = None
+    what: str,
+    options: Sequence[Any],
+    specs: dict[str, KeySpec],
+    allowed: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """`key value` pairs -> {field: parsed value}, each key known (and `allowed`) and given once."""
     options = list(options)
@@ -773,11 +1073,16 @@ def _key_values(
 
 def parse_render(args: Sequence[Any]) -> RenderRequest:
     if not args:
-        raise ProtocolError("render takes <class_or_note> [velocity] [key value ...], got 0 arguments")
+        raise ProtocolError(
+            "render takes <class_or_note> [velocity] [key value ...], got 0 arguments"
+        )
     target = parse_target(args[0])
     start = _render_options_start(args)
     if start == 1 and len(args) > 1 and args[1] not in RENDER_KEYS:
-        raise ProtocolError(f"velocity must be a number, got {_show(args[1])} (or leave it out and give key value options)")
+        raise ProtocolError(
+            f"velocity must be a number, got {_show(args[1])} (or leave it out and give key value "
+            "options)"
+        )
     velocity = as_int(args[1], "velocity", 0, 127) if start == 2 else DEFAULT_VELOCITY
     fields = _key_values("render", args[start:], RENDER_KEYS)
     return RenderRequest(target, velocity, **fields)
@@ -849,13 +1154,17 @@ def _design_options(address: str, options: Sequence[Any]) -> dict[str, Any]:
 
 def _design_head(address: str, args: Sequence[Any], positional: int, usage: str) -> list[Any]:
     if len(args) < positional:
-        raise ProtocolError(f"{address.removeprefix(PREFIX)} takes {usage}, got {len(args)} arguments")
+        raise ProtocolError(
+            f"{address.removeprefix(PREFIX)} takes {usage}, got {len(args)} arguments"
+        )
     return list(args[:positional])
 
 
 def parse_vary(args: Sequence[Any]) -> DesignRequest:
     (source,) = _design_head(VARY, args, 1, "<source> [key value ...]")
-    return DesignRequest("vary", sources=(_source(source, "source"),), **_design_options(VARY, args[1:]))
+    return DesignRequest(
+        "vary", sources=(_source(source, "source"),), **_design_options(VARY, args[1:])
+    )
 
 
 def parse_interpolate(args: Sequence[Any]) -> DesignRequest:
@@ -863,7 +1172,9 @@ def parse_interpolate(args: Sequence[Any]) -> DesignRequest:
     fields = _design_options(INTERPOLATE, args[2:])
     if fields.get("count") is not None and fields["count"] < 2:
         raise ProtocolError("interpolate count must be at least 2 (the two endpoints)")
-    return DesignRequest("interpolate", sources=(_source(a, "source_a"), _source(b, "source_b")), **fields)
+    return DesignRequest(
+        "interpolate", sources=(_source(a, "source_a"), _source(b, "source_b")), **fields
+    )
 
 
 def parse_inpaint(args: Sequence[Any]) -> DesignRequest:
@@ -880,7 +1191,12 @@ def parse_inpaint(args: Sequence[Any]) -> DesignRequest:
 def parse_morph(args: Sequence[Any]) -> DesignRequest:
     a, b, mix = _design_head(MORPH, args, 3, "<class_a> <class_b> <mix> [key value ...]")
     classes = (as_str(a, "class_a", max_len=64), as_str(b, "class_b", max_len=64))
-    return DesignRequest("morph", classes=classes, mix=as_float(mix, "mix", 0.0, 1.0), **_design_options(MORPH, args[3:]))
+    return DesignRequest(
+        "morph",
+        classes=classes,
+        mix=as_float(mix, "mix", 0.0, 1.0),
+        **_design_options(MORPH, args[3:]),
+    )
 
 
 def parse_scrub(args: Sequence[Any]) -> DesignRequest:
@@ -962,7 +1278,8 @@ def parse_routed(address: str, args: Sequence[Any]) -> tuple[Command, int | None
 
 
 def reply_port_of(address: str, args: Sequence[Any]) -> int | None:
-    """Best-effort `reply_port` of a message that failed to parse, so its `fail` finds the client."""
+    """Best-effort `reply_port` of a message that failed to parse, so its `fail` finds the
+    client."""
     try:
         return split_reply_port(address, args)[1]
     except ProtocolError:
@@ -999,7 +1316,9 @@ def hello_reply(version: str, client_id: int) -> Message:
     return Message(HELLO_REPLY, (version, int(client_id)))
 
 
-def done(request_id: RequestId, path: str, drum_class: str, seed: int, frames: int, sample_rate: int) -> Message:
+def done(
+    request_id: RequestId, path: str, drum_class: str, seed: int, frames: int, sample_rate: int
+) -> Message:
     return Message(DONE, (request_id, path, drum_class, int(seed), int(frames), int(sample_rate)))
 
 
@@ -1011,11 +1330,18 @@ def fail(request_id: RequestId | None, code: str, text: str) -> Message:
 def chunks(request_id: RequestId, data: bytes) -> list[Message]:
     """The file split into `/drumdiff/chunk` messages of at most CHUNK_BYTES each."""
     pieces = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    return [Message(CHUNK, (request_id, seq, len(pieces), piece)) for seq, piece in enumerate(pieces)]
+    return [
+        Message(CHUNK, (request_id, seq, len(pieces), piece)) for seq, piece in enumerate(pieces)
+    ]
 
 
 def status_reply(
-    model: str, device: str, queue_length: int, pool_fill: float, uptime_s: float, renders_served: int
+    model: str,
+    device: str,
+    queue_length: int,
+    pool_fill: float,
+    uptime_s: float,
+    renders_served: int,
 ) -> Message:
     return Message(
         STATUS_REPLY,

@@ -86,7 +86,9 @@ class HitHistory:
 class DesignService:
     """Turns sound-design requests into engine tasks and renders them on the worker."""
 
-    def __init__(self, engine: Engine, *, cache_size: int = CACHE_SIZE, history: int = HISTORY_SIZE) -> None:
+    def __init__(
+        self, engine: Engine, *, cache_size: int = CACHE_SIZE, history: int = HISTORY_SIZE
+    ) -> None:
         self.engine = engine
         self.history = HitHistory(history)
         self.cache = ModelCache(cache_size, device=engine.device)
@@ -107,14 +109,18 @@ class DesignService:
         task = hit.task
         self.history.add(PastHit(task.request_id, task.drum_class, task.class_arg, hit.audio))
 
-    def submit(self, request: DesignRequest, origin: Origin, submitted: float | None = None) -> list[Task]:
+    def submit(
+        self, request: DesignRequest, origin: Origin, submitted: float | None = None
+    ) -> list[Task]:
         """Resolve and enqueue one task per hit; raises ProtocolError / BusyError / ShuttingDown."""
         rid = self.engine.next_id() if request.request_id is None else request.request_id
         # A request refused on arrival is answered under the client's id, or -1 as a refused
         # render is: the daemon's id only names requests that were accepted.
         refused_id = request.request_id
         try:
-            tasks = self._tasks(request, rid, origin, time.perf_counter() if submitted is None else submitted)
+            tasks = self._tasks(
+                request, rid, origin, time.perf_counter() if submitted is None else submitted
+            )
         except ProtocolError as err:
             err.request_id = refused_id
             raise
@@ -122,7 +128,9 @@ class DesignService:
             raise ProtocolError(str(err), request_id=refused_id) from None
         free = self.engine.config.queue_size - self.engine.queue_length
         if len(tasks) > free:
-            raise BusyError(f"{len(tasks)} hits asked, room for {max(free, 0)}", request_id=refused_id)
+            raise BusyError(
+                f"{len(tasks)} hits asked, room for {max(free, 0)}", request_id=refused_id
+            )
         for task in tasks:
             self.engine.enqueue(task)
         return tasks
@@ -139,15 +147,22 @@ class DesignService:
             return None
         path = self.engine.model.path
         if path is None:
-            raise ProtocolError("the loaded model is not from a run folder, so there is nothing to scrub")
+            raise ProtocolError(
+                "the loaded model is not from a run folder, so there is nothing to scrub"
+            )
         entries = list_checkpoints(path.parent)
-        entry = pick_checkpoint(entries, step=request.checkpoint_step, fraction=request.checkpoint_fraction)
+        entry = pick_checkpoint(
+            entries, step=request.checkpoint_step, fraction=request.checkpoint_fraction
+        )
         return entry.path
 
     def _settings(self, request: DesignRequest) -> RenderSettings:
         return settings_with(
-            self.engine.model, self.engine.defaults.settings(), steps=request.steps,
-            sampler=request.sampler, guidance=request.guidance,
+            self.engine.model,
+            self.engine.defaults.settings(),
+            steps=request.steps,
+            sampler=request.sampler,
+            guidance=request.guidance,
         )
 
     def _seeds(self, request: DesignRequest, count: int) -> list[int]:
@@ -155,7 +170,9 @@ class DesignService:
             return [request.seed + i for i in range(count)]
         return [self.engine.draw_seed() for _ in range(count)]
 
-    def _tasks(self, request: DesignRequest, rid: RequestId, origin: Origin, submitted: float) -> list[Task]:
+    def _tasks(
+        self, request: DesignRequest, rid: RequestId, origin: Origin, submitted: float
+    ) -> list[Task]:
         model = self.engine.model
         checkpoint = self._checkpoint(request)
         info: dict[str, Any] = {"op": request.kind}
@@ -163,14 +180,32 @@ class DesignService:
             info["checkpoint"] = checkpoint.name
         label_class = self._class(request.drum_class, model) if request.drum_class else None
         kind = request.kind
-        sources = [self.history.find(ref, label_class if ref == LAST else None) for ref in request.sources]
+        sources = [
+            self.history.find(ref, label_class if ref == LAST else None) for ref in request.sources
+        ]
         info["sources"] = [s.request_id for s in sources]
 
-        def task(label: str, class_arg: str | None, seed: int, settings: RenderSettings, extra: dict[str, Any]) -> Task:
+        def task(
+            label: str,
+            class_arg: str | None,
+            seed: int,
+            settings: RenderSettings,
+            extra: dict[str, Any],
+        ) -> Task:
             return Task(
-                kind=kind, request_id=rid, origin=origin, drum_class=label, class_arg=class_arg,
-                note=None, velocity=127, seed=seed, settings=settings, gain_db=self.engine.defaults.gain,
-                stream=request.stream, fresh=True, submitted=submitted,
+                kind=kind,
+                request_id=rid,
+                origin=origin,
+                drum_class=label,
+                class_arg=class_arg,
+                note=None,
+                velocity=127,
+                seed=seed,
+                settings=settings,
+                gain_db=self.engine.defaults.gain,
+                stream=request.stream,
+                fresh=True,
+                submitted=submitted,
                 extra={"checkpoint": checkpoint, "info": info, **extra},
             )
 
@@ -179,14 +214,30 @@ class DesignService:
             steps = request.steps or INTERPOLATE_STEPS
             guidance = 1.0 if request.guidance is None else request.guidance
             refine = INTERPOLATE_REFINE if request.refine is None else request.refine
-            settings = RenderSettings(steps=steps, sampler="ddim", schedule=self.engine.defaults.schedule, guidance=guidance)
+            settings = RenderSettings(
+                steps=steps,
+                sampler="ddim",
+                schedule=self.engine.defaults.schedule,
+                guidance=guidance,
+            )
             a, b = sources
             info.update(refine=refine, count=count)
             fractions = np.linspace(0.0, 1.0, count)
             # The index stands in for the seed: interpolation is deterministic.
             return [
-                task(a.drum_class if w < 0.5 else b.drum_class, None, i, settings,
-                     {"a": a, "b": b, "fraction": float(w), "refine": refine, "info": {**info, "fraction": float(w)}})
+                task(
+                    a.drum_class if w < 0.5 else b.drum_class,
+                    None,
+                    i,
+                    settings,
+                    {
+                        "a": a,
+                        "b": b,
+                        "fraction": float(w),
+                        "refine": refine,
+                        "info": {**info, "fraction": float(w)},
+                    },
+                )
                 for i, w in enumerate(fractions)
             ]
         count = request.count or 1
@@ -205,10 +256,13 @@ class DesignService:
                 sr = model.sample_rate
                 frames = source.audio.shape[-1]
                 start = 0 if request.start_s is None else int(round(request.start_s * sr))
-                end = frames if request.end_s is None else min(frames, int(round(request.end_s * sr)))
+                end = (
+                    frames if request.end_s is None else min(frames, int(round(request.end_s * sr)))
+                )
                 if not 0 <= start < end:
                     raise ProtocolError(
-                        f"inpaint range {start / sr:.3f}..{end / sr:.3f} s is empty within the {frames / sr:.3f} s hit"
+                        f"inpaint range {start / sr:.3f}..{end / sr:.3f} s is empty within the "
+                        f"{frames / sr:.3f} s hit"
                     )
                 seam = int(round((5.0 if request.seam_ms is None else request.seam_ms) * 1e-3 * sr))
                 extra.update(start=start, end=end, seam=seam)
@@ -228,7 +282,9 @@ class DesignService:
             if checkpoint is None:
                 raise ProtocolError("scrub needs step or fraction")
             class_arg = self._class(request.classes[0], model)
-            return [task(class_arg or UNCONDITIONAL, class_arg, seed, settings, {}) for seed in seeds]
+            return [
+                task(class_arg or UNCONDITIONAL, class_arg, seed, settings, {}) for seed in seeds
+            ]
         raise ProtocolError(f"unknown sound-design request {kind!r}")
 
     # ---- worker thread -------------------------------------------------------------------------
@@ -259,19 +315,41 @@ class DesignService:
     def _render_vary(self, model: LoadedModel, tasks: Sequence[Task]) -> np.ndarray:
         def run(m: LoadedModel, group: list[Task]) -> np.ndarray:
             t = group[0]
-            return variation(m, t.extra["source"].audio, t.extra["level"], [int(g.seed or 0) for g in group],
-                             t.settings, drum_class=t.class_arg)
+            return variation(
+                m,
+                t.extra["source"].audio,
+                t.extra["level"],
+                [int(g.seed or 0) for g in group],
+                t.settings,
+                drum_class=t.class_arg,
+            )
 
-        return self._grouped(model, tasks, lambda t: (id(t.extra["source"]), t.extra["level"], t.class_arg), run)
+        return self._grouped(
+            model, tasks, lambda t: (id(t.extra["source"]), t.extra["level"], t.class_arg), run
+        )
 
     def _render_inpaint(self, model: LoadedModel, tasks: Sequence[Task]) -> np.ndarray:
         def run(m: LoadedModel, group: list[Task]) -> np.ndarray:
             t = group[0]
-            return inpaint(m, t.extra["source"].audio, [int(g.seed or 0) for g in group], t.settings,
-                           regenerate=(t.extra["start"], t.extra["end"]), drum_class=t.class_arg,
-                           seam=t.extra["seam"])
+            return inpaint(
+                m,
+                t.extra["source"].audio,
+                [int(g.seed or 0) for g in group],
+                t.settings,
+                regenerate=(t.extra["start"], t.extra["end"]),
+                drum_class=t.class_arg,
+                seam=t.extra["seam"],
+            )
 
-        key = lambda t: (id(t.extra["source"]), t.extra["start"], t.extra["end"], t.extra["seam"], t.class_arg)  # noqa: E731
+        def key(t: Task) -> tuple[object, ...]:
+            return (
+                id(t.extra["source"]),
+                t.extra["start"],
+                t.extra["end"],
+                t.extra["seam"],
+                t.class_arg,
+            )
+
         return self._grouped(model, tasks, key, run)
 
     def _render_interpolate(self, model: LoadedModel, tasks: Sequence[Task]) -> np.ndarray:
@@ -279,21 +357,40 @@ class DesignService:
             t = group[0]
             a, b = t.extra["a"], t.extra["b"]
             return interpolate(
-                m, a.audio, b.audio, len(group), t.settings.steps, class_a=a.class_arg, class_b=b.class_arg,
-                guidance=t.settings.guidance, schedule=t.settings.schedule, refine=t.extra["refine"],
+                m,
+                a.audio,
+                b.audio,
+                len(group),
+                t.settings.steps,
+                class_a=a.class_arg,
+                class_b=b.class_arg,
+                guidance=t.settings.guidance,
+                schedule=t.settings.schedule,
+                refine=t.extra["refine"],
                 fractions=[g.extra["fraction"] for g in group],
             )
 
-        return self._grouped(model, tasks, lambda t: (id(t.extra["a"]), id(t.extra["b"]), t.extra["refine"]), run)
+        return self._grouped(
+            model, tasks, lambda t: (id(t.extra["a"]), id(t.extra["b"]), t.extra["refine"]), run
+        )
 
     def _render_morph(self, model: LoadedModel, tasks: Sequence[Task]) -> np.ndarray:
         def run(m: LoadedModel, group: list[Task]) -> np.ndarray:
-            return morph(m, group[0].extra["weights"], [int(g.seed or 0) for g in group], group[0].settings)
+            return morph(
+                m, group[0].extra["weights"], [int(g.seed or 0) for g in group], group[0].settings
+            )
 
-        return self._grouped(model, tasks, lambda t: tuple(sorted(t.extra["weights"].items(), key=str)), run)
+        return self._grouped(
+            model, tasks, lambda t: tuple(sorted(t.extra["weights"].items(), key=str)), run
+        )
 
     def _render_scrub(self, model: LoadedModel, tasks: Sequence[Task]) -> np.ndarray:
         def run(m: LoadedModel, group: list[Task]) -> np.ndarray:
-            return render(m, [int(g.seed or 0) for g in group], group[0].settings, classes=[g.class_arg for g in group])
+            return render(
+                m,
+                [int(g.seed or 0) for g in group],
+                group[0].settings,
+                classes=[g.class_arg for g in group],
+            )
 
         return self._grouped(model, tasks, lambda t: None, run)

@@ -76,7 +76,9 @@ class HitWriter:
         self.config = config
         self.folder = Path(config.folder).expanduser().resolve()
         self.software = software
-        self._queue: queue.Queue[tuple[WriteJob, Callable[[Published | Exception], None]] | None] = queue.Queue()
+        self._queue: queue.Queue[
+            tuple[WriteJob, Callable[[Published | Exception], None]] | None
+        ] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._counter = 0
         self._kept: deque[Path] = deque()
@@ -88,7 +90,8 @@ class HitWriter:
         if not self.writable:
             # Not fatal: permissions can be fixed (or a drive remounted) while the daemon runs.
             log.warning(
-                "the watched folder %s is not writable: every hit will fail with render_error until it is",
+                "the watched folder %s is not writable: every hit will fail with render_error "
+                "until it is",
                 self.folder,
             )
         self._remove_stale_partials()
@@ -158,7 +161,13 @@ class HitWriter:
             "title": path.stem,
             "date": now.isoformat(timespec="milliseconds"),
             "comment": json.dumps(
-                {"class": job.drum_class, "note": job.note, "velocity": job.velocity, "seed": job.seed, **job.params},
+                {
+                    "class": job.drum_class,
+                    "note": job.note,
+                    "velocity": job.velocity,
+                    "seed": job.seed,
+                    **job.params,
+                },
                 sort_keys=True,
             ),
         }

@@ -20,10 +20,6 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from drumdiff.model.core.checkpoint import LoadedModel, build_model  # noqa: E402
-from drumdiff.model.config import Config, load_config  # noqa: E402
-from drumdiff.model.core.denoiser import Denoiser  # noqa: E402
-
 # Helpers live in a module with a unique name; re-exported here for `from conftest import ...`.
 from drumdiff_testkit import (  # noqa: E402,F401
     CONFIGS,
@@ -34,6 +30,10 @@ from drumdiff_testkit import (  # noqa: E402,F401
     model_config_paths,
     randomize,
 )
+
+from drumdiff.model.config import Config, load_config  # noqa: E402
+from drumdiff.model.core.checkpoint import LoadedModel, build_model  # noqa: E402
+from drumdiff.model.core.denoiser import Denoiser  # noqa: E402
 
 torch.set_num_threads(1)
 

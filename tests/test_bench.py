@@ -16,8 +16,25 @@ def test_bench_tiny_config_writes_json_and_a_table(
 ) -> None:
     out = tmp_path / "results" / "bench.json"
     rc = cli.main(
-        ["bench", "--configs", str(TINY_CONFIG), "--repeats", "1", "--warmup", "0", "--batch", "2",
-         "--steps", "2,3", "--render-batches", "1,2", "--threads", "1", "--out", str(out)]
+        [
+            "bench",
+            "--configs",
+            str(TINY_CONFIG),
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--batch",
+            "2",
+            "--steps",
+            "2,3",
+            "--render-batches",
+            "1,2",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
     )
     assert rc == 0
     report = json.loads(out.read_text())
@@ -46,15 +63,33 @@ def test_bench_tiny_config_writes_json_and_a_table(
 def test_bench_skip_train_and_sampler(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     rc = bench.main(
-        ["--configs", str(TINY_CONFIG), "--repeats", "1", "--warmup", "0", "--skip-train",
-         "--steps", "2", "--render-batches", "1", "--sampler", "heun", "--out", str(out),
-         "--set", "sampling.guidance=1.0"]
+        [
+            "--configs",
+            str(TINY_CONFIG),
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--skip-train",
+            "--steps",
+            "2",
+            "--render-batches",
+            "1",
+            "--sampler",
+            "heun",
+            "--out",
+            str(out),
+            "--set",
+            "sampling.guidance=1.0",
+        ]
     )
     assert rc == 0
     (result,) = json.loads(out.read_text())["results"]
     assert result["train"] is None
     (entry,) = result["render"]
-    assert entry["sampler"] == "heun" and entry["network_evaluations"] == 2  # Euler first and last steps
+    assert (
+        entry["sampler"] == "heun" and entry["network_evaluations"] == 2
+    )  # Euler first and last steps
     assert entry["guidance"] == 1.0 and entry["network_batch"] == 1
 
 
@@ -88,8 +123,22 @@ def test_bench_records_a_failing_config_and_goes_on(tmp_path: Path) -> None:
     bad.write_text("model:\n  lenght: 3\n")
     out = tmp_path / "b.json"
     rc = bench.main(
-        ["--configs", str(bad), str(TINY_CONFIG), "--repeats", "1", "--warmup", "0",
-         "--skip-train", "--steps", "1", "--render-batches", "1", "--out", str(out)]
+        [
+            "--configs",
+            str(bad),
+            str(TINY_CONFIG),
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--skip-train",
+            "--steps",
+            "1",
+            "--render-batches",
+            "1",
+            "--out",
+            str(out),
+        ]
     )
     assert rc == 1
     first, second = json.loads(out.read_text())["results"]

@@ -14,8 +14,8 @@ from drumdiff_testkit import TINY_CONFIG
 
 from drumdiff import cli
 from drumdiff.model import DEFAULT_MODEL
-from drumdiff.model.core.checkpoint import save_checkpoint
 from drumdiff.model.config import Config
+from drumdiff.model.core.checkpoint import save_checkpoint
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.wav import read_info
 
@@ -55,8 +55,19 @@ def test_render_writes_readable_wavs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
     rc, files = _render(
-        tmp_path, "--class", "kick", "-n", "3", "--steps", "2", "--seed", "7", "--format", fmt,
-        "--batch-size", "2",
+        tmp_path,
+        "--class",
+        "kick",
+        "-n",
+        "3",
+        "--steps",
+        "2",
+        "--seed",
+        "7",
+        "--format",
+        fmt,
+        "--batch-size",
+        "2",
     )
     assert rc == 0
     assert [p.name for p in files] == [f"kick_seed{s}_dpmpp-2m2.wav" for s in (7, 8, 9)]
@@ -78,8 +89,19 @@ def test_render_writes_readable_wavs(
 @pytest.mark.parametrize(("seconds", "frames"), [(0.05, 2205), (0.1, 4410), (0.0464, 2046)])
 def test_render_length_and_sampler(tmp_path: Path, seconds: float, frames: int) -> None:
     rc, files = _render(
-        tmp_path, "-n", "2", "--steps", "2", "--seed", "1", "--length", str(seconds),
-        "--sampler", "heun", "--schedule", "linear",
+        tmp_path,
+        "-n",
+        "2",
+        "--steps",
+        "2",
+        "--seed",
+        "1",
+        "--length",
+        str(seconds),
+        "--sampler",
+        "heun",
+        "--schedule",
+        "linear",
     )
     assert rc == 0 and len(files) == 2
     assert all(f.name.startswith("any_seed") and "heun2" in f.name for f in files)
@@ -104,8 +126,22 @@ def test_render_from_a_checkpoint(
     )
     out = tmp_path / "out"
     rc = cli.main(
-        ["render", str(ckpt), "--class", "clap", "-n", "1", "--steps", "2", "--seed", "3",
-         "--out", str(out), "--format", "FLOAT"]
+        [
+            "render",
+            str(ckpt),
+            "--class",
+            "clap",
+            "-n",
+            "1",
+            "--steps",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--format",
+            "FLOAT",
+        ]
     )
     assert rc == 0
     (path,) = out.glob("*.wav")
@@ -134,7 +170,9 @@ def test_render_errors_are_one_line(
     assert err.count("\n") == 1
 
 
-def test_render_refuses_a_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_refuses_a_bad_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")
     assert cli.main(["render", str(bad), "--out", str(tmp_path / "o")]) == 1
@@ -159,7 +197,9 @@ def test_render_without_a_model_explains_itself(
     assert "--config" in capsys.readouterr().err
 
 
-def test_render_rejects_unknown_sampler_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_rejects_unknown_sampler_choice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc, files = _render(tmp_path, "--sampler", "euler-x")
     assert rc == 1 and not files
     assert "unknown sampler 'euler-x'; expected one of" in capsys.readouterr().err
@@ -171,7 +211,9 @@ def test_render_never_overwrites_and_writes_the_root_note(tmp_path: Path) -> Non
     rc, first = _render(tmp_path, "--seed", "3", "--steps", "2")
     assert rc == 0 and len(first) == 1
     before = first[0].read_bytes()
-    rc, both = _render(tmp_path, "--seed", "3", "--steps", "2", "--guidance", "1")  # same name, other settings
+    rc, both = _render(
+        tmp_path, "--seed", "3", "--steps", "2", "--guidance", "1"
+    )  # same name, other settings
     assert rc == 0 and len(both) == 2
     assert first[0].read_bytes() == before
     assert all(read_root_note(p) == 60 for p in both)
@@ -201,7 +243,9 @@ def test_help_says_each_default_once_and_every_option_has_help() -> None:
                 continue
             assert action.help, f"{name} {action.option_strings[0]} has no help"
             text = formatter._get_help_string(action)
-            assert len(re.findall(r"\(?default[: ]", text)) <= 1, f"{name} {action.option_strings[0]}: {text}"
+            assert len(re.findall(r"\(?default[: ]", text)) <= 1, (
+                f"{name} {action.option_strings[0]}: {text}"
+            )
             assert "(default: None)" not in text % {"default": action.default}
 
 
@@ -210,6 +254,12 @@ def test_subcommand_help_does_not_import_torch() -> None:
     import sys
 
     for argv in (["render", "--help"], ["design", "vary", "--help"], ["serve", "--help"]):
-        code = f"import sys; from drumdiff import cli; sys.argv=['drumdiff', *{argv!r}]\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        code = (
+            f"import sys; from drumdiff import cli; sys.argv=['drumdiff', *{argv!r}]\n"
+            "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
         assert out.strip().endswith("False"), argv

@@ -16,7 +16,11 @@ def test_default_model_is_a_small_fp16_ema_export() -> None:
     assert DEFAULT_MODEL.stat().st_size <= 40 * 2**20
     payload = read_checkpoint(DEFAULT_MODEL)
     assert payload["model"] is None and payload["ema"]
-    halves = [v for k, v in payload["ema"].items() if v.is_floating_point() and not k.endswith("fourier.weight")]
+    halves = [
+        v
+        for k, v in payload["ema"].items()
+        if v.is_floating_point() and not k.endswith("fourier.weight")
+    ]
     assert halves and all(str(v.dtype) == "torch.float16" for v in halves)
     cfg = payload["config"]
     assert cfg["model"]["sample_rate"] == 44100

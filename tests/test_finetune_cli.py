@@ -17,13 +17,25 @@ import pytest
 import soundfile as sf
 
 from drumdiff import finetune as cli
-from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
 from drumdiff.model.config import load_config
+from drumdiff.model.core.checkpoint import (
+    load_checkpoint,
+    model_from_config,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny-test.yaml"
-FAST = ["--set", "finetune.judge_every_steps=5", "--set", "finetune.report_per_class=2",
-        "--set", "finetune.audio_per_class=1", "--no-progress"]
+FAST = [
+    "--set",
+    "finetune.judge_every_steps=5",
+    "--set",
+    "finetune.report_per_class=2",
+    "--set",
+    "finetune.audio_per_class=1",
+    "--no-progress",
+]
 
 
 def hit(freq: float, decay_s: float, frames: int = 3000) -> np.ndarray:
@@ -49,11 +61,18 @@ def messy_folder(root: Path) -> Path:
 def base(tmp_path: Path) -> Path:
     config = load_config(TINY)
     model = model_from_config(config)
-    return save_checkpoint(tmp_path / "base.pt", config, model_state=None,
-                           ema_state=model.denoiser.net.state_dict(), step=3)
+    return save_checkpoint(
+        tmp_path / "base.pt",
+        config,
+        model_state=None,
+        ema_state=model.denoiser.net.state_dict(),
+        step=3,
+    )
 
 
-def test_whole_command_on_a_messy_folder(tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_whole_command_on_a_messy_folder(
+    tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = messy_folder(tmp_path / "my kit")
     out = tmp_path / "job"
     rc = cli.main([str(folder), "--init", str(base), "--out", str(out), "--stop-at", "10", *FAST])
@@ -63,14 +82,24 @@ def test_whole_command_on_a_messy_folder(tmp_path: Path, base: Path, capsys: pyt
     # The weird folder is "other" by name; the tiny base has no "other", so it is added.
     assert "classes the base model lacks, added: other" in text.out
     assert re.search(r"distance to held-out hits: base [\d.]+ dB -> fine-tuned [\d.]+ dB", text.out)
-    for name in ("model.pt", "MODEL_CARD.md", "report.html", "report.json", "judge.jsonl", "last.pt"):
+    for name in (
+        "model.pt",
+        "MODEL_CARD.md",
+        "report.html",
+        "report.json",
+        "judge.jsonl",
+        "last.pt",
+    ):
         assert (out / name).is_file(), name
     model = load_checkpoint(out / "model.pt")
     assert model.classes == ("kick", "snare", "closed_hat", "clap", "other") and model.step == 10
     assert model.config.name == "my_kit"
     report = json.loads((out / "report.json").read_text())
-    assert report["data"]["per_class"] == {"kick": {"train": 3, "validation": 1}, "other": {"train": 2, "validation": 1},
-                                           "snare": {"train": 3, "validation": 1}}
+    assert report["data"]["per_class"] == {
+        "kick": {"train": 3, "validation": 1},
+        "other": {"train": 2, "validation": 1},
+        "snare": {"train": 3, "validation": 1},
+    }
     assert {Path(r["source"]).name for r in report["data"]["rejected"]} == {"broken.wav"}
     assert set(report["results"]["fine-tuned"]["per_class_db"]) == {"kick", "snare", "other"}
     assert [r["step"] for r in report["timeline"]] == [0, 5, 10]
@@ -78,15 +107,28 @@ def test_whole_command_on_a_messy_folder(tmp_path: Path, base: Path, capsys: pyt
     assert "Distance to your held-out hits" in (out / "report.html").read_text()
 
 
-def test_one_class_folder_becomes_the_class_named(tmp_path: Path, base: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_class_folder_becomes_the_class_named(
+    tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "hits"
     folder.mkdir()
     for i in range(5):
         sf.write(str(folder / f"{i:03d}.wav"), hit(400 + 40 * i, 0.03), 44100)
     out = tmp_path / "job"
-    rc = cli.main([str(folder), "--init", str(base), "--out", str(out), "--classes-from", "Metal Clank",
-                   "--stop-at", "5", *FAST])
+    rc = cli.main(
+        [
+            str(folder),
+            "--init",
+            str(base),
+            "--out",
+            str(out),
+            "--classes-from",
+            "Metal Clank",
+            "--stop-at",
+            "5",
+            *FAST,
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     model = load_checkpoint(out / "model.pt")
     assert model.classes[-1] == "metal_clank"
@@ -96,10 +138,15 @@ def test_one_class_folder_becomes_the_class_named(tmp_path: Path, base: Path,
     assert report["judge"]["judged_classes"] == ["metal_clank"]
 
 
-def test_bad_arguments_are_one_line_errors(tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_are_one_line_errors(
+    tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main([]) == 1
     assert "give a FOLDER" in capsys.readouterr().err
-    assert cli.main([str(tmp_path / "nowhere"), "--init", str(base), "--out", str(tmp_path / "j")]) == 1
+    assert (
+        cli.main([str(tmp_path / "nowhere"), "--init", str(base), "--out", str(tmp_path / "j")])
+        == 1
+    )
     assert "is not a folder" in capsys.readouterr().err
     assert cli.main([str(tmp_path), "--minutes", "0"]) == 1
     assert "--minutes must be positive" in capsys.readouterr().err
@@ -108,7 +155,20 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, base: Path, capsys: p
     assert cli.main(["--resume", str(tmp_path), "--set", "train.lr=1"]) == 1
     assert "give only --minutes or --stop-at" in capsys.readouterr().err
     folder = messy_folder(tmp_path / "kit")
-    assert cli.main([str(folder), "--init", str(base), "--out", str(tmp_path / "j2"), "--set", "finetune.bogus=1"]) == 1
+    assert (
+        cli.main(
+            [
+                str(folder),
+                "--init",
+                str(base),
+                "--out",
+                str(tmp_path / "j2"),
+                "--set",
+                "finetune.bogus=1",
+            ]
+        )
+        == 1
+    )
     assert "unknown config key" in capsys.readouterr().err
     assert cli.main([str(folder), "--init", str(tmp_path / "missing.pt")]) == 1
     assert "does not exist" in capsys.readouterr().err
@@ -119,9 +179,25 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_goes_on(tmp_path: Path, base:
     out = tmp_path / "job"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drumdiff", "finetune", str(folder), "--init", str(base), "--out", str(out),
-         "--minutes", "30", *FAST],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "finetune",
+            str(folder),
+            "--init",
+            str(base),
+            "--out",
+            str(out),
+            "--minutes",
+            "30",
+            *FAST,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # Wait for the first checkpoint after step 0 (the run is then training for real).
@@ -148,7 +224,10 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_goes_on(tmp_path: Path, base:
     assert rc == 0
     state = json.loads((out / "finetune.json").read_text())
     assert state["status"] == "done"
-    assert [(s["from_step"], s["to_step"]) for s in state["sessions"]] == [(0, stopped), (stopped, target)]
+    assert [(s["from_step"], s["to_step"]) for s in state["sessions"]] == [
+        (0, stopped),
+        (stopped, target),
+    ]
     assert load_checkpoint(out / "model.pt").step == target
     steps = [r["step"] for r in json.loads((out / "report.json").read_text())["timeline"]]
     assert steps[0] == 0 and steps[-1] == target and steps == sorted(steps)
@@ -157,7 +236,22 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_goes_on(tmp_path: Path, base:
 def test_resume_after_a_step_stop_trains_on(tmp_path: Path, base: Path) -> None:
     folder = messy_folder(tmp_path / "kit")
     out = tmp_path / "job"
-    assert cli.main([str(folder), "--init", str(base), "--out", str(out), "--stop-at", "5", "--no-report", *FAST]) == 0
+    assert (
+        cli.main(
+            [
+                str(folder),
+                "--init",
+                str(base),
+                "--out",
+                str(out),
+                "--stop-at",
+                "5",
+                "--no-report",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert read_checkpoint(out / "last.pt")["step"] == 5 and not (out / "model.pt").exists()
     first = read_checkpoint(out / "checkpoints" / "step-0000005.pt")["ema"]
     assert cli.main(["--resume", str(out), "--stop-at", "8", "--no-progress"]) == 0
@@ -176,13 +270,43 @@ def test_the_daemon_serves_the_result(tmp_path: Path, base: Path) -> None:
     for i in range(4):
         sf.write(str(folder / f"{i}.wav"), hit(300 + 50 * i, 0.03), 44100)
     out = tmp_path / "job"
-    assert cli.main([str(folder), "--init", str(base), "--out", str(out), "--classes-from", "zap",
-                     "--stop-at", "3", *FAST]) == 0
+    assert (
+        cli.main(
+            [
+                str(folder),
+                "--init",
+                str(base),
+                "--out",
+                str(out),
+                "--classes-from",
+                "zap",
+                "--stop-at",
+                "3",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "JACK_NO_START_SERVER": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drumdiff", "serve", "--checkpoint", str(out / "model.pt"), "--port", "0",
-         "--folder", str(tmp_path / "rendered"), "--no-midi"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "serve",
+            "--checkpoint",
+            str(out / "model.pt"),
+            "--port",
+            "0",
+            "--folder",
+            str(tmp_path / "rendered"),
+            "--no-midi",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     client = None
     try:

@@ -209,7 +209,7 @@ def test_hydrogen_plays_the_kit(cli_kit: Path, h2_home: Path) -> None:
     seconds_per_tick = 60.0 / bpm / ticks_per_beat
     by_note = {p.note: p for p in plan.pads}
     onsets = [round(tick * seconds_per_tick * sr) for _, tick, _ in pattern]
-    for (note, tick, velocity), start in zip(pattern, onsets):
+    for (note, tick, _velocity), start in zip(pattern, onsets):
         window = mono[start : start + 1500]
         assert np.sqrt(np.mean(window**2)) > 1e-3, f"no sound where note {note} plays"
         # It is this kit's hit: the export around the onset matches one of the pad's round robins.

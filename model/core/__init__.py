@@ -1,1 +1,2 @@
-"""The model itself: the network, its diffusion and model space, samplers, checkpoints and runtimes."""
+"""The model itself: the network, its diffusion and model space, samplers, checkpoints and
+runtimes."""

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from drumdiff.model.config import Config, config_from_dict, to_dict
 from drumdiff.model.core.denoiser import Denoiser
-from drumdiff.model.errors import CheckpointError, ConfigError
 from drumdiff.model.core.unet import DrumUNet1d
+from drumdiff.model.errors import CheckpointError, ConfigError
 
 FORMAT = "drumdiff-checkpoint"
 FORMAT_VERSION = 1
@@ -135,7 +135,9 @@ def save_payload_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """The raw payload of a drumdiff checkpoint, validated; one-line errors otherwise."""
     path = Path(path)
     if not path.exists():
@@ -169,7 +171,8 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {version!r}; this drumdiff reads {FORMAT_VERSION}"
+            f"{path} has checkpoint format version {version!r}; this drumdiff reads "
+            f"{FORMAT_VERSION}"
         )
     return payload
 
@@ -214,7 +217,9 @@ def _distilled_from(path: str | Path, config: Config, entry: Any) -> DistilledMo
     if entry is None:
         return None
     if not isinstance(entry, dict) or "weights" not in entry or "levels" not in entry:
-        raise CheckpointError(f"{path}: its distilled model is malformed (needs weights and levels)")
+        raise CheckpointError(
+            f"{path}: its distilled model is malformed (needs weights and levels)"
+        )
     levels = tuple(float(v) for v in entry["levels"])
     if len(levels) < 2 or levels[-1] != 0.0 or any(b >= a for a, b in zip(levels, levels[1:])):
         raise CheckpointError(f"{path}: its distilled levels {levels} are not decreasing to 0")
@@ -223,7 +228,9 @@ def _distilled_from(path: str | Path, config: Config, entry: Any) -> DistilledMo
     return DistilledModel(denoiser, levels, dict(teacher) if isinstance(teacher, dict) else {})
 
 
-def model_from_config(config: Config, *, device: str | torch.device = "cpu", seed: int = 0) -> LoadedModel:
+def model_from_config(
+    config: Config, *, device: str | torch.device = "cpu", seed: int = 0
+) -> LoadedModel:
     """A random-weight model for a config (tests and benchmarks)."""
     torch.manual_seed(seed)
     denoiser = build_model(config).eval().to(device)

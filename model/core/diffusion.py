@@ -97,8 +97,12 @@ def _class_log_gains(cfg: DiffusionConfig, length: int, device: str) -> tuple[Te
 
     Cached per device: a training step on a GPU blends them there instead of on the CPU.
     """
-    spectra = torch.stack([spectrum_gain(replace(cfg, spectrum=s), length) for s in cfg.class_spectra])
-    envelopes = torch.stack([envelope_gain(replace(cfg, envelope=e), length) for e in cfg.class_envelopes])
+    spectra = torch.stack(
+        [spectrum_gain(replace(cfg, spectrum=s), length) for s in cfg.class_spectra]
+    )
+    envelopes = torch.stack(
+        [envelope_gain(replace(cfg, envelope=e), length) for e in cfg.class_envelopes]
+    )
     return spectra.log().to(device), envelopes.log().to(device)
 
 
@@ -107,7 +111,10 @@ def uses_class_spaces(cfg: DiffusionConfig) -> bool:
 
 
 def space_gains(
-    cfg: DiffusionConfig, length: int, weights: Tensor | None = None, device: torch.device | str = "cpu"
+    cfg: DiffusionConfig,
+    length: int,
+    weights: Tensor | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[Tensor | None, Tensor]:
     """(spectrum gain or None, envelope gain) from audio to model space.
 
@@ -122,7 +129,12 @@ def space_gains(
         return spectrum, envelope
     assert spectrum is not None
     log_spectra, log_envelopes = _class_log_gains(cfg, length, str(device))
-    w = weights[:, : len(cfg.class_spectra)].detach().to(log_spectra.device, torch.float32).clamp_min(0)
+    w = (
+        weights[:, : len(cfg.class_spectra)]
+        .detach()
+        .to(log_spectra.device, torch.float32)
+        .clamp_min(0)
+    )
     total = w.sum(dim=1, keepdim=True)
     conditional = total > 0
     w = w / total.clamp_min(1e-12)
@@ -174,7 +186,7 @@ def measure_spectrum(clips: Iterable[np.ndarray], bands: int) -> tuple[float, ..
     mean = total / count
     edges = np.linspace(0, len(mean), bands + 1).round().astype(int)
     centres = np.linspace(0.0, 1.0, bands)
-    band_power = np.array([mean[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])
+    band_power = np.array([mean[a : max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])
     # Re-sample band means onto evenly spaced points (band k sits at k / (bands - 1) of Nyquist).
     positions = (edges[:-1] + np.maximum(edges[1:] - 1, edges[:-1])) / 2 / max(1, len(mean) - 1)
     amp = np.sqrt(np.interp(centres, positions, band_power))
@@ -187,7 +199,7 @@ def measure_envelope(clips: Sequence[np.ndarray] | np.ndarray, block: int) -> tu
     count = 0
     for clip in clips:
         frames = clip.shape[-1] // block
-        power = (np.asarray(clip, dtype=np.float64)[..., : frames * block] ** 2)
+        power = np.asarray(clip, dtype=np.float64)[..., : frames * block] ** 2
         power = power.reshape(-1, frames, block).mean(axis=(0, 2))
         total = power if total is None else total + power
         count += 1

@@ -15,7 +15,9 @@ from drumdiff.model.core.unet import DrumUNet1d
 
 
 @functools.lru_cache(maxsize=8)
-def frequency_weights(length: int, sample_rate: int, octave_share: float, floor_hz: float) -> Tensor:
+def frequency_weights(
+    length: int, sample_rate: int, octave_share: float, floor_hz: float
+) -> Tensor:
     """Per-rfft-bin loss weights (length // 2 + 1,) with mean 1 over the spectrum.
 
     A share `octave_share` of the weight is spread evenly per octave (~ 1 / f, held constant
@@ -42,7 +44,9 @@ def configured_frequency_weights(config: Config, length: int) -> Tensor | None:
     d = config.diffusion
     if d.loss_octave_share == 0.0:
         return None
-    return frequency_weights(length, config.model.sample_rate, d.loss_octave_share, d.loss_octave_floor_hz)
+    return frequency_weights(
+        length, config.model.sample_rate, d.loss_octave_share, d.loss_octave_floor_hz
+    )
 
 
 def spectral_mse(error: Tensor, weights: Tensor) -> Tensor:
@@ -73,7 +77,8 @@ def v_loss(
 ) -> Tensor:
     """Mean v-objective loss of `net` on clean clips x0 (B, C, T) with labels (B,).
 
-    `net` may be wrapped (DDP); then pass `null_class`. t ~ U[0, 1]; a `condition_dropout` share of items trains the null class. "snr-clamp" weights
+    `net` may be wrapped (DDP); then pass `null_class`. t ~ U[0, 1]; a `condition_dropout` share of
+    items trains the null class. "snr-clamp" weights
     each item by min(SNR, 5) / (SNR + 1): Min-SNR-5 for the v target (Hang et al., 2023).
     `frequency_weighting` (T // 2 + 1,) weighs the error per frequency bin (`frequency_weights`).
     """

@@ -52,7 +52,9 @@ def _ab(t: float) -> tuple[float, float]:
 
 
 def _call(model: Denoiser, x: Tensor, t: float, extra_args: dict[str, Any] | None) -> Tensor:
-    return model(x, torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype), **(extra_args or {}))
+    return model(
+        x, torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype), **(extra_args or {})
+    )
 
 
 def _eps(x: Tensor, x0: Tensor, alpha: float, sigma: float) -> Tensor:
@@ -199,7 +201,8 @@ def sample_distilled(
 ) -> Tensor:
     """A distilled student's own rule: deterministic DDIM through the levels it learned.
 
-    `model` is the student and `ts` its levels (see `model/train/distill.py`); eta is ignored because
+    `model` is the student and `ts` its levels (see `model/train/distill.py`); eta is ignored
+    because
     the student was trained to land where the teacher's deterministic ODE lands.
     """
     return sample_ddim(model, x, ts, extra_args=extra_args, callback=callback, generator=generator)
@@ -280,4 +283,6 @@ def get_schedule(name: str, steps: int, *, device: torch.device | str = "cpu") -
     try:
         return SCHEDULES[name](steps, device=device)
     except KeyError:
-        raise ValueError(f"unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}") from None
+        raise ValueError(
+            f"unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}"
+        ) from None

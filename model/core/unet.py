@@ -72,11 +72,14 @@ class SampleRefiner(nn.Module):
     exactly what it computed without one.
     """
 
-    def __init__(self, audio_channels: int, channels: int, kernel_size: int, embed_dim: int) -> None:
+    def __init__(
+        self, audio_channels: int, channels: int, kernel_size: int, embed_dim: int
+    ) -> None:
         super().__init__()
         if channels < 1 or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(
-                f"the refiner needs channels >= 1 and an odd kernel, got {channels} and {kernel_size}"
+                f"the refiner needs channels >= 1 and an odd kernel, got {channels} and "
+                f"{kernel_size}"
             )
         pad = kernel_size // 2
         self.conv_in = nn.Conv1d(2 * audio_channels, channels, kernel_size, padding=pad)
@@ -130,7 +133,8 @@ class Level(nn.Module):
             for i in range(blocks)
         )
         self.attention = nn.ModuleList(
-            SelfAttention(c_out, cfg.head_dim) if attention else nn.Identity() for _ in range(blocks)
+            SelfAttention(c_out, cfg.head_dim) if attention else nn.Identity()
+            for _ in range(blocks)
         )
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
@@ -158,13 +162,16 @@ class DrumUNet1d(nn.Module):
         factor = cfg.patch_size * 2 ** (levels - 1)
         if cfg.length % factor:
             raise ValueError(
-                f"model.length {cfg.length} must be a multiple of patch_size * 2**(levels-1) = {factor}"
+                f"model.length {cfg.length} must be a multiple of patch_size * 2**(levels-1) = "
+                f"{factor}"
             )
         bad = [lvl for lvl in cfg.attention_levels if not 0 <= lvl < levels]
         if bad:
             raise ValueError(f"attention level {bad[0]} out of range 0..{levels - 1}")
         if cfg.fourier_features < 2 or cfg.fourier_features % 2:
-            raise ValueError(f"model.fourier_features must be even and >= 2, got {cfg.fourier_features}")
+            raise ValueError(
+                f"model.fourier_features must be even and >= 2, got {cfg.fourier_features}"
+            )
         for lvl in sorted({*cfg.attention_levels, levels - 1}):  # the middle block always attends
             width = cfg.widths[lvl]
             if width % max(1, width // cfg.head_dim):
@@ -213,7 +220,9 @@ class DrumUNet1d(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.refiner = (
-            SampleRefiner(cfg.audio_channels, cfg.refiner_channels, cfg.refiner_kernel, cfg.embed_dim)
+            SampleRefiner(
+                cfg.audio_channels, cfg.refiner_channels, cfg.refiner_kernel, cfg.embed_dim
+            )
             if cfg.refiner_channels
             else None
         )
@@ -227,7 +236,8 @@ class DrumUNet1d(nn.Module):
             return None
         if frames == self.position.shape[-1]:
             return self.position
-        # Other lengths (renders longer or shorter than training): stretch the learned time axis for the
+        # Other lengths (renders longer or shorter than training): stretch the learned time axis for
+        # the
         # part that was trained and hold the last value past it.
         trained = self.position.shape[-1]
         if frames < trained:
@@ -235,7 +245,9 @@ class DrumUNet1d(nn.Module):
         tail = self.position[..., -1:].expand(-1, -1, frames - trained)
         return torch.cat([self.position, tail], dim=-1)
 
-    def condition(self, t: Tensor, class_ids: Tensor | None, class_weights: Tensor | None) -> Tensor:
+    def condition(
+        self, t: Tensor, class_ids: Tensor | None, class_weights: Tensor | None
+    ) -> Tensor:
         """The (B, embed_dim) conditioning vector from noise level and class."""
         if class_weights is not None:
             cls = class_weights.to(self.class_embed.weight.dtype) @ self.class_embed.weight

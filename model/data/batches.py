@@ -1,4 +1,5 @@
-"""Training batches as audio: clips read and augmented, optionally ahead of time in worker processes.
+"""Training batches as audio: clips read and augmented, optionally ahead of time in worker
+processes.
 
 A batch is a pure function of (dataset, indices, seed, key), so workers can build the next
 batches while the current one trains without changing a single sample: a run with
@@ -17,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from drumdiff.model.data.augment import augment
 from drumdiff.model.config import AugmentConfig
+from drumdiff.model.data.augment import augment
 from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import DrumDiffError
 
@@ -49,7 +50,13 @@ class IndexStream(Protocol):
 _worker_state: dict[str, Any] = {}
 
 
-def _open_worker(folder: str, classes: tuple[str, ...], splits: tuple[str, ...], augment_cfg: AugmentConfig, seed: int) -> None:
+def _open_worker(
+    folder: str,
+    classes: tuple[str, ...],
+    splits: tuple[str, ...],
+    augment_cfg: AugmentConfig,
+    seed: int,
+) -> None:
     _worker_state.update(
         dataset=DrumDataset(folder, classes, splits=splits), augment=augment_cfg, seed=seed
     )
@@ -95,7 +102,9 @@ class BatchPrefetcher:
     def _fill(self) -> None:
         while len(self.pending) < self.depth:
             indices = self.ahead.next()
-            self.pending.append((indices, self.next_key, self.pool.submit(_build, indices, self.next_key)))
+            self.pending.append(
+                (indices, self.next_key, self.pool.submit(_build, indices, self.next_key))
+            )
             self.next_key += 1
 
     def take(self, indices: np.ndarray, key: int) -> np.ndarray:
@@ -103,12 +112,15 @@ class BatchPrefetcher:
             self._fill()
             want, want_key, future = self.pending.popleft()
             if want_key != key or not np.array_equal(want, indices):
-                raise DrumDiffError(f"batch prefetch out of step: expected key {want_key}, asked for {key}")
+                raise DrumDiffError(
+                    f"batch prefetch out of step: expected key {want_key}, asked for {key}"
+                )
             self._fill()
             return future.result()
         except BrokenProcessPool as err:
             raise DrumDiffError(
-                "a batch loader process died (out of memory, or killed); resume the run, with fewer "
+                "a batch loader process died (out of memory, or killed); resume the run, with "
+                "fewer "
                 "train.num_workers if it happens again"
             ) from err
 

@@ -71,7 +71,9 @@ def _xml_text(element: ET.Element, tag: str, ns: str) -> str:
     return (found.text or "").strip() if found is not None and found.text else ""
 
 
-def read_hydrogen_kit(xml_path: Path) -> tuple[str, str, list[tuple[Path, str, tuple[float, float] | None]]]:
+def read_hydrogen_kit(
+    xml_path: Path,
+) -> tuple[str, str, list[tuple[Path, str, tuple[float, float] | None]]]:
     """(kit name, licence, [(file, instrument name, velocity range)]) from a drumkit.xml.
 
     Handles both layouts: `<layer><filename>` (with `<min>/<max>`) and the older
@@ -128,7 +130,9 @@ def scan_sources(
             try:
                 kit, licence, files = read_hydrogen_kit(xml_path)
             except (ET.ParseError, OSError) as err:
-                problems.append({"source": str(xml_path), "reason": "bad_kit_xml", "detail": str(err)[:120]})
+                problems.append(
+                    {"source": str(xml_path), "reason": "bad_kit_xml", "detail": str(err)[:120]}
+                )
                 continue
             for path, inst, vel in files:
                 items[path.resolve()] = SourceItem(path.resolve(), kit, licence, inst, vel)
@@ -287,11 +291,15 @@ def split_kits(
         (k for k in kit_sizes if k not in assignment),
         key=lambda k: hashlib.sha1(f"{seed}:{k}".encode()).hexdigest(),
     )
-    counts = Counter({s: sum(kit_sizes[k] for k, v in assignment.items() if v == s) for s in SPLITS})
+    counts = Counter(
+        {s: sum(kit_sizes[k] for k, v in assignment.items() if v == s) for s in SPLITS}
+    )
     for kit in order:
         if len(kit_sizes) > 2 and not test_kits and counts["test"] < test * total:
             split = "test"
-        elif len(kit_sizes) > 2 and not validation_kits and counts["validation"] < validation * total:
+        elif (
+            len(kit_sizes) > 2 and not validation_kits and counts["validation"] < validation * total
+        ):
             split = "validation"
         else:
             split = "train"
@@ -427,15 +435,24 @@ class DrumDataset:
         self.folder = Path(folder)
         clips_path = self.folder / "clips.npy"
         if not clips_path.exists():
-            raise DrumDiffError(f"{self.folder} is not a prepared dataset (no clips.npy); run `drumdiff prepare`")
+            raise DrumDiffError(
+                f"{self.folder} is not a prepared dataset (no clips.npy); run `drumdiff prepare`"
+            )
         meta = json.loads((self.folder / "dataset.json").read_text())
         self.info = DatasetInfo(
-            int(meta["sample_rate"]), int(meta["audio_channels"]), int(meta["length"]), int(meta["count"])
+            int(meta["sample_rate"]),
+            int(meta["audio_channels"]),
+            int(meta["length"]),
+            int(meta["count"]),
         )
         self.clips = np.load(clips_path, mmap_mode="r")
         self.classes = tuple(classes)
         self.splits = tuple(splits)
-        rows = [json.loads(line) for line in (self.folder / "index.jsonl").read_text().splitlines() if line]
+        rows = [
+            json.loads(line)
+            for line in (self.folder / "index.jsonl").read_text().splitlines()
+            if line
+        ]
         lookup = {c: i for i, c in enumerate(self.classes)}
         fallback = lookup.get("other")
         if len(self.classes) == 1:
@@ -467,11 +484,11 @@ class DrumDataset:
             raise DrumDiffError(
                 f"dataset {self.folder} holds {self.info.audio_channels}-channel clips of "
                 f"{self.info.length} samples at {self.info.sample_rate} Hz, but the model wants "
-                f"{model.audio_channels} x {model.length} at {model.sample_rate} Hz; re-run prepare "
+                f"{model.audio_channels} x {model.length} at {model.sample_rate} Hz; re-run "
+                "prepare "
                 "with this config"
             )
 
     def class_counts(self) -> dict[str, int]:
         counts = Counter(self.labels)
         return {self.classes[i]: counts.get(i, 0) for i in range(len(self.classes))}
-

@@ -9,7 +9,6 @@ tensors and a config dict, loaded with `weights_only=True`.
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import zipfile
 from collections.abc import Callable, Sequence
@@ -108,7 +107,8 @@ class DrumClassifierModel:
     def _spectra(self, audio: np.ndarray | Tensor, sample_rate: int) -> Tensor:
         if sample_rate != self.config.sample_rate:
             raise ClassifierError(
-                f"the classifier was trained at {self.config.sample_rate} Hz, got audio at {sample_rate} Hz"
+                f"the classifier was trained at {self.config.sample_rate} Hz, got audio at "
+                f"{sample_rate} Hz"
             )
         x = torch.as_tensor(np.asarray(audio) if not isinstance(audio, Tensor) else audio).float()
         if x.ndim == 3:
@@ -116,7 +116,9 @@ class DrumClassifierModel:
         return log_mel(_fit_length(x, self.config.length), sample_rate, n_mels=self.config.n_mels)
 
     @torch.inference_mode()
-    def _run(self, audio: np.ndarray | Tensor, sample_rate: int, batch: int, head: bool) -> np.ndarray:
+    def _run(
+        self, audio: np.ndarray | Tensor, sample_rate: int, batch: int, head: bool
+    ) -> np.ndarray:
         self.net.eval()
         outs = []
         for start in range(0, len(audio), batch):
@@ -132,7 +134,9 @@ class DrumClassifierModel:
         """Penultimate features, shape (N, embed_dim), of audio (N, C, T) or (N, T)."""
         return self._run(audio, sample_rate, batch, head=False)
 
-    def predict_proba(self, audio: np.ndarray | Tensor, sample_rate: int, *, batch: int = 64) -> np.ndarray:
+    def predict_proba(
+        self, audio: np.ndarray | Tensor, sample_rate: int, *, batch: int = 64
+    ) -> np.ndarray:
         """Class probabilities, shape (N, len(classes))."""
         return self._run(audio, sample_rate, batch, head=True)
 
@@ -154,18 +158,25 @@ def load_classifier(path: str | Path) -> DrumClassifierModel:
     path = Path(path)
     if not path.is_file():
         raise ClassifierError(
-            f"classifier {path} does not exist; train one with `drumdiff eval --train-classifier PATH --data DATASET`"
+            f"classifier {path} does not exist; train one with `drumdiff eval --train-classifier "
+            "PATH --data DATASET`"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise ClassifierError(f"classifier {path} holds objects other than tensors; refused") from None
+        raise ClassifierError(
+            f"classifier {path} holds objects other than tensors; refused"
+        ) from None
     except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-        raise ClassifierError(f"classifier {path} is truncated or not a PyTorch file ({str(err)[:120]})") from None
+        raise ClassifierError(
+            f"classifier {path} is truncated or not a PyTorch file ({str(err)[:120]})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ClassifierError(f"{path} is not a drumdiff classifier (no '{FORMAT}' marker)")
     if payload.get("format_version") != FORMAT_VERSION:
-        raise ClassifierError(f"{path} has classifier format version {payload.get('format_version')!r}")
+        raise ClassifierError(
+            f"{path} has classifier format version {payload.get('format_version')!r}"
+        )
     try:
         raw = dict(payload["config"])
         for key in ("classes", "widths"):
@@ -174,7 +185,9 @@ def load_classifier(path: str | Path) -> DrumClassifierModel:
         net = DrumClassifier(config)
         net.load_state_dict(payload["state"])
     except (KeyError, TypeError, RuntimeError) as err:
-        raise ClassifierError(f"{path}: config or weights are not valid ({str(err).splitlines()[0][:120]})") from None
+        raise ClassifierError(
+            f"{path}: config or weights are not valid ({str(err).splitlines()[0][:120]})"
+        ) from None
     return DrumClassifierModel(net.eval(), dict(payload.get("metrics") or {}))
 
 
@@ -192,7 +205,9 @@ def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
         rate = float(2 ** ((torch.rand(1, generator=gen).item() * 2 - 1) / 12))  # +-1 semitone
         if abs(rate - 1) > 1e-3:
             new = max(16, int(round(length / rate)))
-            item = F.interpolate(item[None, None], size=new, mode="linear", align_corners=False)[0, 0]
+            item = F.interpolate(item[None, None], size=new, mode="linear", align_corners=False)[
+                0, 0
+            ]
             item = _fit_length(item[None], length)[0]
         delay = int(torch.randint(0, max(1, length // 32), (1,), generator=gen))
         if delay:
@@ -203,7 +218,9 @@ def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
     return y + torch.randn(y.shape, generator=gen) * 10 ** (noise_db / 20)
 
 
-def accuracy_report(proba: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+def accuracy_report(
+    proba: np.ndarray, labels: np.ndarray, classes: Sequence[str]
+) -> dict[str, Any]:
     """Overall and per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""
     pred = proba.argmax(axis=1) if len(proba) else np.zeros(0, np.int64)
     k = len(classes)
@@ -238,13 +255,17 @@ def train_classifier_on_arrays(
 ) -> DrumClassifierModel:
     """Train on in-memory clips (N, C, T) or (N, T) with integer labels (N,)."""
     if len(audio) != len(labels) or len(audio) == 0:
-        raise ValueError(f"need matching, non-empty audio and labels, got {len(audio)} and {len(labels)}")
+        raise ValueError(
+            f"need matching, non-empty audio and labels, got {len(audio)} and {len(labels)}"
+        )
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
     if x.ndim == 3:
         x = x.mean(dim=1)
-    cfg = config or ClassifierConfig(classes=tuple(classes), sample_rate=sample_rate, length=x.shape[-1])
+    cfg = config or ClassifierConfig(
+        classes=tuple(classes), sample_rate=sample_rate, length=x.shape[-1]
+    )
     x = _fit_length(x, cfg.length)
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     net = DrumClassifier(cfg)
@@ -254,7 +275,9 @@ def train_classifier_on_arrays(
     weight = weight / weight[counts > 0].mean()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     steps_per_epoch = math.ceil(len(x) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * steps_per_epoch
+    )
     model = DrumClassifierModel(net)
     for epoch in range(epochs):
         net.train()
@@ -275,9 +298,17 @@ def train_classifier_on_arrays(
         if progress is not None:
             progress(epoch + 1, epochs, total / len(x))
     net.eval()
-    model.metrics["train"] = accuracy_report(model.predict_proba(x, cfg.sample_rate), y.numpy(), cfg.classes)
-    model.metrics["training"] = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                                 "augment": augment, "items": int(len(x))}
+    model.metrics["train"] = accuracy_report(
+        model.predict_proba(x, cfg.sample_rate), y.numpy(), cfg.classes
+    )
+    model.metrics["training"] = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "augment": augment,
+        "items": int(len(x)),
+    }
     return model
 
 
@@ -313,7 +344,9 @@ def train_classifier(
         held = DrumDataset(dataset_dir, classes, splits=(split,))
         if len(held):
             clips = np.stack([held.clip(i) for i in range(len(held))])
-            report = accuracy_report(model.predict_proba(clips, held.info.sample_rate), np.asarray(held.labels), classes)
+            report = accuracy_report(
+                model.predict_proba(clips, held.info.sample_rate), np.asarray(held.labels), classes
+            )
             report["kits"] = sorted({str(r["kit"]) for r in held.rows})
             model.metrics[split] = report
     model.metrics["dataset"] = str(Path(dataset_dir).resolve())

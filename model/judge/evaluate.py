@@ -28,9 +28,14 @@ from typing import Any
 import numpy as np
 
 from drumdiff.model.core.checkpoint import LoadedModel
-from drumdiff.model.judge.classifier import DrumClassifierModel, accuracy_report
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.judge.features import DESCRIPTORS, copy_vectors, descriptors, handcrafted_features
+from drumdiff.model.judge.classifier import DrumClassifierModel, accuracy_report
+from drumdiff.model.judge.features import (
+    DESCRIPTORS,
+    copy_vectors,
+    descriptors,
+    handcrafted_features,
+)
 
 #: Classes whose fidelity the default model must keep.
 KEY_CLASSES = ("kick", "snare", "closed_hat", "clap")
@@ -71,7 +76,8 @@ class HitSet:
     def __post_init__(self) -> None:
         if self.audio.ndim != 3 or len(self.audio) != len(self.labels):
             raise EvaluationError(
-                f"hits need audio (N, C, T) and N labels, got {self.audio.shape} and {len(self.labels)}"
+                f"hits need audio (N, C, T) and N labels, got {self.audio.shape} and "
+                f"{len(self.labels)}"
             )
 
 
@@ -94,7 +100,12 @@ def real_hits(dataset_dir: str | Path, classes: Sequence[str], split: str) -> Hi
     if len(ds) == 0:
         raise EvaluationError(f"{dataset_dir} has no {split} clips for classes {list(classes)}")
     audio = np.stack([ds.clip(i) for i in range(len(ds))])
-    return HitSet(audio, np.asarray(ds.labels, dtype=np.int64), tuple(classes), ids=tuple(int(i) for i in ds.indices))
+    return HitSet(
+        audio,
+        np.asarray(ds.labels, dtype=np.int64),
+        tuple(classes),
+        ids=tuple(int(i) for i in ds.indices),
+    )
 
 
 def sample_per_class(hits: HitSet, n_per_class: int, seed: int = 0) -> HitSet:
@@ -130,7 +141,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     sb = np.atleast_2d(np.cov(b, rowvar=False))
     root = _sqrtm_psd(sa)
     cross = np.linalg.eigvalsh(root @ sb @ root)
-    value = float(mu @ mu + np.trace(sa) + np.trace(sb) - 2 * np.sqrt(np.clip(cross, 0, None)).sum())
+    value = float(
+        mu @ mu + np.trace(sa) + np.trace(sb) - 2 * np.sqrt(np.clip(cross, 0, None)).sum()
+    )
     return max(value, 0.0)
 
 
@@ -159,7 +172,9 @@ def kernel_distance(a: np.ndarray, b: np.ndarray, *, unbiased: bool = True) -> f
     )
 
 
-def stratified_halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stratified_halves(
+    labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint index sets with floor(n_c / 2) items of every class c each (equal sizes)."""
     a: list[int] = []
     b: list[int] = []
@@ -171,7 +186,9 @@ def stratified_halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
 
 
-def matched_subset(labels: np.ndarray, composition: Counter, rng: np.random.Generator) -> np.ndarray:
+def matched_subset(
+    labels: np.ndarray, composition: Counter, rng: np.random.Generator
+) -> np.ndarray:
     """Indices with `composition[c]` items of each class c (without replacement when possible)."""
     out: list[int] = []
     for c, count in composition.items():
@@ -226,11 +243,25 @@ def distances_with_floor(
         mmd.append(kernel_distance(g, b, unbiased=False))
         mmd_floor.append(kernel_distance(a, b, unbiased=False))
     if not fd:
-        return {"items_per_half": half, "reliable": False, "fd": None, "fd_floor": None, "fd_ratio": None,
-                "kid": None, "kid_floor": None, "kid_ratio": None, "mmd": None, "mmd_floor": None,
-                "mmd_ratio": None}
+        return {
+            "items_per_half": half,
+            "reliable": False,
+            "fd": None,
+            "fd_floor": None,
+            "fd_ratio": None,
+            "kid": None,
+            "kid_floor": None,
+            "kid_ratio": None,
+            "mmd": None,
+            "mmd_floor": None,
+            "mmd_ratio": None,
+        }
     out: dict[str, Any] = {"items_per_half": half, "reliable": half >= RELIABLE_HALF}
-    for name, values, floors in (("fd", fd, fd_floor), ("kid", kid, kid_floor), ("mmd", mmd, mmd_floor)):
+    for name, values, floors in (
+        ("fd", fd, fd_floor),
+        ("kid", kid, kid_floor),
+        ("mmd", mmd, mmd_floor),
+    ):
         out[name] = float(np.mean(values))
         out[f"{name}_std"] = float(np.std(values))
         out[f"{name}_floor"] = float(np.mean(floors))
@@ -271,7 +302,9 @@ def nearest_neighbour_ratio(
         keep_real = rng.choice(n, n - 1, replace=False)
         keep_gen = rng.choice(len(gen), n - 1, replace=False)
         to_real = rg[keep_real].min(axis=0).mean()  # every render to its nearest of n - 1 real
-        to_gen = rg[:, keep_gen].min(axis=1).mean()  # every real hit to its nearest of n - 1 renders
+        to_gen = (
+            rg[:, keep_gen].min(axis=1).mean()
+        )  # every real hit to its nearest of n - 1 renders
         values.append(0.5 * (to_real + to_gen))
     distance = float(np.mean(values))
     return {"ratio": _ratio(distance, floor), "distance": distance, "floor": floor, "real": n}
@@ -284,7 +317,9 @@ def mean_pairwise_distance(x: np.ndarray) -> float | None:
     return float(d.sum() / (len(x) * (len(x) - 1)))
 
 
-def precision_recall_coverage(real: np.ndarray, gen: np.ndarray, k: int = 5) -> dict[str, float | None]:
+def precision_recall_coverage(
+    real: np.ndarray, gen: np.ndarray, k: int = 5
+) -> dict[str, float | None]:
     """k-NN manifold precision and recall, and coverage; None when a set is too small for k."""
     k = min(k, len(real) - 1, len(gen) - 1)
     if k < 1:
@@ -319,7 +354,9 @@ class Reference:
     dataset: str = ""
     kits: tuple[str, ...] = ()
     ceiling: dict[str, Any] = field(default_factory=dict)
-    copy_reference: dict[str, Any] = field(default_factory=dict)  # where the copy threshold comes from
+    copy_reference: dict[str, Any] = field(
+        default_factory=dict
+    )  # where the copy threshold comes from
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -328,11 +365,17 @@ class Reference:
 
 def _classifier_targets(classes: Sequence[str], classifier: DrumClassifierModel) -> np.ndarray:
     """For each model class id, the classifier's index of the same name, or -1."""
-    return np.array([classifier.classes.index(c) if c in classifier.classes else -1 for c in classes])
+    return np.array(
+        [classifier.classes.index(c) if c in classifier.classes else -1 for c in classes]
+    )
 
 
 def featurize(
-    hits: HitSet, classifier: DrumClassifierModel, sample_rate: int, hand_mean: np.ndarray, hand_scale: np.ndarray
+    hits: HitSet,
+    classifier: DrumClassifierModel,
+    sample_rate: int,
+    hand_mean: np.ndarray,
+    hand_scale: np.ndarray,
 ) -> HitFeatures:
     hand = (handcrafted_features(hits.audio, sample_rate) - hand_mean) / hand_scale
     return HitFeatures(
@@ -344,7 +387,9 @@ def featurize(
     )
 
 
-def nearest_train(copy: np.ndarray, train_copy: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def nearest_train(
+    copy: np.ndarray, train_copy: np.ndarray, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """(similarity, index) of each query's nearest training hit by cosine similarity."""
     sims = np.empty(len(copy))
     idx = np.empty(len(copy), dtype=np.int64)
@@ -356,7 +401,12 @@ def nearest_train(copy: np.ndarray, train_copy: np.ndarray, chunk: int = 256) ->
 
 
 def build_reference(
-    test: HitSet, train: HitSet, classifier: DrumClassifierModel, sample_rate: int, *, dataset: str = "",
+    test: HitSet,
+    train: HitSet,
+    classifier: DrumClassifierModel,
+    sample_rate: int,
+    *,
+    dataset: str = "",
     kits: Sequence[str] = (),
 ) -> Reference:
     """Measure the real test hits, and index the training hits for the copy detector."""
@@ -379,8 +429,9 @@ def build_reference(
         copy_reference={
             "test_id": test.ids[top] if test.ids else top,
             "train_id": int(train_ids[int(nearest[top])]),
-            "real_test_to_train_percentiles": dict(zip(("p50", "p90", "p99"),
-                                                       np.percentile(sims, [50, 90, 99]).tolist())),
+            "real_test_to_train_percentiles": dict(
+                zip(("p50", "p90", "p99"), np.percentile(sims, [50, 90, 99]).tolist())
+            ),
         },
         hand_mean=mean,
         hand_scale=scale,
@@ -396,7 +447,9 @@ def build_reference(
 # --- scoring one set of hits -----------------------------------------------------------------
 
 
-def class_fidelity(hits: HitSet, feats: HitFeatures, classifier: DrumClassifierModel) -> dict[str, Any]:
+def class_fidelity(
+    hits: HitSet, feats: HitFeatures, classifier: DrumClassifierModel
+) -> dict[str, Any]:
     """Per model class: share of its hits the classifier puts in that class; confusion matrix."""
     targets = _classifier_targets(hits.classes, classifier)
     pred = feats.proba.argmax(axis=1)
@@ -406,13 +459,19 @@ def class_fidelity(hits: HitSet, feats: HitFeatures, classifier: DrumClassifierM
     per_class: dict[str, float | None] = {}
     for ci, name in enumerate(hits.classes):
         mask = hits.labels == ci
-        per_class[name] = float((pred[mask] == targets[ci]).mean()) if mask.any() and targets[ci] >= 0 else None
+        per_class[name] = (
+            float((pred[mask] == targets[ci]).mean()) if mask.any() and targets[ci] >= 0 else None
+        )
     known = targets[hits.labels] >= 0
     micro = float((pred[known] == targets[hits.labels][known]).mean()) if known.any() else None
     return {
         "per_class": per_class,
         "micro": micro,
-        "confusion": {"rows": list(hits.classes), "columns": list(classifier.classes), "matrix": confusion.tolist()},
+        "confusion": {
+            "rows": list(hits.classes),
+            "columns": list(classifier.classes),
+            "matrix": confusion.tolist(),
+        },
     }
 
 
@@ -432,8 +491,12 @@ def descriptor_summary(gen: dict[str, np.ndarray], real: dict[str, np.ndarray]) 
         r10, r50, r90 = _quantiles(real[name])
         row: dict[str, Any] = {
             "unit": unit,
-            "generated_median": g50, "generated_p10": g10, "generated_p90": g90,
-            "real_median": r50, "real_p10": r10, "real_p90": r90,
+            "generated_median": g50,
+            "generated_p10": g10,
+            "generated_p90": g90,
+            "real_median": r50,
+            "real_p10": r10,
+            "real_p90": r90,
             "generated_measured": int(np.isfinite(gen[name]).sum()),
         }
         if name == "clipped":
@@ -461,7 +524,9 @@ def sanity(gen: dict[str, np.ndarray], real: dict[str, np.ndarray]) -> dict[str,
         "pre_onset_over_-60dBFS": int((np.nan_to_num(pre, nan=-200.0) > -60).sum()),
         "tail_median_db": gen_tail,
         "real_tail_median_db": real_tail,
-        "tail_above_real": bool(gen_tail is not None and real_tail is not None and gen_tail > real_tail),
+        "tail_above_real": bool(
+            gen_tail is not None and real_tail is not None and gen_tail > real_tail
+        ),
         "count": n,
     }
 
@@ -485,8 +550,12 @@ def grid_peaks_db(audio: np.ndarray, period: int, harmonics: int = 7) -> float |
         centre = int(round(k * length / period))
         if centre + 40 >= len(power):
             break
-        neighbours = np.concatenate([power[centre - 40 : centre - 4], power[centre + 5 : centre + 41]])
-        heights.append(10 * np.log10(power[centre - 2 : centre + 3].max() / max(np.median(neighbours), 1e-30)))
+        neighbours = np.concatenate(
+            [power[centre - 40 : centre - 4], power[centre + 5 : centre + 41]]
+        )
+        heights.append(
+            10 * np.log10(power[centre - 2 : centre + 3].max() / max(np.median(neighbours), 1e-30))
+        )
     return float(np.mean(heights)) if heights else None
 
 
@@ -495,7 +564,13 @@ def _subset(d: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]
 
 
 def score(
-    ref: Reference, hits: HitSet, feats: HitFeatures, *, repeats: int = 10, seed: int = 0, k: int = 5,
+    ref: Reference,
+    hits: HitSet,
+    feats: HitFeatures,
+    *,
+    repeats: int = 10,
+    seed: int = 0,
+    k: int = 5,
     grid_period: int | None = None,
 ) -> dict[str, Any]:
     """Every measure of one set of generated hits against the reference, overall and per class.
@@ -503,7 +578,9 @@ def score(
     `grid_period` (the model's patch size) adds the patch-grid buzz check to the sanity block.
     """
     if hits.classes != ref.classes:
-        raise EvaluationError(f"hits are labelled with {hits.classes}, the reference with {ref.classes}")
+        raise EvaluationError(
+            f"hits are labelled with {hits.classes}, the reference with {ref.classes}"
+        )
     real, rf = ref.test, ref.test_features
     sims, nearest = nearest_train(feats.copy, ref.train_copy)
     flagged = sims > ref.copy_threshold
@@ -515,13 +592,20 @@ def score(
         if gmask.sum() == 0 or rmask.sum() == 0:
             return out
         out["distances"] = {
-            space: distances_with_floor(getattr(rf, attr)[rmask], rlab, getattr(feats, attr)[gmask], glab,
-                                        repeats=repeats, seed=seed)
+            space: distances_with_floor(
+                getattr(rf, attr)[rmask],
+                rlab,
+                getattr(feats, attr)[gmask],
+                glab,
+                repeats=repeats,
+                seed=seed,
+            )
             for space, attr in (("embedding", "embedding"), ("handcrafted", "hand"))
         }
         out["nearest"] = {
-            space: nearest_neighbour_ratio(getattr(rf, attr)[rmask], getattr(feats, attr)[gmask],
-                                           repeats=repeats, seed=seed)
+            space: nearest_neighbour_ratio(
+                getattr(rf, attr)[rmask], getattr(feats, attr)[gmask], repeats=repeats, seed=seed
+            )
             for space, attr in (("embedding", "embedding"), ("handcrafted", "hand"))
         }
         pg = mean_pairwise_distance(feats.embedding[gmask])
@@ -532,7 +616,10 @@ def score(
             "pairwise_real": pr,
             "pairwise_ratio": _ratio(pg, pr),
         }
-        out["memorisation"] = {"max_similarity": float(sims[gmask].max()), "flagged": int(flagged[gmask].sum())}
+        out["memorisation"] = {
+            "max_similarity": float(sims[gmask].max()),
+            "flagged": int(flagged[gmask].sum()),
+        }
         gd, rd = _subset(feats.descriptors, gmask), _subset(rf.descriptors, rmask)
         out["descriptors"] = descriptor_summary(gd, rd)
         out["sanity"] = sanity(gd, rd)
@@ -557,11 +644,21 @@ def score(
         entry["fidelity"] = {"share": share, "ceiling": ceiling, "ratio": _ratio(share, ceiling)}
         per_class[name] = entry
     copies = [
-        {"class": hits.classes[int(hits.labels[i])], "seed": hits.seeds[i] if hits.seeds else None,
-         "item": int(i), "train_id": int(ref.train_ids[int(nearest[i])]), "similarity": float(sims[i])}
+        {
+            "class": hits.classes[int(hits.labels[i])],
+            "seed": hits.seeds[i] if hits.seeds else None,
+            "item": int(i),
+            "train_id": int(ref.train_ids[int(nearest[i])]),
+            "similarity": float(sims[i]),
+        }
         for i in np.nonzero(flagged)[0]
     ]
-    return {"overall": overall, "per_class": per_class, "copies": copies, "copy_threshold": ref.copy_threshold}
+    return {
+        "overall": overall,
+        "per_class": per_class,
+        "copies": copies,
+        "copy_threshold": ref.copy_threshold,
+    }
 
 
 #: Classes whose body, attack and decay the default model must get right.
@@ -569,7 +666,9 @@ BODY_CLASSES = ("kick", "snare", "tom")
 CLASS_DISTANCE_TARGET = 2.0  # every class's distance to the test kits, x its floor
 BODY_DESCRIPTORS = ("centroid_hz", "decay20_s", "attack_s")
 GRID_MARGIN_DB = 2.0  # patch-grid lines at most this far above the real kits'
-START_LEVEL_TARGET = 0.1  # a kick's first sample below this share of its peak (unless real ones are not)
+START_LEVEL_TARGET = (
+    0.1  # a kick's first sample below this share of its peak (unless real ones are not)
+)
 
 
 def class_distance(entry: dict[str, Any]) -> dict[str, Any]:
@@ -603,7 +702,10 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         if "distances" not in entry:
             continue
         d = class_distance(entry)
-        distances[name] = {**d, "met": None if d["value"] is None else d["value"] <= CLASS_DISTANCE_TARGET}
+        distances[name] = {
+            **d,
+            "met": None if d["value"] is None else d["value"] <= CLASS_DISTANCE_TARGET,
+        }
         gen_db = entry.get("sanity", {}).get("grid_peaks_db")
         real_db = entry.get("sanity", {}).get("real_grid_peaks_db")
         if gen_db is not None and real_db is not None:
@@ -622,14 +724,22 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     gen_start, real_start = kick_start.get("generated_median"), kick_start.get("real_median")
     limit = max(START_LEVEL_TARGET, real_start or 0.0)
     return {
-        "fd_embedding_ratio": {"value": fd_ratio, "target": "<= 3", "met": None if fd_ratio is None else fd_ratio <= 3},
+        "fd_embedding_ratio": {
+            "value": fd_ratio,
+            "target": "<= 3",
+            "met": None if fd_ratio is None else fd_ratio <= 3,
+        },
         "class_fidelity": {"target": ">= 0.9 of ceiling", "classes": fidelity},
         "copies": {"value": len(result["copies"]), "met": len(result["copies"]) == 0},
         "descriptor_medians": {"target": "within 20% of real", "descriptors": descs},
         "class_distance": {"target": f"<= {CLASS_DISTANCE_TARGET} x floor", "classes": distances},
         "body_descriptors": {"target": "medians within 20% of the test kits'", "classes": body},
-        "kick_start_level": {"value": gen_start, "real": real_start, "target": f"< {limit:.3g}",
-                             "met": None if gen_start is None else gen_start < limit},
+        "kick_start_level": {
+            "value": gen_start,
+            "real": real_start,
+            "target": f"< {limit:.3g}",
+            "met": None if gen_start is None else gen_start < limit,
+        },
         "grid_peaks": {"target": f"<= {GRID_MARGIN_DB} dB above the real kits'", "classes": grid},
     }
 
@@ -670,17 +780,37 @@ def render_hits(
     for start in range(0, len(seeds), batch_size):
         batch = seeds[start : start + batch_size]
         names = [classes[int(c)] for c in labels[start : start + batch_size]]
-        chunks.append(render(model, batch, settings, classes=names,
-                             progress=(lambda i, n, b=len(batch): progress(b)) if progress else None))
+        chunks.append(
+            render(
+                model,
+                batch,
+                settings,
+                classes=names,
+                progress=(lambda i, n, b=len(batch): progress(b)) if progress else None,  # noqa: B008
+            )
+        )
     seconds = time.perf_counter() - started
-    info = {"steps": settings.steps, "sampler": settings.sampler, "schedule": settings.schedule,
-            "guidance": settings.guidance, "eta": settings.eta, "seconds": seconds,
-            "seconds_per_hit": seconds / len(seeds), "finished": finished}
+    info = {
+        "steps": settings.steps,
+        "sampler": settings.sampler,
+        "schedule": settings.schedule,
+        "guidance": settings.guidance,
+        "eta": settings.eta,
+        "seconds": seconds,
+        "seconds_per_hit": seconds / len(seeds),
+        "finished": finished,
+    }
     return HitSet(np.concatenate(chunks), labels, classes, seeds=tuple(seeds)), info
 
 
 def noise_bursts(
-    classes: Sequence[str], n_per_class: int, length: int, sample_rate: int, *, channels: int = 1, seed: int = 0,
+    classes: Sequence[str],
+    n_per_class: int,
+    length: int,
+    sample_rate: int,
+    *,
+    channels: int = 1,
+    seed: int = 0,
     decay_s: tuple[float, float] = (0.02, 0.4),
 ) -> HitSet:
     """The baseline every model must beat: white noise with an instant onset and an exponential
@@ -693,7 +823,12 @@ def noise_bursts(
         hit = rng.standard_normal((channels, length)) * np.exp(-t / tau)
         audio[i] = 0.95 * hit / np.abs(hit).max()
     labels = np.repeat(np.arange(len(classes)), n_per_class)
-    return HitSet(audio, labels, tuple(classes), seeds=tuple(seed + i for _ in classes for i in range(n_per_class)))
+    return HitSet(
+        audio,
+        labels,
+        tuple(classes),
+        seeds=tuple(seed + i for _ in classes for i in range(n_per_class)),
+    )
 
 
 @dataclass
@@ -708,9 +843,18 @@ class JudgedSet:
     steps: int | None = None
 
 
-def judge(ref: Reference, name: str, hits: HitSet, *, repeats: int = 10, seed: int = 0, k: int = 5,
-          render_info: dict[str, Any] | None = None, steps: int | None = None,
-          grid_period: int | None = None) -> JudgedSet:
+def judge(
+    ref: Reference,
+    name: str,
+    hits: HitSet,
+    *,
+    repeats: int = 10,
+    seed: int = 0,
+    k: int = 5,
+    render_info: dict[str, Any] | None = None,
+    steps: int | None = None,
+    grid_period: int | None = None,
+) -> JudgedSet:
     """Featurize and score one set of hits."""
     feats = featurize(hits, ref.classifier, ref.sample_rate, ref.hand_mean, ref.hand_scale)
     scores = score(ref, hits, feats, repeats=repeats, seed=seed, k=k, grid_period=grid_period)
@@ -722,4 +866,6 @@ def classifier_accuracy_on(ref: Reference) -> dict[str, Any]:
     """The classifier's own accuracy on the reference's real test hits (by classifier class)."""
     targets_ = _classifier_targets(ref.classes, ref.classifier)
     keep = targets_[ref.test.labels] >= 0
-    return accuracy_report(ref.test_features.proba[keep], targets_[ref.test.labels][keep], ref.classifier.classes)
+    return accuracy_report(
+        ref.test_features.proba[keep], targets_[ref.test.labels][keep], ref.classifier.classes
+    )

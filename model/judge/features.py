@@ -40,7 +40,9 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = 20.0) -> Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = 20.0
+) -> Tensor:
     """Triangular HTK-mel filters, shape (n_mels, n_fft // 2 + 1), each summing to one."""
     bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(sample_rate / 2), n_mels + 2))
@@ -62,12 +64,19 @@ def power_spectrogram(audio: np.ndarray | Tensor, n_fft: int = N_FFT, hop: int =
     if x.shape[-1] < n_fft:  # short clips (tests) still give at least one frame
         x = torch.nn.functional.pad(x, (0, n_fft - x.shape[-1]))
     window = torch.hann_window(n_fft)
-    spec = torch.stft(x, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True)
+    spec = torch.stft(
+        x, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True
+    )
     return spec.abs().square() / (window.sum() / 2) ** 2
 
 
 def log_mel(
-    audio: np.ndarray | Tensor, sample_rate: int, *, n_mels: int = N_MELS, n_fft: int = N_FFT, hop: int = HOP
+    audio: np.ndarray | Tensor,
+    sample_rate: int,
+    *,
+    n_mels: int = N_MELS,
+    n_fft: int = N_FFT,
+    hop: int = HOP,
 ) -> Tensor:
     """Log-mel spectrogram in dB (clamped at FLOOR_DB), shape (N, n_mels, frames)."""
     power = power_spectrogram(audio, n_fft, hop)
@@ -85,7 +94,9 @@ def _dct_matrix(n_in: int, n_out: int) -> Tensor:
     return torch.from_numpy(m.astype(np.float32))
 
 
-def handcrafted_features(audio: np.ndarray | Tensor, sample_rate: int, *, segments: int = 16) -> np.ndarray:
+def handcrafted_features(
+    audio: np.ndarray | Tensor, sample_rate: int, *, segments: int = 16
+) -> np.ndarray:
     """A fixed, training-free feature vector per hit, shape (N, 106) float64.
 
     32-band log-mel mean and std over time (timbre and its movement), MFCC 1-13 mean and std
@@ -129,7 +140,10 @@ DESCRIPTORS: dict[str, tuple[str, str]] = {
     "pre_onset_db": ("dBFS", "delta"),  # RMS before the onset; NaN when the onset is at the start
     "tail_db": ("dBFS", "delta"),  # RMS over 80-95% of the clip (after decay, before the end fade)
     "dc_db": ("dBFS", "delta"),  # |mean sample|
-    "clipped": ("share", "delta"),  # 1 when some channel holds a flat top of >= 3 samples at its peak
+    "clipped": (
+        "share",
+        "delta",
+    ),  # 1 when some channel holds a flat top of >= 3 samples at its peak
 }
 
 ENV_FRAME = 64

@@ -18,7 +18,8 @@ from drumdiff.model.wav import write_wav_atomic
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px
+7px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.bad{color:#b00}.good{color:#070}
 img{max-width:100%}details{margin:.5em 0}code{background:#f5f5f5;padding:0 3px}
 .clips td{text-align:left;vertical-align:top}audio{width:210px}
@@ -40,9 +41,17 @@ def _f(value: Any, spec: str = ".3g") -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
-    out = [f"<table class='{cls}'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    out = [
+        f"<table class='{cls}'><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        + "</tr>"
+    ]
     for row in rows:
-        out.append("<tr>" + "".join(f"<td>{c if isinstance(c, Raw) else _f(c)}</td>" for c in row) + "</tr>")
+        out.append(
+            "<tr>"
+            + "".join(f"<td>{c if isinstance(c, Raw) else _f(c)}</td>" for c in row)
+            + "</tr>"
+        )
     return "".join(out) + "</table>"
 
 
@@ -53,20 +62,55 @@ def _headline(name: str, entry: dict[str, Any]) -> list[Any]:
     fid = entry.get("fidelity", {})
     share = fid.get("micro", fid.get("share"))
     ceiling = fid.get("ceiling_micro", fid.get("ceiling"))
-    return [name, entry.get("generated"), entry.get("real"), emb.get("items_per_half"),
-            emb.get("fd"), emb.get("fd_floor"), emb.get("fd_ratio"), emb.get("kid"), emb.get("kid_floor"),
-            emb.get("mmd_ratio"), hand.get("fd_ratio"), hand.get("mmd_ratio"), share, ceiling, div.get("precision"),
-            div.get("recall"), div.get("coverage"), div.get("pairwise_ratio"),
-            (entry.get("memorisation") or {}).get("flagged")]
+    return [
+        name,
+        entry.get("generated"),
+        entry.get("real"),
+        emb.get("items_per_half"),
+        emb.get("fd"),
+        emb.get("fd_floor"),
+        emb.get("fd_ratio"),
+        emb.get("kid"),
+        emb.get("kid_floor"),
+        emb.get("mmd_ratio"),
+        hand.get("fd_ratio"),
+        hand.get("mmd_ratio"),
+        share,
+        ceiling,
+        div.get("precision"),
+        div.get("recall"),
+        div.get("coverage"),
+        div.get("pairwise_ratio"),
+        (entry.get("memorisation") or {}).get("flagged"),
+    ]
 
 
-HEADLINE = ["set / class", "gen", "real", "per half", "FD emb", "floor", "FD emb x", "KID emb", "KID floor",
-            "MMD emb x", "FD hand x", "MMD hand x", "fidelity", "ceiling", "precision", "recall", "coverage",
-            "pairwise x", "copies"]
+HEADLINE = [
+    "set / class",
+    "gen",
+    "real",
+    "per half",
+    "FD emb",
+    "floor",
+    "FD emb x",
+    "KID emb",
+    "KID floor",
+    "MMD emb x",
+    "FD hand x",
+    "MMD hand x",
+    "fidelity",
+    "ceiling",
+    "precision",
+    "recall",
+    "coverage",
+    "pairwise x",
+    "copies",
+]
 
 
-def _plots(out: Path, report: dict[str, Any], ref: Reference, focus: JudgedSet,
-           judged: list[JudgedSet]) -> dict[str, str]:
+def _plots(
+    out: Path, report: dict[str, Any], ref: Reference, focus: JudgedSet, judged: list[JudgedSet]
+) -> dict[str, str]:
     """Write the PNGs; returns name -> file name, empty when matplotlib is missing."""
     try:
         import matplotlib
@@ -83,28 +127,59 @@ def _plots(out: Path, report: dict[str, Any], ref: Reference, focus: JudgedSet,
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         xs = [r["steps"] for r in stepped]
         panels = (
-            ("distance / real floor", [("FD emb", "embedding", "fd_ratio"), ("MMD emb", "embedding", "mmd_ratio"),
-                                       ("FD hand", "handcrafted", "fd_ratio"), ("MMD hand", "handcrafted", "mmd_ratio")]),
+            (
+                "distance / real floor",
+                [
+                    ("FD emb", "embedding", "fd_ratio"),
+                    ("MMD emb", "embedding", "mmd_ratio"),
+                    ("FD hand", "handcrafted", "fd_ratio"),
+                    ("MMD hand", "handcrafted", "mmd_ratio"),
+                ],
+            ),
         )
         ax = axes[0]
         for label, space, key in panels[0][1]:
             ys = [r["overall"]["distances"][space][key] for r in stepped]
             line = ax.plot(xs, [np.nan if y is None else y for y in ys], "o-", label=label)[0]
             if noise is not None and noise["overall"]["distances"][space][key] is not None:
-                ax.axhline(noise["overall"]["distances"][space][key], ls="--", color=line.get_color(), alpha=0.5)
+                ax.axhline(
+                    noise["overall"]["distances"][space][key],
+                    ls="--",
+                    color=line.get_color(),
+                    alpha=0.5,
+                )
         ax.axhline(1, color="k", lw=0.8)
         ax.axhline(3, color="g", lw=0.8, ls=":")
-        ax.set(xscale="log", yscale="log", xlabel="steps", title="distance / floor (dashed: noise bursts)")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="steps",
+            title="distance / floor (dashed: noise bursts)",
+        )
         ax.legend(fontsize=8)
         ax = axes[1]
         ax.plot(xs, [r["overall"]["fidelity"]["micro"] for r in stepped], "o-", label="fidelity")
-        ax.axhline(stepped[0]["overall"]["fidelity"]["ceiling_micro"] or 0, color="k", ls="--", label="real ceiling")
+        ax.axhline(
+            stepped[0]["overall"]["fidelity"]["ceiling_micro"] or 0,
+            color="k",
+            ls="--",
+            label="real ceiling",
+        )
         ax.set(xscale="log", ylim=(0, 1.05), xlabel="steps", title="class fidelity")
         ax.legend(fontsize=8)
         ax = axes[2]
         for key in ("precision", "recall", "coverage", "pairwise_ratio"):
-            ax.plot(xs, [np.nan if r["overall"]["diversity"][key] is None else r["overall"]["diversity"][key]
-                         for r in stepped], "o-", label=key)
+            ax.plot(
+                xs,
+                [
+                    np.nan
+                    if r["overall"]["diversity"][key] is None
+                    else r["overall"]["diversity"][key]
+                    for r in stepped
+                ],
+                "o-",
+                label=key,
+            )
         ax.axhline(1, color="k", lw=0.8)
         ax.set(xscale="log", xlabel="steps", title="diversity (embedding)")
         ax.legend(fontsize=8)
@@ -137,7 +212,9 @@ def _plots(out: Path, report: dict[str, Any], ref: Reference, focus: JudgedSet,
 
     classes = ref.classes
     cols = 2
-    fig, axes = plt.subplots(len(classes), 2 * cols, figsize=(3 * 2 * cols, 1.9 * len(classes)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(classes), 2 * cols, figsize=(3 * 2 * cols, 1.9 * len(classes)), squeeze=False
+    )
     for ci, name in enumerate(classes):
         gi = np.nonzero(focus.hits.labels == ci)[0][:cols]
         ri = np.nonzero(ref.test.labels == ci)[0][:cols]
@@ -169,120 +246,249 @@ def _audio(out: Path, ref: Reference, focus: JudgedSet, per_class: int) -> str:
     for ci, name in enumerate(ref.classes):
         cells: list[Any] = [name]
         for label, audio, idx, tags in (
-            ("gen", focus.hits.audio, np.nonzero(focus.hits.labels == ci)[0][:per_class], focus.hits.seeds),
-            ("real", ref.test.audio, np.nonzero(ref.test.labels == ci)[0][:per_class], ref.test.ids),
+            (
+                "gen",
+                focus.hits.audio,
+                np.nonzero(focus.hits.labels == ci)[0][:per_class],
+                focus.hits.seeds,
+            ),
+            (
+                "real",
+                ref.test.audio,
+                np.nonzero(ref.test.labels == ci)[0][:per_class],
+                ref.test.ids,
+            ),
         ):
             players = []
             for i in idx:
-                tag = f"seed{tags[i]}" if label == "gen" and tags else f"id{tags[i]}" if tags else f"{i}"
+                tag = (
+                    f"seed{tags[i]}"
+                    if label == "gen" and tags
+                    else f"id{tags[i]}"
+                    if tags
+                    else f"{i}"
+                )
                 fname = f"{name}_{label}_{tag}.wav"
                 write_wav_atomic(folder / fname, audio[i], ref.sample_rate, subtype="PCM_16")
-                players.append(f"<div>{html.escape(tag)}<br><audio controls preload='none' "
-                               f"src='audio/{html.escape(fname)}'></audio></div>")
+                players.append(
+                    f"<div>{html.escape(tag)}<br><audio controls preload='none' "
+                    f"src='audio/{html.escape(fname)}'></audio></div>"
+                )
             cells.append(Raw("".join(players) or "-"))
         rows.append(cells)
     return _table(["class", f"generated ({focus.name})", "real (test kits)"], rows, "clips")
 
 
-def write_html(out: Path, report: dict[str, Any], ref: Reference, judged: list[JudgedSet], *,
-               audio_per_class: int = 3) -> Path:
+def write_html(
+    out: Path,
+    report: dict[str, Any],
+    ref: Reference,
+    judged: list[JudgedSet],
+    *,
+    audio_per_class: int = 3,
+) -> Path:
     """Write index.html (plus PNGs and audio/) into `out`; returns the page's path."""
     out = Path(out)
     model = report.get("model") or {}
+    model_name = model.get("checkpoint") or model.get("config") or "none (noise baseline only)"
     default_steps = model.get("default_steps")
     focus = next((j for j in judged if j.steps == default_steps), judged[0] if judged else None)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>drumdiff eval</title>"
-             f"<style>{CSS}</style></head><body><h1>drumdiff quality judge</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>drumdiff eval</title>"
+        f"<style>{CSS}</style></head><body><h1>drumdiff quality judge</h1>"
+    ]
     clf = report["classifier"]
     test_acc = clf["on_this_test_set"].get("accuracy")
-    parts.append("<p>" + "<br>".join([
-        f"model: <code>{_f(model.get('checkpoint') or model.get('config') or 'none (noise baseline only)')}</code>"
-        f" (step {_f(model.get('step'))}, default steps {_f(default_steps)})",
-        f"dataset: <code>{_f(report['dataset']['path'])}</code>, test kits {_f(', '.join(report['dataset']['test_kits']))}",
-        f"classifier: <code>{_f(clf['path'])}</code>, accuracy on these test hits {_f(test_acc)}",
-        f"renders: {report['protocol']['n_per_class']} per class per step count, seeds "
-        f"{report['protocol']['seeds'][0]}..{report['protocol']['seeds'][-1]} (same for every class and step count)",
-        f"distances: {_f(report['protocol']['distances'])}",
-        f"copy threshold (highest real test to train log-mel similarity): {_f(report['protocol']['copy_threshold'], '.4f')}"
-        f" (test id {_f(report['protocol']['copy_threshold_from'].get('test_id'))}, train id "
-        f"{_f(report['protocol']['copy_threshold_from'].get('train_id'))})",
-        f"created {_f(report['created'])} by <code>{_f(report['command'])}</code>",
-    ]) + "</p>")
+    parts.append(
+        "<p>"
+        + "<br>".join(
+            [
+                "model: "
+                f"<code>{_f(model_name)}</code>"
+                f" (step {_f(model.get('step'))}, default steps {_f(default_steps)})",
+                f"dataset: <code>{_f(report['dataset']['path'])}</code>, test kits "
+                f"{_f(', '.join(report['dataset']['test_kits']))}",
+                f"classifier: <code>{_f(clf['path'])}</code>, accuracy on these test hits "
+                f"{_f(test_acc)}",
+                f"renders: {report['protocol']['n_per_class']} per class per step count, seeds "
+                f"{report['protocol']['seeds'][0]}..{report['protocol']['seeds'][-1]} (same for "
+                "every class and step count)",
+                f"distances: {_f(report['protocol']['distances'])}",
+                "copy threshold (highest real test to train log-mel similarity): "
+                f"{_f(report['protocol']['copy_threshold'], '.4f')}"
+                f" (test id {_f(report['protocol']['copy_threshold_from'].get('test_id'))}, train "
+                "id "
+                f"{_f(report['protocol']['copy_threshold_from'].get('train_id'))})",
+                f"created {_f(report['created'])} by <code>{_f(report['command'])}</code>",
+            ]
+        )
+        + "</p>"
+    )
     results = report["results"]
     parts.append("<h2>Overall</h2>")
     parts.append(_table(HEADLINE, [_headline(r["name"], r["overall"]) for r in results]))
-    parts.append("<p>x = ratio to the real-vs-real floor (1 = as close as two halves of the real test set). "
-                 "KID is the unbiased kernel distance; its floor between halves of one finite set is often "
-                 "below zero, so the kernel ratio (MMD x) uses the biased MMD^2 at the same set sizes. "
-                 "Fidelity = share of hits rendered for class c that the classifier puts in c; ceiling = the "
-                 "same on real test hits.</p>")
+    parts.append(
+        "<p>x = ratio to the real-vs-real floor (1 = as close as two halves of the real test set). "
+        "KID is the unbiased kernel distance; its floor between halves of one finite set is often "
+        "below zero, so the kernel ratio (MMD x) uses the biased MMD^2 at the same set sizes. "
+        "Fidelity = share of hits rendered for class c that the classifier puts in c; ceiling = "
+        "the "
+        "same on real test hits.</p>"
+    )
     if focus is not None:
         res = next(r for r in results if r["name"] == focus.name)
         t = res["targets"]
         rows: list[list[Any]] = [
-            ["FD emb / floor <= 3", t["fd_embedding_ratio"]["value"], t["fd_embedding_ratio"]["met"]],
-            ["copies = 0", t["copies"]["value"], t["copies"]["met"]]]
+            [
+                "FD emb / floor <= 3",
+                t["fd_embedding_ratio"]["value"],
+                t["fd_embedding_ratio"]["met"],
+            ],
+            ["copies = 0", t["copies"]["value"], t["copies"]["met"]],
+        ]
         for name, v in t["class_fidelity"]["classes"].items():
             rows.append([f"fidelity {name} / ceiling >= 0.9", v["ratio"], v["met"]])
         for name, v in t["descriptor_medians"]["descriptors"].items():
             rows.append([f"median {name} generated / real within 0.8-1.2", v["ratio"], v["met"]])
         s = res["overall"]["sanity"]
-        rows += [[f"hits with DC over -60 dBFS (of {s['count']}; real: {s['real_dc_over_-60dBFS']})",
-                  s["dc_over_-60dBFS"], s["dc_over_-60dBFS"] == 0],
-                 [f"hits with a clipped flat top (real: {s['real_clipped']})", s["clipped"], s["clipped"] == 0],
-                 ["hits with pre-onset audio over -60 dBFS", s["pre_onset_over_-60dBFS"],
-                  s["pre_onset_over_-60dBFS"] == 0],
-                 ["tail median vs real (dBFS)", f"{_f(s['tail_median_db'])} vs {_f(s['real_tail_median_db'])}",
-                  not s["tail_above_real"]]]
+        rows += [
+            [
+                f"hits with DC over -60 dBFS (of {s['count']}; real: {s['real_dc_over_-60dBFS']})",
+                s["dc_over_-60dBFS"],
+                s["dc_over_-60dBFS"] == 0,
+            ],
+            [
+                f"hits with a clipped flat top (real: {s['real_clipped']})",
+                s["clipped"],
+                s["clipped"] == 0,
+            ],
+            [
+                "hits with pre-onset audio over -60 dBFS",
+                s["pre_onset_over_-60dBFS"],
+                s["pre_onset_over_-60dBFS"] == 0,
+            ],
+            [
+                "tail median vs real (dBFS)",
+                f"{_f(s['tail_median_db'])} vs {_f(s['real_tail_median_db'])}",
+                not s["tail_above_real"],
+            ],
+        ]
         if s.get("grid_peaks_db") is not None and s.get("real_grid_peaks_db") is not None:
-            # Not one of the issue's targets: shown so a patch-rate buzz cannot hide behind good distances.
-            rows.append([f"patch-grid peaks at multiples of sr/{s['grid_period']} vs real (dB, no more than 1 above)",
-                         f"{_f(s['grid_peaks_db'])} vs {_f(s['real_grid_peaks_db'])}",
-                         s["grid_peaks_db"] <= s["real_grid_peaks_db"] + 1.0])
+            # Not one of the issue's targets: shown so a patch-rate buzz cannot hide behind good
+            # distances.
+            rows.append(
+                [
+                    f"patch-grid peaks at multiples of sr/{s['grid_period']} vs real (dB, no more "
+                    "than 1 above)",
+                    f"{_f(s['grid_peaks_db'])} vs {_f(s['real_grid_peaks_db'])}",
+                    s["grid_peaks_db"] <= s["real_grid_peaks_db"] + 1.0,
+                ]
+            )
         for name, v in t.get("class_distance", {}).get("classes", {}).items():
-            rows.append([f"{name}: distance / floor <= 2 (by {v['measure']})", v["value"], v["met"]])
+            rows.append(
+                [f"{name}: distance / floor <= 2 (by {v['measure']})", v["value"], v["met"]]
+            )
         for name, checks in t.get("body_descriptors", {}).get("classes", {}).items():
             for desc, v in checks.items():
-                rows.append([f"{name}: median {desc} generated / real within 0.8-1.2", v["ratio"], v["met"]])
+                rows.append(
+                    [f"{name}: median {desc} generated / real within 0.8-1.2", v["ratio"], v["met"]]
+                )
         if "kick_start_level" in t:
             k = t["kick_start_level"]
-            rows.append([f"kick: median first sample / peak {k['target']} (real {_f(k['real'])})", k["value"], k["met"]])
+            rows.append(
+                [
+                    f"kick: median first sample / peak {k['target']} (real {_f(k['real'])})",
+                    k["value"],
+                    k["met"],
+                ]
+            )
         for name, v in t.get("grid_peaks", {}).get("classes", {}).items():
-            rows.append([f"{name}: patch-grid lines above the real kits' <= 2 dB", v["above_real_db"], v["met"]])
+            rows.append(
+                [
+                    f"{name}: patch-grid lines above the real kits' <= 2 dB",
+                    v["above_real_db"],
+                    v["met"],
+                ]
+            )
         for steps, v in report.get("finishing", {}).items():
-            rows.append([f"{steps} steps without finishing: FD / floor at most 15 % worse",
-                         f"{_f(v['raw'])} vs {_f(v['finished'])}", v["met"]])
+            rows.append(
+                [
+                    f"{steps} steps without finishing: FD / floor at most 15 % worse",
+                    f"{_f(v['raw'])} vs {_f(v['finished'])}",
+                    v["met"],
+                ]
+            )
         parts.append(f"<h2>Targets at {html.escape(focus.name)}</h2>")
         parts.append(_table(["target", "value", "met"], rows))
     plots = _plots(out, report, ref, focus, judged) if focus is not None else {}
     if "steps" in plots:
         parts.append(f"<h2>Metrics vs steps</h2><img src='{plots['steps']}'>")
     for r in results:
-        parts.append(f"<details{' open' if focus is not None and r['name'] == focus.name else ''}>"
-                     f"<summary><b>{html.escape(r['name'])}</b>: per class, descriptors, confusion</summary>")
+        parts.append(
+            f"<details{' open' if focus is not None and r['name'] == focus.name else ''}>"
+            f"<summary><b>{html.escape(r['name'])}</b>: per class, descriptors, confusion</summary>"
+        )
         if r.get("render"):
-            parts.append("<p>render: " + ", ".join(f"{k} {_f(v)}" for k, v in r["render"].items()) + "</p>")
+            parts.append(
+                "<p>render: " + ", ".join(f"{k} {_f(v)}" for k, v in r["render"].items()) + "</p>"
+            )
         parts.append(_table(HEADLINE, [_headline(c, e) for c, e in r["per_class"].items()]))
-        parts.append("<p>Per-class distances with fewer than 8 items per half are noisy; below 3 per half "
-                     "they are not reported (-).</p>")
+        parts.append(
+            "<p>Per-class distances with fewer than 8 items per half are noisy; below 3 per half "
+            "they are not reported (-).</p>"
+        )
         desc = r["overall"]["descriptors"]
-        parts.append(_table(
-            ["descriptor", "unit", "gen median", "real median", "ratio / delta", "gen p10-p90", "real p10-p90"],
-            [[n, d["unit"], d["generated_median"], d["real_median"],
-              d.get("ratio", d.get("delta_db", d.get("generated_share"))),
-              f"{_f(d['generated_p10'])} .. {_f(d['generated_p90'])}", f"{_f(d['real_p10'])} .. {_f(d['real_p90'])}"]
-             for n, d in desc.items()]))
+        parts.append(
+            _table(
+                [
+                    "descriptor",
+                    "unit",
+                    "gen median",
+                    "real median",
+                    "ratio / delta",
+                    "gen p10-p90",
+                    "real p10-p90",
+                ],
+                [
+                    [
+                        n,
+                        d["unit"],
+                        d["generated_median"],
+                        d["real_median"],
+                        d.get("ratio", d.get("delta_db", d.get("generated_share"))),
+                        f"{_f(d['generated_p10'])} .. {_f(d['generated_p90'])}",
+                        f"{_f(d['real_p10'])} .. {_f(d['real_p90'])}",
+                    ]
+                    for n, d in desc.items()
+                ],
+            )
+        )
         conf = r["overall"]["fidelity"]["confusion"]
         parts.append("<p>Confusion (rows: class asked for, columns: classifier's answer)</p>")
-        parts.append(_table(["asked \\ heard", *conf["columns"]], [[row, *vals] for row, vals in zip(conf["rows"], conf["matrix"])]))
+        parts.append(
+            _table(
+                ["asked \\ heard", *conf["columns"]],
+                [[row, *vals] for row, vals in zip(conf["rows"], conf["matrix"])],
+            )
+        )
         if r["copies"]:
-            parts.append(_table(["class", "seed", "train id", "similarity"],
-                                [[c["class"], c["seed"], c["train_id"], c["similarity"]] for c in r["copies"]]))
+            parts.append(
+                _table(
+                    ["class", "seed", "train id", "similarity"],
+                    [[c["class"], c["seed"], c["train_id"], c["similarity"]] for c in r["copies"]],
+                )
+            )
         parts.append("</details>")
     if "descriptors" in plots:
-        parts.append(f"<h2>Descriptors: {html.escape(focus.name)} vs real</h2><img src='{plots['descriptors']}'>")
+        parts.append(
+            f"<h2>Descriptors: {html.escape(focus.name)} vs real</h2><img "
+            f"src='{plots['descriptors']}'>"
+        )
     if "spectrograms" in plots:
-        parts.append(f"<h2>Log-mel spectrograms: {html.escape(focus.name)} vs real</h2><img src='{plots['spectrograms']}'>")
+        parts.append(
+            f"<h2>Log-mel spectrograms: {html.escape(focus.name)} vs real</h2><img "
+            f"src='{plots['spectrograms']}'>"
+        )
     if not plots:
         parts.append("<p>(plots skipped: matplotlib is not installed)</p>")
     if focus is not None:

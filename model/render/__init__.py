@@ -1,1 +1,2 @@
-"""From a model to finished one-shots: render settings, generation, finishing, sound design and kits."""
+"""From a model to finished one-shots: render settings, generation, finishing, sound design and
+kits."""

@@ -5,7 +5,8 @@ The envelope limit is the one that needs a word. A diffusion model's residual er
 shaped like its model space, whose envelope is the average of all training clips: a kick whose
 own tail has died out still carries a faint, cymbal-long bed of noise. Each class's loudest
 plausible envelope is measured on the training clips (a percentile, 75th by default, of block
-RMS relative to the clip's peak), and any render is turned down wherever it is louder than its class ever is
+RMS relative to the clip's peak), and any render is turned down wherever it is louder than its class
+ever is
 there. It only ever attenuates, and a render inside the bound passes unchanged.
 """
 
@@ -40,7 +41,8 @@ def instantaneous_power(audio: np.ndarray) -> np.ndarray:
 
 
 def block_rms_db(audio: np.ndarray, block: int) -> np.ndarray:
-    """RMS level in dB per block of `block` samples over all channels, (..., C, T) -> (..., T // block),
+    """RMS level in dB per block of `block` samples over all channels, (..., C, T) -> (..., T //
+    block),
     from the analytic signal's power (see `instantaneous_power`)."""
     frames = audio.shape[-1] // block
     power = instantaneous_power(audio)[..., : frames * block]
@@ -71,7 +73,9 @@ def measure_class_envelopes(
     return tuple(out)
 
 
-def limit_to_envelope(audio: np.ndarray, bound_db: Sequence[float], block: int, margin_db: float) -> np.ndarray:
+def limit_to_envelope(
+    audio: np.ndarray, bound_db: Sequence[float], block: int, margin_db: float
+) -> np.ndarray:
     """Turn `audio` (C, T) down wherever its block RMS (relative to its peak) exceeds the bound.
 
     Gains are computed per block, interpolated between block centres (so there are no steps), and
@@ -110,7 +114,9 @@ def dc_block(audio: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarra
     return np.fft.irfft(spec, n=n, axis=-1)[..., :length].astype(np.float32)
 
 
-def gate_tail(audio: np.ndarray, sample_rate: int, threshold_db: float, block: int, release_s: float) -> np.ndarray:
+def gate_tail(
+    audio: np.ndarray, sample_rate: int, threshold_db: float, block: int, release_s: float
+) -> np.ndarray:
     """Fade `audio` (C, T) to silence after its last block louder than `threshold_db` re its peak.
 
     The fade (raised cosine, `release_s`) starts at the end of that block, so only audio already
@@ -159,6 +165,8 @@ def finish_render(
         audio = limit_to_envelope(audio, bound, cfg.envelope_block, cfg.envelope_margin_db)
     audio = np.array(dc_block(audio, sample_rate, cfg.dc_cutoff_hz), dtype=np.float32)
     apply_fade_in(audio, int(round(cfg.fade_in_s * sample_rate)))
-    audio = gate_tail(audio, sample_rate, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s)
+    audio = gate_tail(
+        audio, sample_rate, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s
+    )
     apply_fade_out(audio, fade)
     return normalise_peak(audio, cfg.peak) if cfg.peak > 0 else peak_safe(audio)

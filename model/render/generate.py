@@ -7,14 +7,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-
 from torch import Tensor
 
 from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.diffusion import model_to_audio
-from drumdiff.model.render.finish import envelope_bound, finish_render
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+from drumdiff.model.render.finish import envelope_bound, finish_render
 
 FADE_OUT_S = 0.005  # a short fade so a render never ends on a click
 
@@ -45,7 +44,11 @@ def settings_for(model: LoadedModel, **overrides: object) -> RenderSettings:
     """The model's default settings (its SamplingConfig) with `overrides` (None = keep)."""
     s = model.config.sampling
     base = RenderSettings(
-        steps=s.steps, sampler=s.sampler, schedule=s.schedule, guidance=s.guidance, eta=s.eta,
+        steps=s.steps,
+        sampler=s.sampler,
+        schedule=s.schedule,
+        guidance=s.guidance,
+        eta=s.eta,
         class_guidance=s.guidance_by_class(),
     )
     return settings_with(model, base, **overrides)
@@ -109,9 +112,7 @@ def sampling_plan(model: LoadedModel, settings: RenderSettings) -> SamplingPlan:
         return SamplingPlan(model.denoiser, ts, float(settings.guidance))
     student = model.distilled
     if student is None:
-        raise ValueError(
-            "this model has no distilled student; pick another sampler, e.g. dpmpp-2m"
-        )
+        raise ValueError("this model has no distilled student; pick another sampler, e.g. dpmpp-2m")
     if settings.steps != student.steps:
         raise ValueError(
             f"the distilled sampler renders in exactly {student.steps} steps, not "
@@ -156,7 +157,8 @@ def render(
     class_weights: np.ndarray | torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Render len(seeds) hits; returns float32 (B, C, T), finished (model/render/finish.py): envelope
+    """Render len(seeds) hits; returns float32 (B, C, T), finished (model/render/finish.py):
+    envelope
     limited for their class, DC-free, faded at the end and normalised to the config's peak.
 
     Item i depends only on seeds[i] and its class, so a batch equals the same renders one by one.
@@ -208,10 +210,15 @@ def render(
     )
     # The network runs at a length it accepts; the caller gets the length it asked for.
     keep = settings.length if settings.length is not None else frames
-    space = torch.as_tensor(np.asarray(rows), dtype=torch.float32)  # per-class spaces, if the model has them
+    space = torch.as_tensor(
+        np.asarray(rows), dtype=torch.float32
+    )  # per-class spaces, if the model has them
     audio = model_to_audio(out.float(), model.config.diffusion, space)[..., :keep].cpu().numpy()
     finish = model.config.finish
     fade = int(FADE_OUT_S * cfg.sample_rate)
     return np.stack(
-        [finish_render(item, finish, cfg.sample_rate, envelope_bound(finish, row), fade) for item, row in zip(audio, rows)]
+        [
+            finish_render(item, finish, cfg.sample_rate, envelope_bound(finish, row), fade)
+            for item, row in zip(audio, rows)
+        ]
     )

@@ -39,8 +39,8 @@ from drumdiff.model.audio import apply_fade_out, peak_safe
 from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.core.diffusion import audio_to_model, one_hot_weights
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render
 from drumdiff.model.labels import gm_note_class
+from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render
 from drumdiff.model.render.sound_design import inpaint, pitch_shift
 from drumdiff.model.wav import write_wav_atomic
 
@@ -256,7 +256,8 @@ def plan_kit(
     if "hydrogen" in fmts and round_robin * len(layers) > HYDROGEN_MAX_LAYERS:
         raise KitError(
             f"Hydrogen holds at most {HYDROGEN_MAX_LAYERS} layers per instrument; "
-            f"{round_robin} round robins x {len(layers)} velocity layers = {round_robin * len(layers)}"
+            f"{round_robin} round robins x {len(layers)} velocity layers = "
+            f"{round_robin * len(layers)}"
         )
     if not math.isfinite(length_cymbals_s) or not 0 < length_cymbals_s <= 10:
         raise KitError(f"cymbal length must be in (0, 10] seconds, got {length_cymbals_s}")
@@ -572,7 +573,8 @@ def plan_from_dict(data: Mapping[str, Any]) -> KitPlan:
                 parts = Path(hit.file).parts
                 if Path(hit.file).is_absolute() or ".." in parts or not hit.file.endswith(".wav"):
                     raise KitError(
-                        f"kit.json: {where} file {hit.file!r} must be a relative .wav path inside the kit"
+                        f"kit.json: {where} file {hit.file!r} must be a relative .wav path inside "
+                        "the kit"
                     )
             pads.append(
                 Pad(
@@ -640,7 +642,8 @@ def sfz_text(plan: KitPlan, sample_root: str = "") -> str:
         f"// {GAIN_LAYER_NOTE}"
         if plan.layer_method == "gain"
         else f"// layer_method={plan.layer_method}",
-        "// Round robins play in turn (seq_length/seq_position); the closed and pedal hats choke the open hat.",
+        "// Round robins play in turn (seq_length/seq_position); the closed and pedal hats choke "
+        "the open hat.",
         "",
     ]
     if sample_root:

@@ -25,10 +25,13 @@ from torch import Tensor
 
 from drumdiff.model.audio import DrumAudio, apply_fade_out, normalise_peak, peak_safe
 from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint
-from drumdiff.model.core.diffusion import add_noise, alpha_sigma, audio_to_model, model_to_audio, one_hot_weights
-from drumdiff.model.errors import CheckpointError, DrumDiffError
-from drumdiff.model.render.finish import block_rms_db, dc_block, envelope_bound, gate_tail, limit_to_envelope
-from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render, undistilled, valid_length
+from drumdiff.model.core.diffusion import (
+    add_noise,
+    alpha_sigma,
+    audio_to_model,
+    model_to_audio,
+    one_hot_weights,
+)
 from drumdiff.model.core.sampling import (
     Denoiser,
     generators_for,
@@ -36,6 +39,22 @@ from drumdiff.model.core.sampling import (
     get_schedule,
     randn,
     sample_ddim,
+)
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.finish import (
+    block_rms_db,
+    dc_block,
+    envelope_bound,
+    gate_tail,
+    limit_to_envelope,
+)
+from drumdiff.model.render.generate import (
+    FADE_OUT_S,
+    RenderSettings,
+    class_index,
+    render,
+    undistilled,
+    valid_length,
 )
 
 ClassRef = str | int | None
@@ -96,7 +115,9 @@ def _space(model: LoadedModel, extra: dict[str, Any] | None) -> Tensor | None:
 def _to_model(model: LoadedModel, audio: np.ndarray, extra: dict[str, Any] | None = None) -> Tensor:
     """(…, C, T) audio -> the scaled space the network was trained on (for `extra`'s classes)."""
     return audio_to_model(
-        torch.as_tensor(audio, dtype=torch.float32, device=_device(model)), model.config.diffusion, _space(model, extra)
+        torch.as_tensor(audio, dtype=torch.float32, device=_device(model)),
+        model.config.diffusion,
+        _space(model, extra),
     )
 
 
@@ -148,7 +169,9 @@ def source_bound(
         return ()
     size = max(len(c) for c in curves)
     # A curve shorter than the others holds its last value, as limit_to_envelope does.
-    padded = [np.concatenate([c, np.full(size - len(c), c[-1])]) if len(c) < size else c for c in curves]
+    padded = [
+        np.concatenate([c, np.full(size - len(c), c[-1])]) if len(c) < size else c for c in curves
+    ]
     return tuple(float(v) for v in np.max(padded, axis=0))
 
 
@@ -183,9 +206,14 @@ def finish_from_audio(
         if bound:
             item = limit_to_envelope(item, bound, cfg.envelope_block, cfg.envelope_margin_db)
         item = np.array(dc_block(item, sr, _design_dc_cutoff(model)), dtype=np.float32)
-        item = np.array(gate_tail(item, sr, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s), dtype=np.float32)
+        item = np.array(
+            gate_tail(item, sr, cfg.tail_gate_db, cfg.tail_gate_block, cfg.tail_gate_release_s),
+            dtype=np.float32,
+        )
         apply_fade_out(item, fade)
-        out.append(normalise_peak(item, min(float(peak), PEAK_CEILING)) if peak > 0 else peak_safe(item))
+        out.append(
+            normalise_peak(item, min(float(peak), PEAK_CEILING)) if peak > 0 else peak_safe(item)
+        )
     return np.stack(out)
 
 
@@ -261,7 +289,9 @@ def variation(
     settings = undistilled(model, settings)
     sampler = get_sampler(settings.sampler)
     generators = generators_for(seeds)
-    extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
+    extra = _conditioning(
+        model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance
+    )
     x0 = _to_model(model, np.repeat(source[None], len(seeds), axis=0), extra)
     noise = randn(x0.shape, generators, device=x0.device)
     t = torch.full((len(seeds),), float(level), device=x0.device)
@@ -272,7 +302,9 @@ def variation(
     # At level 1 nothing of the source is left in the result, its envelope included.
     bound = source_bound(model, [kept] if level < 1.0 else [], [drum_class])
     n = len(seeds)
-    return finish_from_audio(model, _from_model(model, out, extra), [_peak(kept)] * n, [bound] * n, settings.length)
+    return finish_from_audio(
+        model, _from_model(model, out, extra), [_peak(kept)] * n, [bound] * n, settings.length
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +316,9 @@ def _ab(t: float) -> tuple[float, float]:
     return float(alpha), float(sigma)
 
 
-def _predict(model: LoadedModel, x: Tensor, t: float, extra: dict[str, Any]) -> tuple[Tensor, Tensor]:
+def _predict(
+    model: LoadedModel, x: Tensor, t: float, extra: dict[str, Any]
+) -> tuple[Tensor, Tensor]:
     """(x0, eps) predicted at level t; from v, so both are defined at t = 0 and at t = 1."""
     alpha, sigma = _ab(t)
     tt = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
@@ -375,7 +409,9 @@ def slerp(a: Tensor, b: Tensor, w: float) -> Tensor:
     if float(omega) < 1e-4:
         out = (1 - w) * a_flat + w * b_flat
     else:
-        out = (torch.sin((1 - w) * omega) * a_flat + torch.sin(w * omega) * b_flat) / torch.sin(omega)
+        out = (torch.sin((1 - w) * omega) * a_flat + torch.sin(w * omega) * b_flat) / torch.sin(
+            omega
+        )
     return out.reshape(a.shape).to(a.dtype)
 
 
@@ -387,7 +423,9 @@ def class_weight_vector(model: LoadedModel, weights: Mapping[ClassRef, float]) -
     for name, weight in weights.items():
         weight = float(weight)
         if not math.isfinite(weight) or weight < 0:
-            raise SoundDesignError(f"class weight of {name!r} must be finite and >= 0, got {weight}")
+            raise SoundDesignError(
+                f"class weight of {name!r} must be finite and >= 0, got {weight}"
+            )
         try:
             vec[class_index(model, name)] += weight
         except ValueError as err:
@@ -429,12 +467,20 @@ def interpolate(
         raise SoundDesignError("interpolation fractions must lie in [0, 1]")
     pair = np.stack([fit_audio(model, a, length), fit_audio(model, b, length)])
     latents = invert(
-        model, pair, steps, classes=[class_a, class_b], guidance=guidance, schedule=schedule, refine=refine
+        model,
+        pair,
+        steps,
+        classes=[class_a, class_b],
+        guidance=guidance,
+        schedule=schedule,
+        refine=refine,
     )
     z = torch.stack([slerp(latents[0], latents[1], float(w)) for w in fractions])
     wa = class_weight_vector(model, {class_a: 1.0})
     wb = class_weight_vector(model, {class_b: 1.0})
-    weights = torch.as_tensor(np.stack([(1 - w) * wa + w * wb for w in fractions]), dtype=torch.float32)
+    weights = torch.as_tensor(
+        np.stack([(1 - w) * wa + w * wb for w in fractions]), dtype=torch.float32
+    )
     out = reconstruct(model, z, steps, class_weights=weights, guidance=guidance, schedule=schedule)
     a_kept, b_kept = (x[..., : length or x.shape[-1]] for x in pair)
     peaks = [(1 - w) * _peak(a_kept) + w * _peak(b_kept) for w in fractions]
@@ -497,7 +543,9 @@ def keep_mask_for(frames: int, regenerate: tuple[int, int]) -> np.ndarray:
     """Keep everything but samples [start, end)."""
     start, end = regenerate
     if not 0 <= start < end <= frames:
-        raise SoundDesignError(f"regenerate range [{start}, {end}) must lie within 0..{frames} and not be empty")
+        raise SoundDesignError(
+            f"regenerate range [{start}, {end}) must lie within 0..{frames} and not be empty"
+        )
     keep = np.ones(frames, bool)
     keep[start:end] = False
     return keep
@@ -560,7 +608,9 @@ def inpaint(
     device = _device(model)
     generators = generators_for(seeds)
     x = randn((len(seeds), cfg.audio_channels, frames), generators, device=device)
-    extra = _conditioning(model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance)
+    extra = _conditioning(
+        model, len(seeds), classes=[drum_class] * len(seeds), guidance=settings.guidance
+    )
     src = _to_model(model, np.repeat(source[None], len(seeds), axis=0), extra)
     hard = torch.as_tensor(keep, dtype=torch.float32, device=device)[None, None]
     wrapped = _Inpainter(model.denoiser, src, x.clone(), hard)
@@ -581,7 +631,13 @@ def inpaint(
         item = np.array(dc_block(item, cfg.sample_rate, _design_dc_cutoff(model)), dtype=np.float32)
         if not keep[-1]:  # only a regenerated ending gets the tail gate and the end fade
             item = np.array(
-                gate_tail(item, cfg.sample_rate, finish.tail_gate_db, finish.tail_gate_block, finish.tail_gate_release_s),
+                gate_tail(
+                    item,
+                    cfg.sample_rate,
+                    finish.tail_gate_db,
+                    finish.tail_gate_block,
+                    finish.tail_gate_release_s,
+                ),
                 dtype=np.float32,
             )
             apply_fade_out(item, fade)
@@ -657,8 +713,10 @@ def list_checkpoints(run: str | Path) -> list[CheckpointEntry]:
     run = Path(run)
     if run.is_file():
         raise CheckpointError(
-            f"{run} is a checkpoint file, not a run folder: scrubbing picks among a run's step-*.pt "
-            f"checkpoints (give its folder, e.g. runs/default_xxxxxxxx); `drumdiff render {run}` renders this one"
+            f"{run} is a checkpoint file, not a run folder: scrubbing picks among a run's "
+            "step-*.pt "
+            f"checkpoints (give its folder, e.g. runs/default_xxxxxxxx); `drumdiff render {run}` "
+            "renders this one"
         )
     folder = run / "checkpoints" if (run / "checkpoints").is_dir() else run
     if not folder.is_dir():

@@ -1,1 +1,2 @@
-"""Training: the trainer, fine-tuning on a folder of sounds and distillation into a few-step student."""
+"""Training: the trainer, fine-tuning on a folder of sounds and distillation into a few-step
+student."""

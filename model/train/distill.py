@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from drumdiff.model.config import apply_override, from_dict
 from drumdiff.model.core.checkpoint import (
     LoadedModel,
     load_checkpoint,
@@ -37,10 +38,9 @@ from drumdiff.model.core.checkpoint import (
     save_checkpoint,
     save_payload_atomic,
 )
-from drumdiff.model.config import apply_override, from_dict
 from drumdiff.model.core.denoiser import Denoiser
-from drumdiff.model.errors import ConfigError, DrumDiffError
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+from drumdiff.model.errors import ConfigError, DrumDiffError
 
 #: Teacher samplers whose trajectories are a function of the starting noise alone.
 DETERMINISTIC = ("ddim", "dpmpp-2m", "heun")
@@ -48,7 +48,8 @@ DETERMINISTIC = ("ddim", "dpmpp-2m", "heun")
 
 @dataclass(frozen=True)
 class DistillSettings:
-    """How to distil (`--set distill.KEY=VALUE`); teacher fields of 0 / "" take the teacher's own."""
+    """How to distil (`--set distill.KEY=VALUE`); teacher fields of 0 / "" take the teacher's
+    own."""
 
     steps: int = 2  # the student's steps (network passes per hit)
     teacher_steps: int = 0  # 0 = the teacher's default; a multiple of `steps`
@@ -79,11 +80,13 @@ class DistillSettings:
             raise ValueError(f"distill.steps must be at least 1, got {self.steps}")
         if self.teacher_steps < 0 or (self.teacher_steps and self.teacher_steps % self.steps):
             raise ValueError(
-                f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps ({self.steps})"
+                f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps "
+                f"({self.steps})"
             )
         if self.teacher_sampler and self.teacher_sampler not in (*DETERMINISTIC, DISTILLED):
             raise ValueError(
-                f"distill.teacher_sampler must be one of {(*DETERMINISTIC, DISTILLED)} (deterministic)"
+                f"distill.teacher_sampler must be one of {(*DETERMINISTIC, DISTILLED)} "
+                "(deterministic)"
             )
         if not 0 < self.validation < self.trajectories:
             raise ValueError(
@@ -100,7 +103,8 @@ class DistillSettings:
 
 
 def settings_from_overrides(overrides: Sequence[str]) -> DistillSettings:
-    """DistillSettings from `distill.KEY=VALUE` strings (unknown keys and wrong types are errors)."""
+    """DistillSettings from `distill.KEY=VALUE` strings (unknown keys and wrong types are
+    errors)."""
     data: dict[str, Any] = {}
     for override in overrides:
         if not override.startswith("distill."):
@@ -179,12 +183,14 @@ def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan
         )
     if plan.sampler not in (*DETERMINISTIC, DISTILLED):
         raise DrumDiffError(
-            f"the teacher's sampler {plan.sampler!r} is not deterministic; set distill.teacher_sampler "
+            f"the teacher's sampler {plan.sampler!r} is not deterministic; set "
+            "distill.teacher_sampler "
             f"to one of {DETERMINISTIC}"
         )
     if plan.steps % plan.student_steps:
         raise DrumDiffError(
-            f"the teacher's {plan.steps} steps are not a multiple of the student's {plan.student_steps}; "
+            f"the teacher's {plan.steps} steps are not a multiple of the student's "
+            f"{plan.student_steps}; "
             "set distill.teacher_steps"
         )
     return plan
@@ -425,7 +431,8 @@ class Distiller:
             raise DrumDiffError(f"distill.init: {path} has no distilled student")
         if tuple(round(v, 6) for v in start.levels) != tuple(round(v, 6) for v in self.levels):
             raise DrumDiffError(
-                f"distill.init: {path}'s student runs through levels {start.levels}, this one through {self.levels}"
+                f"distill.init: {path}'s student runs through levels {start.levels}, this one "
+                f"through {self.levels}"
             )
         self.student.net.load_state_dict(start.denoiser.net.state_dict())
 
@@ -516,7 +523,8 @@ class Distiller:
         return self.settings.lr * min(1.0, (step + 1) / warm) if warm else self.settings.lr
 
     def batch(self, rows: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """x at a segment's start, the x0 target, t, t_next and the class ids, for trajectory rows."""
+        """x at a segment's start, the x0 target, t, t_next and the class ids, for trajectory
+        rows."""
         assert self.data is not None
         segment = self.rng.integers(0, self.plan.student_steps, size=len(rows))
         states = self.data.states[torch.as_tensor(rows)]
@@ -601,7 +609,8 @@ class Distiller:
         stop_after_s: float | None = None,
         progress: bool = True,
     ) -> float:
-        """Train to `stop_at` (or distill.max_steps) or for `stop_after_s`; checkpoints the last step."""
+        """Train to `stop_at` (or distill.max_steps) or for `stop_after_s`; checkpoints the last
+        step."""
         if self.data is None:
             self.prepare(progress=progress)
         s = self.settings

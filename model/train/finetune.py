@@ -1,9 +1,11 @@
-"""Fine-tune a trained model on a folder of one's own one-shots: prepare, hold out, train, judge, export.
+"""Fine-tune a trained model on a folder of one's own one-shots: prepare, hold out, train, judge,
+export.
 
 One folder (DIR) holds the whole job, so it can be stopped and resumed at any point:
 
 - `finetune.json`: what was asked (folder, base model, labels, settings) and where the run stands;
-- `data/`: the prepared folder (`model.data.prepare_dataset`); held-out hits are its validation split;
+- `data/`: the prepared folder (`model.data.prepare_dataset`); held-out hits are its validation
+split;
 - `last.pt`, `checkpoints/step-*.pt`, `metrics.jsonl`, `config.resolved.yaml`: the training run
   (`model.train.Trainer`); a checkpoint is kept at every judge point, so `design scrub DIR` and
   the daemon's `scrub` can go back to an earlier, less copied state;
@@ -37,17 +39,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
+from drumdiff.model import DEFAULT_CLASSIFIER
 from drumdiff.model.config import Config, apply_override, config_from_dict, from_dict, to_dict
-from drumdiff.model.data.dataset import DrumDataset, SourceItem, prepare_dataset
+from drumdiff.model.core.checkpoint import (
+    LoadedModel,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.diffusion import audio_to_model, measure_envelope, measure_spectrum
-from drumdiff.model import DEFAULT_CLASSIFIER
+from drumdiff.model.data.dataset import DrumDataset, SourceItem, prepare_dataset
 from drumdiff.model.errors import ConfigError, DrumDiffError
 from drumdiff.model.judge.evaluate import HitSet, json_safe, nearest_train
 from drumdiff.model.judge.features import copy_vectors, log_mel
-from drumdiff.model.render.finish import measure_class_envelopes
 from drumdiff.model.labels import label_from_name
+from drumdiff.model.render.finish import measure_class_envelopes
 
 STATE_FILE = "finetune.json"
 JUDGE_FILE = "judge.jsonl"
@@ -86,11 +93,16 @@ SMALL_DATA: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """What the fine-tune command decides besides the training config (`--set finetune.KEY=VALUE`)."""
+    """What the fine-tune command decides besides the training config (`--set
+    finetune.KEY=VALUE`)."""
 
-    holdout: float = 0.2  # share of each class's files held out for judging (classes with >= 3 files)
+    holdout: float = (
+        0.2  # share of each class's files held out for judging (classes with >= 3 files)
+    )
     holdout_seed: int = 0
-    judge_every_s: float = 0.0  # seconds of training between cheap judges; 0 = a quarter of the budget, >= 60
+    judge_every_s: float = (
+        0.0  # seconds of training between cheap judges; 0 = a quarter of the budget, >= 60
+    )
     judge_every_steps: int = 0  # > 0: judge every this many steps instead of by time
     judge_per_class: int = 2  # renders per class for the cheap judge
     report_per_class: int = 8  # renders per class for the final report (base and fine-tuned)
@@ -102,13 +114,18 @@ class FinetuneSettings:
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"finetune.holdout must be in [0, 1), got {self.holdout}")
         if self.judge_per_class < 1 or self.report_per_class < 1:
-            raise ValueError("finetune.judge_per_class and finetune.report_per_class must be at least 1")
+            raise ValueError(
+                "finetune.judge_per_class and finetune.report_per_class must be at least 1"
+            )
         if self.judge_every_s < 0 or self.judge_every_steps < 0 or self.render_steps < 0:
-            raise ValueError("finetune.judge_every_s, judge_every_steps and render_steps must be >= 0")
+            raise ValueError(
+                "finetune.judge_every_s, judge_every_steps and render_steps must be >= 0"
+            )
 
 
 def settings_from_overrides(overrides: Sequence[str]) -> FinetuneSettings:
-    """FinetuneSettings from `finetune.KEY=VALUE` strings (unknown keys and wrong types are errors)."""
+    """FinetuneSettings from `finetune.KEY=VALUE` strings (unknown keys and wrong types are
+    errors)."""
     data: dict[str, Any] = {}
     for override in overrides:
         apply_override(data, override)
@@ -221,7 +238,12 @@ def prepare_folder(
     summary = report.to_json()
     summary["per_class"] = dict(sorted(Counter(str(r["label"]) for r in rows).items()))
     summary["per_split"] = dict(Counter(str(r["split"]) for r in rows))
-    summary["holdout"] = {"by": "file", "share": holdout, "seed": seed, "classes_from": classes_from}
+    summary["holdout"] = {
+        "by": "file",
+        "share": holdout,
+        "seed": seed,
+        "classes_from": classes_from,
+    }
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     return FolderSummary(
         kept=len(rows),
@@ -268,7 +290,9 @@ def finetune_config(
         raise DrumDiffError(f"fine-tuning config: {err}") from None
     if train_set.classes != config.model.classes:
         raise DrumDiffError("internal: the training set was read with another class list")
-    members = [[i for i in range(len(train_set)) if train_set.labels[i] == c] for c in range(len(classes))]
+    members = [
+        [i for i in range(len(train_set)) if train_set.labels[i] == c] for c in range(len(classes))
+    ]
     diffusion = config.diffusion
     if diffusion.class_spaces and diffusion.class_spectra and diffusion.class_envelopes:
         if len(diffusion.class_spectra) != len(base_classes):
@@ -289,16 +313,24 @@ def finetune_config(
             else:
                 spectra.append(diffusion.spectrum)
                 envelopes.append(diffusion.envelope)
-        diffusion = replace(diffusion, class_spectra=tuple(spectra), class_envelopes=tuple(envelopes))
+        diffusion = replace(
+            diffusion, class_spectra=tuple(spectra), class_envelopes=tuple(envelopes)
+        )
     finish = config.finish
     if finish.learn_envelopes:
         own_envelopes = measure_class_envelopes(
             ((train_set.clip(i), train_set.labels[i]) for i in range(len(train_set))),
-            len(classes), finish.envelope_block, finish.envelope_percentile,
+            len(classes),
+            finish.envelope_block,
+            finish.envelope_percentile,
         )
         kept = list(own_envelopes)
         for cid, cname in enumerate(classes):
-            if not kept[cid] and cname in base_classes and len(finish.class_envelopes) == len(base_classes):
+            if (
+                not kept[cid]
+                and cname in base_classes
+                and len(finish.class_envelopes) == len(base_classes)
+            ):
                 kept[cid] = finish.class_envelopes[base_classes.index(cname)]
         finish = replace(finish, class_envelopes=tuple(kept))
     return replace(config, diffusion=diffusion, finish=finish)
@@ -333,8 +365,15 @@ def nearest_distance(renders: np.ndarray, real: np.ndarray) -> float | None:
 
 
 def render_for_judge(
-    model: LoadedModel, classes: Sequence[str], per_class: int, steps: int, *, seed: int = 0,
-    ask: dict[str, str | None] | None = None, only: Sequence[str] | None = None, batch_size: int = 16,
+    model: LoadedModel,
+    classes: Sequence[str],
+    per_class: int,
+    steps: int,
+    *,
+    seed: int = 0,
+    ask: dict[str, str | None] | None = None,
+    only: Sequence[str] | None = None,
+    batch_size: int = 16,
 ) -> HitSet:
     """`per_class` renders of each class (seeds seed..seed+n-1), labelled with `classes` ids.
 
@@ -360,11 +399,17 @@ def render_for_judge(
         render(model, seeds[s : s + batch_size], settings, classes=names[s : s + batch_size])
         for s in range(0, len(seeds), batch_size)
     ]
-    return HitSet(np.concatenate(chunks), np.asarray(labels, dtype=np.int64), tuple(classes), seeds=tuple(seeds))
+    return HitSet(
+        np.concatenate(chunks),
+        np.asarray(labels, dtype=np.int64),
+        tuple(classes),
+        seeds=tuple(seeds),
+    )
 
 
 class HeldOutJudge:
-    """Distances of renders to the held-out hits, per class, and the copy check against training hits."""
+    """Distances of renders to the held-out hits, per class, and the copy check against training
+    hits."""
 
     def __init__(self, dataset_dir: str | Path, classes: Sequence[str]) -> None:
         self.classes = tuple(classes)
@@ -379,41 +424,60 @@ class HeldOutJudge:
         self.held_labels = np.asarray(held.labels, dtype=np.int64)
         self.train_copy = copy_vectors(self.train_audio, self.sample_rate)
         self.train_mel = mel_profiles(self.train_audio, self.sample_rate)
-        self.held_mel = mel_profiles(self.held_audio, self.sample_rate) if len(held) else np.zeros((0, 1))
+        self.held_mel = (
+            mel_profiles(self.held_audio, self.sample_rate) if len(held) else np.zeros((0, 1))
+        )
         if len(held):
-            sims, nearest = nearest_train(copy_vectors(self.held_audio, self.sample_rate), self.train_copy)
+            sims, nearest = nearest_train(
+                copy_vectors(self.held_audio, self.sample_rate), self.train_copy
+            )
             top = int(sims.argmax())
             self.copy_threshold = float(sims.max())
-            self.copy_threshold_from = {"held_out": str(held.rows[top]["source"]),
-                                        "train": self.train_sources[int(nearest[top])]}
+            self.copy_threshold_from = {
+                "held_out": str(held.rows[top]["source"]),
+                "train": self.train_sources[int(nearest[top])],
+            }
         else:
             self.copy_threshold = FALLBACK_COPY_THRESHOLD
             self.copy_threshold_from = {"fixed": "no held-out hits"}
         #: The classes the folder has hits of: the ones rendered for judging.
         self.present = tuple(
-            c for i, c in enumerate(self.classes) if (self.held_labels == i).any() or (self.train_labels == i).any()
+            c
+            for i, c in enumerate(self.classes)
+            if (self.held_labels == i).any() or (self.train_labels == i).any()
         )
         #: The classes that have held-out hits: the ones distances are measured for.
         self.judged = tuple(c for i, c in enumerate(self.classes) if (self.held_labels == i).any())
         self.floor = {
-            c: nearest_distance(self.held_mel[self.held_labels == i], self.train_mel[self.train_labels == i])
-            for i, c in enumerate(self.classes) if c in self.judged
+            c: nearest_distance(
+                self.held_mel[self.held_labels == i], self.train_mel[self.train_labels == i]
+            )
+            for i, c in enumerate(self.classes)
+            if c in self.judged
         }
 
     def measure(self, hits: HitSet) -> dict[str, Any]:
         """Per-class distance (dB) to the held-out hits, its mean over classes, and the copies."""
         if hits.classes != self.classes:
-            raise DrumDiffError(f"renders are labelled with {hits.classes}, the judge with {self.classes}")
+            raise DrumDiffError(
+                f"renders are labelled with {hits.classes}, the judge with {self.classes}"
+            )
         profiles = mel_profiles(hits.audio, self.sample_rate)
         per_class: dict[str, float | None] = {}
         for i, c in enumerate(self.classes):
             if c in self.judged:
-                per_class[c] = nearest_distance(profiles[hits.labels == i], self.held_mel[self.held_labels == i])
+                per_class[c] = nearest_distance(
+                    profiles[hits.labels == i], self.held_mel[self.held_labels == i]
+                )
         values = [v for v in per_class.values() if v is not None]
         sims, nearest = nearest_train(copy_vectors(hits.audio, self.sample_rate), self.train_copy)
         copies = [
-            {"class": self.classes[int(hits.labels[k])], "seed": hits.seeds[k] if hits.seeds else None,
-             "similarity": float(sims[k]), "train": self.train_sources[int(nearest[k])]}
+            {
+                "class": self.classes[int(hits.labels[k])],
+                "seed": hits.seeds[k] if hits.seeds else None,
+                "similarity": float(sims[k]),
+                "train": self.train_sources[int(nearest[k])],
+            }
             for k in np.nonzero(sims > self.copy_threshold)[0]
         ]
         return {
@@ -467,8 +531,14 @@ def _now() -> str:
 class FineTune:
     """One fine-tuning job in one folder: create it with `start`, continue it with `resume`."""
 
-    def __init__(self, out: Path, state: dict[str, Any], *, device: torch.device | None = None,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        out: Path,
+        state: dict[str, Any],
+        *,
+        device: torch.device | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.out = Path(out)
         self.state = state
         self.settings = from_dict(FinetuneSettings, state["settings"], "finetune")
@@ -498,7 +568,9 @@ class FineTune:
         """
         out = Path(out)
         if (out / STATE_FILE).exists():
-            raise DrumDiffError(f"{out} already holds a fine-tune; go on with --resume {out} or pick another --out")
+            raise DrumDiffError(
+                f"{out} already holds a fine-tune; go on with --resume {out} or pick another --out"
+            )
         if out.exists() and any(out.iterdir()):
             raise DrumDiffError(f"{out} exists and is not empty; pick another --out")
         own = [o for o in overrides if o.strip().startswith("finetune.")]
@@ -521,9 +593,22 @@ class FineTune:
         name = class_slug(name or Path(folder).resolve().name)
         made = not out.exists()
         try:
-            return cls._prepare(folder, out, base, payload, prep_config, settings, rest, name=name,
-                                classes_from=classes_from, overrides=overrides, device=device, log=log,
-                                progress=progress, command=command)
+            return cls._prepare(
+                folder,
+                out,
+                base,
+                payload,
+                prep_config,
+                settings,
+                rest,
+                name=name,
+                classes_from=classes_from,
+                overrides=overrides,
+                device=device,
+                log=log,
+                progress=progress,
+                command=command,
+            )
         except BaseException:
             # A folder this call made and could not finish would block the same command next time.
             if made:
@@ -532,21 +617,42 @@ class FineTune:
 
     @classmethod
     def _prepare(
-        cls, folder: str | Path, out: Path, base: str | Path, payload: dict[str, Any], prep_config: Config,
-        settings: FinetuneSettings, rest: list[str], *, name: str, classes_from: str, overrides: Sequence[str],
-        device: torch.device | None, log: Callable[[str], None],
-        progress: Callable[[Iterable[SourceItem]], Iterable[SourceItem]] | None, command: Sequence[str],
+        cls,
+        folder: str | Path,
+        out: Path,
+        base: str | Path,
+        payload: dict[str, Any],
+        prep_config: Config,
+        settings: FinetuneSettings,
+        rest: list[str],
+        *,
+        name: str,
+        classes_from: str,
+        overrides: Sequence[str],
+        device: torch.device | None,
+        log: Callable[[str], None],
+        progress: Callable[[Iterable[SourceItem]], Iterable[SourceItem]] | None,
+        command: Sequence[str],
     ) -> FineTune:
         base_config = payload["config"]
         log(f"preparing {folder}")
-        summary = prepare_folder(folder, out / "data", prep_config, classes_from=classes_from,
-                                 holdout=settings.holdout, seed=settings.holdout_seed, progress=progress)
+        summary = prepare_folder(
+            folder,
+            out / "data",
+            prep_config,
+            classes_from=classes_from,
+            holdout=settings.holdout,
+            seed=settings.holdout_seed,
+            progress=progress,
+        )
         base_classes = tuple(base_config["model"]["classes"])
         classes = class_list(base_classes, summary.classes)
         new = [c for c in classes if c not in base_classes]
         train_set = DrumDataset(out / "data", classes, splits=("train",))
         if len(train_set) == 0:
-            raise DrumDiffError(f"no usable training hits in {folder}; see {out / 'data' / 'report.json'}")
+            raise DrumDiffError(
+                f"no usable training hits in {folder}; see {out / 'data' / 'report.json'}"
+            )
         batch_set = any(o.strip().startswith("train.batch_size=") for o in rest)
         if not batch_set:
             # Balanced draws go with replacement, but a batch larger than the folder is pointless.
@@ -580,8 +686,13 @@ class FineTune:
         return job
 
     @classmethod
-    def resume(cls, out: str | Path, *, device: torch.device | None = None,
-               log: Callable[[str], None] = print) -> FineTune:
+    def resume(
+        cls,
+        out: str | Path,
+        *,
+        device: torch.device | None = None,
+        log: Callable[[str], None] = print,
+    ) -> FineTune:
         """Reopen the job in `out`."""
         out = Path(out)
         path = out / STATE_FILE
@@ -592,7 +703,9 @@ class FineTune:
         except json.JSONDecodeError as err:
             raise DrumDiffError(f"{path} is damaged ({err})") from None
         if state.get("version") != STATE_VERSION:
-            raise DrumDiffError(f"{path} has version {state.get('version')!r}; this drumdiff reads {STATE_VERSION}")
+            raise DrumDiffError(
+                f"{path} has version {state.get('version')!r}; this drumdiff reads {STATE_VERSION}"
+            )
         return cls(out, state, device=device, log=log)
 
     def save_state(self) -> None:
@@ -650,8 +763,12 @@ class FineTune:
         budget = float(state["budget_s"]) if (minutes is not None or stop_at is None) else None
         config = self.config
         trainer = Trainer(
-            config, self.out / "data", self.out, device=self.device,
-            init_checkpoint=None if (self.out / "last.pt").exists() else state["base"], log=self.log,
+            config,
+            self.out / "data",
+            self.out,
+            device=self.device,
+            init_checkpoint=None if (self.out / "last.pt").exists() else state["base"],
+            log=self.log,
         )
         resumed = trainer.resume()
         trainer.write_run_files()
@@ -685,10 +802,21 @@ class FineTune:
         def cheap_judge(step: int) -> dict[str, Any]:
             t0 = time.monotonic()
             loaded = LoadedModel(Denoiser(trainer.ema.model), trainer.config, step, None)  # type: ignore[arg-type]
-            hits = render_for_judge(loaded, self.classes, settings.judge_per_class, steps, seed=settings.seed,
-                                    only=judge.present)
-            row = {"step": step, "trained_s": round(trained_s(), 1), "time": _now(),
-                   "checkpoint": f"checkpoints/step-{step:07d}.pt", **judge.measure(hits)}
+            hits = render_for_judge(
+                loaded,
+                self.classes,
+                settings.judge_per_class,
+                steps,
+                seed=settings.seed,
+                only=judge.present,
+            )
+            row = {
+                "step": step,
+                "trained_s": round(trained_s(), 1),
+                "time": _now(),
+                "checkpoint": f"checkpoints/step-{step:07d}.pt",
+                **judge.measure(hits),
+            }
             state["judge_s"] = float(state["judge_s"]) + time.monotonic() - t0
             with open(self.out / JUDGE_FILE, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -696,7 +824,9 @@ class FineTune:
 
         def show(step: int, loss: float, phase: str) -> None:
             if on_progress is not None:
-                on_progress(Progress(step, loss, trained_s(), budget, stop_at, phase, latest, base_row))
+                on_progress(
+                    Progress(step, loss, trained_s(), budget, stop_at, phase, latest, base_row)
+                )
 
         def checkpoint_and_judge(step: int, loss: float) -> None:
             nonlocal latest, base_row, last_judged_s
@@ -729,14 +859,18 @@ class FineTune:
             show(step, loss, "train")
             return out_of_time
 
-        done_already = (budget is not None and trained_s() >= budget) or (stop_at is not None and trainer.step >= stop_at)
+        done_already = (budget is not None and trained_s() >= budget) or (
+            stop_at is not None and trainer.step >= stop_at
+        )
         loss = float("nan")
         if not done_already:
             result = trainer.fit(stop_at=stop_at, progress=False, on_step=on_step)
             loss = result.loss
         step = trainer.step
         state["step"], state["trained_s"] = step, trained_s()
-        session.update({"ended": _now(), "to_step": step, "seconds": round(time.monotonic() - started, 1)})
+        session.update(
+            {"ended": _now(), "to_step": step, "seconds": round(time.monotonic() - started, 1)}
+        )
         if stopped:
             state["status"] = "stopped"
             self.save_state()
@@ -759,8 +893,14 @@ class FineTune:
         """DIR/model.pt: the EMA weights of the newest checkpoint in fp16, with their config."""
         payload = read_checkpoint(self.out / "last.pt")
         config = config_from_dict(payload["config"])
-        return save_checkpoint(self.out / "model.pt", config, model_state=None, ema_state=payload["ema"],
-                               step=int(payload["step"]), half=True)
+        return save_checkpoint(
+            self.out / "model.pt",
+            config,
+            model_state=None,
+            ema_state=payload["ema"],
+            step=int(payload["step"]),
+            half=True,
+        )
 
     def finish(self, judge: HeldOutJudge | None = None) -> dict[str, Path]:
         """Export, then judge the base and the exported model on the held-out hits and write the
@@ -776,8 +916,14 @@ class FineTune:
         ask = {c: (c if c in base.classes else stand_in) for c in self.classes}
         t0 = time.monotonic()
         base_hits = self._base_renders(base, ask, base_steps, judge.present)
-        tuned_hits = render_for_judge(tuned, self.classes, settings.report_per_class, steps, seed=settings.seed,
-                                      only=judge.present)
+        tuned_hits = render_for_judge(
+            tuned,
+            self.classes,
+            settings.report_per_class,
+            steps,
+            seed=settings.seed,
+            only=judge.present,
+        )
         render_s = time.monotonic() - t0
         results = {"base": judge.measure(base_hits), "fine-tuned": judge.measure(tuned_hits)}
         full = self._full_judge(judge, {"base": base_hits, "fine-tuned": tuned_hits})
@@ -787,26 +933,45 @@ class FineTune:
             "created": _now(),
             "command": self.state.get("command"),
             "folder": self.state["folder"],
-            "base": {"path": self.state["base"], "step": self.state["base_step"], "render_steps": base_steps,
-                     "stand_in_for_new_classes": stand_in},
+            "base": {
+                "path": self.state["base"],
+                "step": self.state["base_step"],
+                "render_steps": base_steps,
+                "stand_in_for_new_classes": stand_in,
+            },
             "model": {"path": str(model_path.resolve()), "step": tuned.step, "render_steps": steps},
             "classes": list(self.classes),
             "new_classes": self.state["new_classes"],
             "data": self.state["data"],
-            "training": {"steps": tuned.step, "trained_s": round(float(self.state["trained_s"]), 1),
-                         "judge_s": round(float(self.state["judge_s"]), 1), "sessions": self.state["sessions"],
-                         "overrides": self.state["overrides"], "settings": self.state["settings"],
-                         "train": self.state["config"]["train"],
-                         "augment": self.state["config"]["data"]["augment"]},
-            "judge": {"renders_per_class": settings.report_per_class, "seeds": [settings.seed, settings.seed + settings.report_per_class - 1],
-                      "render_s": round(render_s, 1), "copy_threshold": judge.copy_threshold,
-                      "copy_threshold_from": judge.copy_threshold_from, "floor_db": judge.floor,
-                      "judged_classes": list(judge.judged)},
+            "training": {
+                "steps": tuned.step,
+                "trained_s": round(float(self.state["trained_s"]), 1),
+                "judge_s": round(float(self.state["judge_s"]), 1),
+                "sessions": self.state["sessions"],
+                "overrides": self.state["overrides"],
+                "settings": self.state["settings"],
+                "train": self.state["config"]["train"],
+                "augment": self.state["config"]["data"]["augment"],
+            },
+            "judge": {
+                "renders_per_class": settings.report_per_class,
+                "seeds": [settings.seed, settings.seed + settings.report_per_class - 1],
+                "render_s": round(render_s, 1),
+                "copy_threshold": judge.copy_threshold,
+                "copy_threshold_from": judge.copy_threshold_from,
+                "floor_db": judge.floor,
+                "judged_classes": list(judge.judged),
+            },
             "results": results,
             "full_judge": full,
             "timeline": timeline,
-            "copying_starts": None if first_copy is None else {
-                "step": first_copy["step"], "checkpoint": first_copy["checkpoint"], "copies": first_copy["copies"]},
+            "copying_starts": None
+            if first_copy is None
+            else {
+                "step": first_copy["step"],
+                "checkpoint": first_copy["checkpoint"],
+                "copies": first_copy["copies"],
+            },
         }
         report = json_safe(report)
         (self.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -815,25 +980,58 @@ class FineTune:
         page.write_text(report_html(report, audio))
         card = self.out / "MODEL_CARD.md"
         card.write_text(model_card(report))
-        return {"model": model_path, "card": card, "report": page, "report_json": self.out / "report.json"}
+        return {
+            "model": model_path,
+            "card": card,
+            "report": page,
+            "report_json": self.out / "report.json",
+        }
 
-    def _base_renders(self, base: LoadedModel, ask: dict[str, str | None], steps: int, only: Sequence[str]) -> HitSet:
+    def _base_renders(
+        self, base: LoadedModel, ask: dict[str, str | None], steps: int, only: Sequence[str]
+    ) -> HitSet:
         """The base model's renders for the report, cached: they never change during a job."""
         settings = self.settings
-        key = {"base": self.state["base"], "steps": steps, "n": settings.report_per_class, "seed": settings.seed,
-               "classes": list(self.classes), "ask": ask, "only": list(only)}
+        key = {
+            "base": self.state["base"],
+            "steps": steps,
+            "n": settings.report_per_class,
+            "seed": settings.seed,
+            "classes": list(self.classes),
+            "ask": ask,
+            "only": list(only),
+        }
         cache = self.out / "base_renders.npz"
         if cache.exists():
             stored = np.load(cache)
             if json.loads(str(stored["key"])) == key:
-                return HitSet(stored["audio"], stored["labels"], self.classes, seeds=tuple(int(s) for s in stored["seeds"]))
-        hits = render_for_judge(base, self.classes, settings.report_per_class, steps, seed=settings.seed, ask=ask,
-                                only=only)
-        np.savez(cache, audio=hits.audio, labels=hits.labels, seeds=np.asarray(hits.seeds), key=json.dumps(key))
+                return HitSet(
+                    stored["audio"],
+                    stored["labels"],
+                    self.classes,
+                    seeds=tuple(int(s) for s in stored["seeds"]),
+                )
+        hits = render_for_judge(
+            base,
+            self.classes,
+            settings.report_per_class,
+            steps,
+            seed=settings.seed,
+            ask=ask,
+            only=only,
+        )
+        np.savez(
+            cache,
+            audio=hits.audio,
+            labels=hits.labels,
+            seeds=np.asarray(hits.seeds),
+            key=json.dumps(key),
+        )
         return hits
 
     def _full_judge(self, judge: HeldOutJudge, sets: dict[str, HitSet]) -> dict[str, Any] | None:
-        """The project judge's FD in the classifier embedding and class fidelity, where it can run."""
+        """The project judge's FD in the classifier embedding and class fidelity, where it can
+        run."""
         from drumdiff.model.judge.classifier import load_classifier
         from drumdiff.model.judge.evaluate import EvaluationError, build_reference
         from drumdiff.model.judge.evaluate import judge as run_judge
@@ -844,7 +1042,9 @@ class FineTune:
         try:
             classifier = load_classifier(path)
             held = HitSet(judge.held_audio, judge.held_labels, self.classes)
-            train = HitSet(judge.train_audio, judge.train_labels, self.classes, ids=tuple(judge.train_ids))
+            train = HitSet(
+                judge.train_audio, judge.train_labels, self.classes, ids=tuple(judge.train_ids)
+            )
             ref = build_reference(held, train, classifier, judge.sample_rate)
             out: dict[str, Any] = {}
             for name, hits in sets.items():
@@ -852,16 +1052,23 @@ class FineTune:
                 o = scores["overall"]
                 emb = o.get("distances", {}).get("embedding", {})
                 out[name] = {
-                    "fd_embedding": emb.get("fd"), "fd_floor": emb.get("fd_floor"), "fd_ratio": emb.get("fd_ratio"),
+                    "fd_embedding": emb.get("fd"),
+                    "fd_floor": emb.get("fd_floor"),
+                    "fd_ratio": emb.get("fd_ratio"),
                     "items_per_half": emb.get("items_per_half"),
-                    "fidelity_micro": o["fidelity"]["micro"], "fidelity_ceiling": o["fidelity"]["ceiling_micro"],
-                    "fidelity_per_class": {c: e["fidelity"]["share"] for c, e in scores["per_class"].items()},
+                    "fidelity_micro": o["fidelity"]["micro"],
+                    "fidelity_ceiling": o["fidelity"]["ceiling_micro"],
+                    "fidelity_per_class": {
+                        c: e["fidelity"]["share"] for c, e in scores["per_class"].items()
+                    },
                 }
             return out
         except (EvaluationError, DrumDiffError, ValueError) as err:
             return {"error": str(err)}
 
-    def _write_audio(self, judge: HeldOutJudge, base_hits: HitSet, tuned_hits: HitSet) -> dict[str, dict[str, list[str]]]:
+    def _write_audio(
+        self, judge: HeldOutJudge, base_hits: HitSet, tuned_hits: HitSet
+    ) -> dict[str, dict[str, list[str]]]:
         from drumdiff.model.wav import write_wav_atomic
 
         folder = self.out / "audio"
@@ -913,11 +1120,29 @@ def class_rows(report: dict[str, Any]) -> list[list[str]]:
         b, t = base.get(c), tuned.get(c)
         change = None if b is None or t is None else t - b
         counts = per.get(c, {"train": 0, "validation": 0})
-        rows.append([c, str(counts["train"]), str(counts["validation"]), _f(report["judge"]["floor_db"].get(c)),
-                     _f(b), _f(t), _f(change, "+.2f")])
+        rows.append(
+            [
+                c,
+                str(counts["train"]),
+                str(counts["validation"]),
+                _f(report["judge"]["floor_db"].get(c)),
+                _f(b),
+                _f(t),
+                _f(change, "+.2f"),
+            ]
+        )
     b, t = report["results"]["base"]["mean_db"], report["results"]["fine-tuned"]["mean_db"]
-    rows.append(["mean over classes", "", "", _f(_mean(report["judge"]["floor_db"].values())), _f(b), _f(t),
-                 _f(None if b is None or t is None else t - b, "+.2f")])
+    rows.append(
+        [
+            "mean over classes",
+            "",
+            "",
+            _f(_mean(report["judge"]["floor_db"].values())),
+            _f(b),
+            _f(t),
+            _f(None if b is None or t is None else t - b, "+.2f"),
+        ]
+    )
     return rows
 
 
@@ -926,13 +1151,37 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-CLASS_HEADER = ["class", "train hits", "held-out hits", "floor (dB)", "base (dB)", "fine-tuned (dB)", "change"]
-TIMELINE_HEADER = ["step", "trained (min)", "checkpoint", "mean distance (dB)", "copies", "max similarity"]
+CLASS_HEADER = [
+    "class",
+    "train hits",
+    "held-out hits",
+    "floor (dB)",
+    "base (dB)",
+    "fine-tuned (dB)",
+    "change",
+]
+TIMELINE_HEADER = [
+    "step",
+    "trained (min)",
+    "checkpoint",
+    "mean distance (dB)",
+    "copies",
+    "max similarity",
+]
 
 
 def timeline_rows(report: dict[str, Any]) -> list[list[str]]:
-    return [[str(r["step"]), _f(r["trained_s"] / 60, ".1f"), r["checkpoint"], _f(r["mean_db"]),
-             f"{r['copies']} of {r['renders']}", _f(r["max_similarity"], ".4f")] for r in report["timeline"]]
+    return [
+        [
+            str(r["step"]),
+            _f(r["trained_s"] / 60, ".1f"),
+            r["checkpoint"],
+            _f(r["mean_db"]),
+            f"{r['copies']} of {r['renders']}",
+            _f(r["max_similarity"], ".4f"),
+        ]
+        for r in report["timeline"]
+    ]
 
 
 def copy_sentence(report: dict[str, Any]) -> str:
@@ -942,10 +1191,17 @@ def copy_sentence(report: dict[str, Any]) -> str:
         return "No render was flagged as a copy of your hits at any checkpoint."
     parts = []
     if start is not None:
-        parts.append(f"Copying starts at step {start['step']} ({start['checkpoint']}): pick an earlier checkpoint "
-                     "(`drumdiff design scrub` or the daemon's `scrub`) if you want new sounds rather than your own.")
+        parts.append(
+            f"Copying starts at step {start['step']} ({start['checkpoint']}): pick an earlier "
+            "checkpoint "
+            "(`drumdiff design scrub` or the daemon's `scrub`) if you want new sounds rather than "
+            "your own."
+        )
     if tuned:
-        parts.append(f"{tuned} of the final model's {report['results']['fine-tuned']['renders']} report renders are copies.")
+        parts.append(
+            f"{tuned} of the final model's {report['results']['fine-tuned']['renders']} report "
+            "renders are copies."
+        )
     return " ".join(parts)
 
 
@@ -962,59 +1218,120 @@ def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>drumdiff fine-tune</title><style>"
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid "
+        "#ccc;padding:3px 7px;text-align:right}"
         "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}audio{width:200px}.copy{color:#b00}"
         "</style></head><body><h1>Fine-tune report</h1>",
-        "<p>" + "<br>".join(esc(x) for x in [
-            f"folder: {report['folder']}",
-            f"base model: {report['base']['path']} (step {report['base']['step']})",
-            f"fine-tuned: {report['model']['path']} (step {report['model']['step']}, "
-            f"{t['trained_s'] / 60:.1f} min of training incl. {t['judge_s'] / 60:.1f} min of judging)",
-            f"classes: {', '.join(report['classes'])}" + (f" (new: {', '.join(report['new_classes'])})" if report['new_classes'] else ""),
-            f"renders: {report['judge']['renders_per_class']} per class per model, seeds {report['judge']['seeds'][0]}.."
-            f"{report['judge']['seeds'][1]}; {report['model']['render_steps']} sampler steps",
-            f"created {report['created']}",
-        ]) + "</p>",
+        "<p>"
+        + "<br>".join(
+            esc(x)
+            for x in [
+                f"folder: {report['folder']}",
+                f"base model: {report['base']['path']} (step {report['base']['step']})",
+                f"fine-tuned: {report['model']['path']} (step {report['model']['step']}, "
+                f"{t['trained_s'] / 60:.1f} min of training incl. {t['judge_s'] / 60:.1f} min of "
+                "judging)",
+                f"classes: {', '.join(report['classes'])}"
+                + (f" (new: {', '.join(report['new_classes'])})" if report["new_classes"] else ""),
+                f"renders: {report['judge']['renders_per_class']} per class per model, seeds "
+                f"{report['judge']['seeds'][0]}.."
+                f"{report['judge']['seeds'][1]}; {report['model']['render_steps']} sampler steps",
+                f"created {report['created']}",
+            ]
+        )
+        + "</p>",
         "<h2>Distance to your held-out hits, per class</h2>",
         table(CLASS_HEADER, class_rows(report)),
-        "<p>Log-mel distance in dB (each hit relative to its own peak, 80 dB range): half the mean distance "
-        "from each render to its nearest held-out hit of the class, half from each held-out hit to its nearest "
-        "render. Floor: the same from each held-out hit to your other (training) hits of the class. Lower is "
+        "<p>Log-mel distance in dB (each hit relative to its own peak, 80 dB range): half the mean "
+        "distance "
+        "from each render to its nearest held-out hit of the class, half from each held-out hit to "
+        "its nearest "
+        "render. Floor: the same from each held-out hit to your other (training) hits of the "
+        "class. Lower is "
         "closer; the base model renders a class it lacks as "
         f"{esc(str(report['base']['stand_in_for_new_classes'] or 'unconditional'))}.</p>",
         "<h2>Copies of your hits</h2>",
         f"<p class='{'copy' if report['copying_starts'] else ''}'>{esc(copy_sentence(report))}</p>",
-        f"<p>A render is a copy when its log-mel cosine similarity to one of your training hits exceeds "
-        f"{report['judge']['copy_threshold']:.4f}, the highest similarity of any held-out hit to a training hit "
+        "<p>A render is a copy when its log-mel cosine similarity to one of your training hits "
+        "exceeds "
+        f"{report['judge']['copy_threshold']:.4f}, the highest similarity of any held-out hit to a "
+        "training hit "
         f"({esc(json.dumps(report['judge']['copy_threshold_from']))}).</p>",
-        table(["model", "copies", "renders", "max similarity"],
-              [[k, str(v["copies"]), str(v["renders"]), _f(v["max_similarity"], ".4f")] for k, v in report["results"].items()]),
+        table(
+            ["model", "copies", "renders", "max similarity"],
+            [
+                [k, str(v["copies"]), str(v["renders"]), _f(v["max_similarity"], ".4f")]
+                for k, v in report["results"].items()
+            ],
+        ),
     ]
     copies = [(k, c) for k, v in report["results"].items() for c in v["copy_list"]]
     if copies:
-        parts.append(table(["model", "class", "seed", "similarity", "nearest training hit"],
-                           [[k, c["class"], str(c["seed"]), _f(c["similarity"], ".4f"), c["train"]] for k, c in copies]))
-    parts += ["<h2>Checkpoints</h2>", table(TIMELINE_HEADER, timeline_rows(report)),
-              f"<p>The cheap judge: {report['training']['settings']['judge_per_class']} renders per class at each "
-              "kept checkpoint (step 0 = the base weights).</p>"]
+        parts.append(
+            table(
+                ["model", "class", "seed", "similarity", "nearest training hit"],
+                [
+                    [k, c["class"], str(c["seed"]), _f(c["similarity"], ".4f"), c["train"]]
+                    for k, c in copies
+                ],
+            )
+        )
+    parts += [
+        "<h2>Checkpoints</h2>",
+        table(TIMELINE_HEADER, timeline_rows(report)),
+        f"<p>The cheap judge: {report['training']['settings']['judge_per_class']} renders per "
+        "class at each "
+        "kept checkpoint (step 0 = the base weights).</p>",
+    ]
     full = report.get("full_judge")
     if full and "error" not in full:
-        parts += ["<h2>The project judge</h2>",
-                  table(["model", "FD embedding", "floor", "x floor", "items per half", "class fidelity", "ceiling"],
-                        [[k, _f(v["fd_embedding"]), _f(v["fd_floor"]), _f(v["fd_ratio"]), _f(v["items_per_half"], "d"),
-                          _f(v["fidelity_micro"]), _f(v["fidelity_ceiling"])] for k, v in full.items()]),
-                  "<p>Fréchet distance in the drum classifier's embedding to the held-out hits, beside the floor "
-                  "between two halves of them (fewer than 8 items per half is noisy).</p>"]
+        parts += [
+            "<h2>The project judge</h2>",
+            table(
+                [
+                    "model",
+                    "FD embedding",
+                    "floor",
+                    "x floor",
+                    "items per half",
+                    "class fidelity",
+                    "ceiling",
+                ],
+                [
+                    [
+                        k,
+                        _f(v["fd_embedding"]),
+                        _f(v["fd_floor"]),
+                        _f(v["fd_ratio"]),
+                        _f(v["items_per_half"], "d"),
+                        _f(v["fidelity_micro"]),
+                        _f(v["fidelity_ceiling"]),
+                    ]
+                    for k, v in full.items()
+                ],
+            ),
+            "<p>Fréchet distance in the drum classifier's embedding to the held-out hits, beside "
+            "the floor "
+            "between two halves of them (fewer than 8 items per half is noisy).</p>",
+        ]
     if audio:
         rows = []
         for cname, entry in audio.items():
             cells = [esc(cname)]
             for tag in ("base", "fine-tuned", "held-out"):
-                cells.append("".join(f"<audio controls preload='none' src='audio/{esc(f)}'></audio>"
-                                     for f in entry.get(tag, [])) or "-")
+                cells.append(
+                    "".join(
+                        f"<audio controls preload='none' src='audio/{esc(f)}'></audio>"
+                        for f in entry.get(tag, [])
+                    )
+                    or "-"
+                )
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        parts.append("<h2>Listen</h2><table><tr><th>class</th><th>base</th><th>fine-tuned</th><th>held-out</th></tr>"
-                     + "".join(rows) + "</table>")
+        parts.append(
+            "<h2>Listen</h2><table><tr><th>class</th><th>base</th><th>fine-tuned</th><th>held-out</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -1029,39 +1346,58 @@ def model_card(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
 
-    sessions = "; ".join(f"steps {s.get('from_step')}->{s.get('to_step')} in {s.get('seconds')} s" for s in t["sessions"])
+    sessions = "; ".join(
+        f"steps {s.get('from_step')}->{s.get('to_step')} in {s.get('seconds')} s"
+        for s in t["sessions"]
+    )
     lines = [
         f"# {Path(report['model']['path']).parent.name}: drumdiff fine-tuned model",
         "",
-        f"Fine-tuned from `{report['base']['path']}` (step {report['base']['step']}) on `{report['folder']}` with "
-        f"`{' '.join(report['command'] or []) or 'drumdiff finetune'}`. Created {report['created']}.",
+        f"Fine-tuned from `{report['base']['path']}` (step {report['base']['step']}) on "
+        f"`{report['folder']}` with "
+        f"`{' '.join(report['command'] or []) or 'drumdiff finetune'}`. Created "
+        f"{report['created']}.",
         "",
         "## Data",
         "",
-        f"{d['kept']} hits kept; rejected: {json.dumps(d['per_reason'])}. Held out by file for judging: "
-        f"{report['training']['settings']['holdout']:.0%} of each class with at least {MIN_FILES_TO_HOLD_OUT} files.",
+        f"{d['kept']} hits kept; rejected: {json.dumps(d['per_reason'])}. Held out by file for "
+        "judging: "
+        f"{report['training']['settings']['holdout']:.0%} of each class with at least "
+        f"{MIN_FILES_TO_HOLD_OUT} files.",
         "",
-        md(["class", "train", "held out"], [[c, str(v["train"]), str(v["validation"])] for c, v in d["per_class"].items()]),
+        md(
+            ["class", "train", "held out"],
+            [[c, str(v["train"]), str(v["validation"])] for c, v in d["per_class"].items()],
+        ),
         "",
-        f"Classes of the model: {', '.join(report['classes'])}" + (
-            f"; added for this folder: {', '.join(report['new_classes'])}." if report["new_classes"] else "."),
+        f"Classes of the model: {', '.join(report['classes'])}"
+        + (
+            f"; added for this folder: {', '.join(report['new_classes'])}."
+            if report["new_classes"]
+            else "."
+        ),
         "",
         "## Training",
         "",
-        f"{t['steps']} steps, {t['trained_s'] / 60:.1f} minutes (of which {t['judge_s'] / 60:.1f} judging); sessions: {sessions}.",
-        f"lr {t['train']['lr']}, warm-up {t['train']['warmup_steps']}, batch {t['train']['batch_size']}, EMA "
-        f"{t['train']['ema_decay']}, class-balanced draws {t['train']['balance_classes']}; augmentation "
+        f"{t['steps']} steps, {t['trained_s'] / 60:.1f} minutes (of which {t['judge_s'] / 60:.1f} "
+        f"judging); sessions: {sessions}.",
+        f"lr {t['train']['lr']}, warm-up {t['train']['warmup_steps']}, batch "
+        f"{t['train']['batch_size']}, EMA "
+        f"{t['train']['ema_decay']}, class-balanced draws {t['train']['balance_classes']}; "
+        "augmentation "
         f"{json.dumps(t['augment'])}; overrides: {' '.join(t['overrides']) or 'none'}.",
         "",
         "## Figures (held-out hits)",
         "",
-        f"{report['judge']['renders_per_class']} renders per class per model at {report['model']['render_steps']} steps; "
+        f"{report['judge']['renders_per_class']} renders per class per model at "
+        f"{report['model']['render_steps']} steps; "
         "log-mel distance in dB to the held-out hits (see report.html for the definition).",
         "",
         md(CLASS_HEADER, class_rows(report)),
         "",
         f"Copies (similarity above {report['judge']['copy_threshold']:.4f}): base "
-        f"{report['results']['base']['copies']}, fine-tuned {report['results']['fine-tuned']['copies']} of "
+        f"{report['results']['base']['copies']}, fine-tuned "
+        f"{report['results']['fine-tuned']['copies']} of "
         f"{report['results']['fine-tuned']['renders']}. {copy_sentence(report)}",
         "",
         md(TIMELINE_HEADER, timeline_rows(report)),
@@ -1069,8 +1405,25 @@ def model_card(report: dict[str, Any]) -> str:
     ]
     full = report.get("full_judge")
     if full and "error" not in full:
-        lines += [md(["model", "FD embedding", "floor", "x floor", "class fidelity"],
-                     [[k, _f(v["fd_embedding"]), _f(v["fd_floor"]), _f(v["fd_ratio"]), _f(v["fidelity_micro"])]
-                      for k, v in full.items()]), ""]
-    lines += ["Serve it with `drumdiff serve --checkpoint model.pt`; earlier checkpoints are in `checkpoints/`.", ""]
+        lines += [
+            md(
+                ["model", "FD embedding", "floor", "x floor", "class fidelity"],
+                [
+                    [
+                        k,
+                        _f(v["fd_embedding"]),
+                        _f(v["fd_floor"]),
+                        _f(v["fd_ratio"]),
+                        _f(v["fidelity_micro"]),
+                    ]
+                    for k, v in full.items()
+                ],
+            ),
+            "",
+        ]
+    lines += [
+        "Serve it with `drumdiff serve --checkpoint model.pt`; earlier checkpoints are in "
+        "`checkpoints/`.",
+        "",
+    ]
     return "\n".join(lines)

@@ -22,19 +22,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from torch import Tensor, nn
 
-from drumdiff.model.core.checkpoint import build_model, read_checkpoint, save_checkpoint
 from drumdiff.model.config import ADDED_DEFAULTS, Config, DiffusionConfig, to_dict
-from drumdiff.model.data.dataset import DrumDataset
-from drumdiff.model.core.diffusion import audio_to_model, measure_envelope, measure_spectrum, one_hot_weights, uses_class_spaces
-from drumdiff.model.errors import CheckpointError, DrumDiffError
-from drumdiff.model.render.finish import measure_class_envelopes
-from drumdiff.model.data.batches import BatchPrefetcher, augmented_clips
+from drumdiff.model.core.checkpoint import build_model, read_checkpoint, save_checkpoint
+from drumdiff.model.core.diffusion import (
+    audio_to_model,
+    measure_envelope,
+    measure_spectrum,
+    one_hot_weights,
+    uses_class_spaces,
+)
 from drumdiff.model.core.loss import configured_frequency_weights, v_loss
 from drumdiff.model.core.unet import DrumUNet1d
-
-import yaml
+from drumdiff.model.data.batches import BatchPrefetcher, augmented_clips
+from drumdiff.model.data.dataset import DrumDataset
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.finish import measure_class_envelopes
 
 
 def run_name(config: Config) -> str:
@@ -113,7 +118,8 @@ class BatchStream:
     def __init__(self, size: int, batch: int, seed: int, dist_info: DistInfo) -> None:
         if size < batch * dist_info.world:
             raise DrumDiffError(
-                f"the training split has {size} clips, fewer than one batch of {batch} x {dist_info.world} processes"
+                f"the training split has {size} clips, fewer than one batch of {batch} x "
+                f"{dist_info.world} processes"
             )
         self.size, self.batch, self.seed, self.dist = size, batch, seed, dist_info
         self.epoch, self.position = 0, 0
@@ -151,7 +157,9 @@ class BalancedBatchStream(BatchStream):
     (seed, n), so `position` (the number of batches drawn) is the whole resume state.
     """
 
-    def __init__(self, labels: list[int] | np.ndarray, batch: int, seed: int, dist_info: DistInfo) -> None:
+    def __init__(
+        self, labels: list[int] | np.ndarray, batch: int, seed: int, dist_info: DistInfo
+    ) -> None:
         super().__init__(len(labels), batch, seed, dist_info)
         labels = np.asarray(labels, dtype=np.int64)
         counts = np.bincount(labels)
@@ -225,19 +233,28 @@ def load_batch(
     train: bool,
     device: torch.device | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Model-space clips and labels for `indices`; training batches are augmented (seeded by step)."""
+    """Model-space clips and labels for `indices`; training batches are augmented (seeded by
+    step)."""
     augment_cfg = config.data.augment if train else None
     audio = augmented_clips(dataset, indices, augment_cfg, seed=config.train.seed, key=step)
     return to_model_batch(audio, dataset, indices, config, device)
 
 
 def to_model_batch(
-    audio: np.ndarray, dataset: DrumDataset, indices: np.ndarray, config: Config, device: torch.device | None
+    audio: np.ndarray,
+    dataset: DrumDataset,
+    indices: np.ndarray,
+    config: Config,
+    device: torch.device | None,
 ) -> tuple[Tensor, Tensor]:
     y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
     # Each clip goes into its own class's space (when the config has per-class spaces), also
     # when condition dropout later hides its class from the network.
-    weights = one_hot_weights(y, len(config.model.classes)) if uses_class_spaces(config.diffusion) else None
+    weights = (
+        one_hot_weights(y, len(config.model.classes))
+        if uses_class_spaces(config.diffusion)
+        else None
+    )
     # Moved first, then whitened: on a GPU the FFTs of a large batch would otherwise bound the step.
     x = audio_to_model(torch.from_numpy(audio).to(device or "cpu"), config.diffusion, weights)
     return x, y
@@ -257,16 +274,24 @@ def measure_model_space(config: Config, dataset: DrumDataset) -> Config:
     if diffusion.learn_envelope and not diffusion.envelope:
         plain = replace(diffusion, envelope=(), data_scale=1.0)
         whitened = (audio_to_model(torch.from_numpy(c), plain).numpy() for c in clips())
-        diffusion = replace(diffusion, envelope=measure_envelope(whitened, diffusion.envelope_block))
+        diffusion = replace(
+            diffusion, envelope=measure_envelope(whitened, diffusion.envelope_block)
+        )
     if diffusion.class_spaces and not (diffusion.class_spectra and diffusion.class_envelopes):
         diffusion = _measure_class_spaces(diffusion, dataset, len(config.model.classes))
     return measure_finish(replace(config, diffusion=diffusion), dataset)
 
 
-def _measure_class_spaces(diffusion: DiffusionConfig, dataset: DrumDataset, num_classes: int) -> DiffusionConfig:
-    """Spectrum and envelope of each class's training clips; a class without clips gets the global space."""
+def _measure_class_spaces(
+    diffusion: DiffusionConfig, dataset: DrumDataset, num_classes: int
+) -> DiffusionConfig:
+    """Spectrum and envelope of each class's training clips; a class without clips gets the global
+    space."""
     if not diffusion.spectrum or not diffusion.envelope:
-        raise DrumDiffError("diffusion.class_spaces needs the global spectrum and envelope (learn_spectrum, learn_envelope)")
+        raise DrumDiffError(
+            "diffusion.class_spaces needs the global spectrum and envelope (learn_spectrum, "
+            "learn_envelope)"
+        )
     spectra, envelopes = [], []
     for cid in range(num_classes):
         members = [i for i in range(len(dataset)) if dataset.labels[i] == cid]
@@ -467,7 +492,8 @@ class Trainer:
             )
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         self.log(
-            f"initialised from {path} (classes {list(old_classes)} -> {list(self.config.model.classes)}; "
+            f"initialised from {path} (classes {list(old_classes)} -> "
+            f"{list(self.config.model.classes)}; "
             f"{len(missing)} new and {len(unexpected)} dropped tensors)"
         )
 
@@ -475,7 +501,9 @@ class Trainer:
         if not self.dist.main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.resolved.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+        (self.run_dir / "config.resolved.yaml").write_text(
+            yaml.safe_dump(to_dict(self.config), sort_keys=False)
+        )
 
     def _newest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
         """The readable checkpoint with the highest step among `last.pt` and `checkpoints/`.
@@ -519,7 +547,10 @@ class Trainer:
         if payload.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(payload["scaler"])
         self.step = int(payload["step"])
-        self.log(f"resumed {self.run_dir} at step {self.step}" + ("" if last.name == "last.pt" else f" ({last.name})"))
+        self.log(
+            f"resumed {self.run_dir} at step {self.step}"
+            + ("" if last.name == "last.pt" else f" ({last.name})")
+        )
         return True
 
     def close_loader(self) -> None:
@@ -538,10 +569,17 @@ class Trainer:
         if self.scaler.is_enabled():
             extra["scaler"] = self.scaler.state_dict()
         # last.pt first: a kill between the two writes then leaves it the newest state.
-        for path in (self.run_dir / "last.pt", self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"):
+        for path in (
+            self.run_dir / "last.pt",
+            self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt",
+        ):
             save_checkpoint(
-                path, self.config, model_state=self.net.state_dict(),
-                ema_state=self.ema.model.state_dict(), step=self.step, extra=extra,
+                path,
+                self.config,
+                model_state=self.net.state_dict(),
+                ema_state=self.ema.model.state_dict(),
+                step=self.step,
+                extra=extra,
             )
 
     # -- loop -----------------------------------------------------------------------------
@@ -557,15 +595,21 @@ class Trainer:
             key = self.step * accumulation + micro
             if self.prefetcher is None and cfg.num_workers > 0:
                 self.prefetcher = BatchPrefetcher(
-                    self.train_set, self.stream, self.config.data.augment,
-                    seed=cfg.seed, first_key=key, workers=cfg.num_workers,
+                    self.train_set,
+                    self.stream,
+                    self.config.data.augment,
+                    seed=cfg.seed,
+                    first_key=key,
+                    workers=cfg.num_workers,
                 )
             indices = self.stream.next()
             if self.prefetcher is not None:
                 audio = self.prefetcher.take(indices, key)
                 x, y = to_model_batch(audio, self.train_set, indices, self.config, self.device)
             else:
-                x, y = load_batch(self.train_set, indices, self.config, step=key, train=True, device=self.device)
+                x, y = load_batch(
+                    self.train_set, indices, self.config, step=key, train=True, device=self.device
+                )
             y = y.to(self.device)
             # Noise is drawn where the step runs: on a GPU, CPU draws for a large batch would
             # bound the step. (A CPU run keeps its CPU generator, so its resumes stay exact.)
@@ -595,7 +639,9 @@ class Trainer:
         # the scale. Anywhere else a non-finite loss or gradient means the run has diverged.
         scaled_overflow = self.scaler.is_enabled() and math.isfinite(total)
         if not math.isfinite(total) or (not math.isfinite(grad_norm) and not scaled_overflow):
-            raise DrumDiffError(f"training diverged at step {self.step} (loss {total}, grad norm {grad_norm})")
+            raise DrumDiffError(
+                f"training diverged at step {self.step} (loss {total}, grad norm {grad_norm})"
+            )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
@@ -619,10 +665,14 @@ class Trainer:
         losses = []
         for b in range(batches):
             indices = np.random.default_rng([99, b]).choice(len(self.val_set), size, replace=False)
-            x, y = load_batch(self.val_set, indices, self.config, step=0, train=False, device=self.device)
+            x, y = load_batch(
+                self.val_set, indices, self.config, step=0, train=False, device=self.device
+            )
             # CPU draws here keep validation noise identical on every device.
             gen = torch.Generator().manual_seed(1234 + b)
-            loss = v_loss(self.ema.model, x, y.to(self.device), condition_dropout=0.0, generator=gen)
+            loss = v_loss(
+                self.ema.model, x, y.to(self.device), condition_dropout=0.0, generator=gen
+            )
             losses.append(float(loss))
         return float(np.mean(losses))
 
@@ -651,8 +701,19 @@ class Trainer:
         for cid, name in enumerate(self.config.model.classes):
             audio = render(loaded, [cid, cid + 100], settings, classes=[name, name])
             for k, hit in enumerate(audio):
-                self.writer.add_audio(f"demo/{name}_{k}", torch.from_numpy(hit[0]), self.step, self.config.model.sample_rate)
-            spec = torch.stft(torch.from_numpy(audio[0, 0]), 1024, 256, window=torch.hann_window(1024), return_complex=True)
+                self.writer.add_audio(
+                    f"demo/{name}_{k}",
+                    torch.from_numpy(hit[0]),
+                    self.step,
+                    self.config.model.sample_rate,
+                )
+            spec = torch.stft(
+                torch.from_numpy(audio[0, 0]),
+                1024,
+                256,
+                window=torch.hann_window(1024),
+                return_complex=True,
+            )
             image = (20 * spec.abs().clamp_min(1e-5).log10()).flip(0)
             image = ((image + 100) / 100).clamp(0, 1)[None]
             self.writer.add_image(f"spectrogram/{name}", image, self.step)
@@ -674,7 +735,9 @@ class Trainer:
         cfg = self.config.train
         target = min(cfg.max_steps, stop_at) if stop_at is not None else cfg.max_steps
         if stop_after_s is not None and self.dist.world > 1:
-            raise DrumDiffError("a time limit needs one process (ranks would stop at different steps); use stop_at")
+            raise DrumDiffError(
+                "a time limit needs one process (ranks would stop at different steps); use stop_at"
+            )
         deadline = time.monotonic() + stop_after_s if stop_after_s is not None else None
         try:
             return self._fit(target, deadline, progress, on_step)
@@ -682,7 +745,10 @@ class Trainer:
             self.close_loader()
 
     def _fit(
-        self, target: int, deadline: float | None, progress: bool,
+        self,
+        target: int,
+        deadline: float | None,
+        progress: bool,
         on_step: Callable[[int, float], bool] | None = None,
     ) -> TrainState:
         cfg = self.config.train
@@ -731,7 +797,9 @@ class Trainer:
             asked_to_stop = on_step is not None and bool(on_step(self.step, loss))
             if (
                 (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
-                or self.step == target or out_of_time or asked_to_stop
+                or self.step == target
+                or out_of_time
+                or asked_to_stop
             ):
                 self.save()
             if out_of_time:

@@ -320,7 +320,9 @@ def test_two_instances_against_fake_daemon(tmp_path: Path) -> None:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    pytest.importorskip("drumdiff.server.daemon", reason="the daemon (server/daemon.py) is not there yet")
+    pytest.importorskip(
+        "drumdiff.server.daemon", reason="the daemon (server/daemon.py) is not there yet"
+    )
     folder = tmp_path / "hits"
     cmd = [
         sys.executable,

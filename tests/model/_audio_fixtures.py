@@ -106,7 +106,9 @@ def messy_source(root: Path) -> dict[str, object]:
     write(plain / "perc_shaker_3s.wav", tone(7000, frames=3 * RATE, decay_s=1.0))  # long tail
     write(plain / "whoosh.wav", tone(500, decay_s=0.05, amp=0.5))  # no class cue -> other
     # A copy of the kick in another folder: same content after normalisation.
-    write(root / "Zz Copies" / "kick copy.wav", tone(60, decay_s=0.2, delay=300) * 0.5)  # after the original
+    write(
+        root / "Zz Copies" / "kick copy.wav", tone(60, decay_s=0.2, delay=300) * 0.5
+    )  # after the original
     bad = root / "Broken"
     (bad / "corrupt.wav").parent.mkdir(parents=True, exist_ok=True)
     (bad / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio at all")

@@ -6,11 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from drumdiff.model.data.augment import augment, gain, phase_flip, pitch_shift, saturate
-from drumdiff.model.config import AugmentConfig
-
 from _audio_fixtures import tone
+
+from drumdiff.model.config import AugmentConfig
+from drumdiff.model.data.augment import augment, gain, phase_flip, pitch_shift, saturate
 
 
 @pytest.fixture
@@ -100,5 +99,6 @@ def test_augment_draws_do_not_depend_on_probabilities(clip: np.ndarray) -> None:
     base = AugmentConfig(phase_flip_p=0.0, pitch_p=0.0, saturation_p=0.0, gain_p=1.0)
     flip = dataclasses.replace(base, phase_flip_p=1.0)
     np.testing.assert_array_equal(
-        augment(clip, flip, np.random.default_rng(7)), -augment(clip, base, np.random.default_rng(7))
+        augment(clip, flip, np.random.default_rng(7)),
+        -augment(clip, base, np.random.default_rng(7)),
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from drumdiff.model.config import Config, to_dict
 from drumdiff.model.core.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -21,7 +22,6 @@ from drumdiff.model.core.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from drumdiff.model.config import Config, to_dict
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.errors import CheckpointError, DrumDiffError
 
@@ -36,7 +36,9 @@ def _probe(denoiser: Denoiser) -> torch.Tensor:
 @pytest.fixture
 def saved(tmp_path: Path, tiny_denoiser: Denoiser, tiny_config: Config) -> Path:
     state = tiny_denoiser.net.state_dict()
-    return save_checkpoint(tmp_path / "ckpt.pt", tiny_config, model_state=state, ema_state=state, step=7)
+    return save_checkpoint(
+        tmp_path / "ckpt.pt", tiny_config, model_state=state, ema_state=state, step=7
+    )
 
 
 def _refused(path: Path) -> str:
@@ -64,15 +66,21 @@ def test_round_trip_gives_identical_output(
     assert torch.equal(_probe(loaded.denoiser), _probe(tiny_denoiser))
 
 
-def test_ema_weights_are_preferred(tmp_path: Path, tiny_denoiser: Denoiser, tiny_config: Config) -> None:
+def test_ema_weights_are_preferred(
+    tmp_path: Path, tiny_denoiser: Denoiser, tiny_config: Config
+) -> None:
     model_state = tiny_denoiser.net.state_dict()
     ema_state = {k: v + 0.01 for k, v in model_state.items()}
-    path = save_checkpoint(tmp_path / "c.pt", tiny_config, model_state=model_state, ema_state=ema_state)
+    path = save_checkpoint(
+        tmp_path / "c.pt", tiny_config, model_state=model_state, ema_state=ema_state
+    )
     ema = load_checkpoint(path).denoiser.net.state_dict()
     raw = load_checkpoint(path, use_ema=False).denoiser.net.state_dict()
     for k in model_state:
         assert torch.equal(ema[k], ema_state[k]) and torch.equal(raw[k], model_state[k])
-    only_model = save_checkpoint(tmp_path / "m.pt", tiny_config, model_state=model_state, ema_state=None)
+    only_model = save_checkpoint(
+        tmp_path / "m.pt", tiny_config, model_state=model_state, ema_state=None
+    )
     assert torch.equal(_probe(load_checkpoint(only_model).denoiser), _probe(tiny_denoiser))
 
 
@@ -81,7 +89,9 @@ def test_half_precision_checkpoint_loads_as_float32(
 ) -> None:
     state = tiny_denoiser.net.state_dict()
     full = save_checkpoint(tmp_path / "full.pt", tiny_config, model_state=None, ema_state=state)
-    half = save_checkpoint(tmp_path / "half.pt", tiny_config, model_state=None, ema_state=state, half=True)
+    half = save_checkpoint(
+        tmp_path / "half.pt", tiny_config, model_state=None, ema_state=state, half=True
+    )
     assert half.stat().st_size < 0.6 * full.stat().st_size
     dtypes = {k: v.dtype for k, v in read_checkpoint(half)["ema"].items()}
     assert dtypes.pop("fourier.weight") == torch.float32  # frequencies up to ~50 stay exact
@@ -109,7 +119,9 @@ def test_save_is_atomic_and_needs_weights(tmp_path: Path, tiny_config: Config) -
     with pytest.raises(ValueError, match="needs model or EMA weights"):
         save_checkpoint(tmp_path / "x.pt", tiny_config, model_state=None, ema_state=None)
     net_state = model_from_config(tiny_config).denoiser.net.state_dict()
-    path = save_checkpoint(tmp_path / "sub" / "x.pt", tiny_config, model_state=net_state, ema_state=None)
+    path = save_checkpoint(
+        tmp_path / "sub" / "x.pt", tiny_config, model_state=net_state, ema_state=None
+    )
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.pt"]  # no temporary left over
 
 
@@ -147,9 +159,7 @@ def test_truncated_file(saved: Path, keep: float) -> None:
     assert "truncated" in message or "not a PyTorch" in message
 
 
-@pytest.mark.parametrize(
-    "kind", ["text", "random", "numpy", "plain-pickle", "other-zip", "wav"]
-)
+@pytest.mark.parametrize("kind", ["text", "random", "numpy", "plain-pickle", "other-zip", "wav"])
 def test_foreign_files(tmp_path: Path, kind: str) -> None:
     path = tmp_path / f"{kind}.pt"
     if kind == "text":

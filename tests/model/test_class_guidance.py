@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.config import SamplingConfig
+from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.errors import ConfigError
 from drumdiff.model.render.generate import render, settings_for
 

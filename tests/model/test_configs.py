@@ -11,7 +11,6 @@ import torch
 import yaml
 from drumdiff_testkit import CONFIGS, TINY_CONFIG, is_model_config, model_config_paths
 
-from drumdiff.model.core.checkpoint import build_model
 from drumdiff.model.config import (
     DRUM_CLASSES,
     Config,
@@ -21,8 +20,9 @@ from drumdiff.model.config import (
     load_config,
     to_dict,
 )
-from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.core.checkpoint import build_model
 from drumdiff.model.core.unet import count_parameters
+from drumdiff.model.errors import ConfigError, DrumDiffError
 
 MODEL_CONFIGS = model_config_paths()
 
@@ -135,7 +135,9 @@ def test_unknown_keys_are_refused(tmp_path: Path, text: str, message: str) -> No
         ("model: [1, 2]\n", "model"),
     ],
 )
-def test_wrong_types_are_refused_with_the_field_named(tmp_path: Path, text: str, where: str) -> None:
+def test_wrong_types_are_refused_with_the_field_named(
+    tmp_path: Path, text: str, where: str
+) -> None:
     with pytest.raises(ConfigError, match=re.escape(where) + ": expected"):
         load_config(_write(tmp_path, text))
 
@@ -156,13 +158,17 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path: Path, literal: str)
 def test_overrides_apply_after_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "train:\n  lr: 0.5\nmodel:\n  widths: [8, 16]\n")
     cfg = load_config(
-        path, overrides=("train.lr=0.001", "model.widths=[4, 8, 16]", "name=exp", "sampling.steps=9")
+        path,
+        overrides=("train.lr=0.001", "model.widths=[4, 8, 16]", "name=exp", "sampling.steps=9"),
     )
     assert cfg.train.lr == 0.001
     assert cfg.model.widths == (4, 8, 16)
     assert cfg.name == "exp"
     assert cfg.sampling.steps == 9
-    assert load_config(overrides=["data.augment.gain_db=[-3, 0]"]).data.augment.gain_db == (-3.0, 0.0)
+    assert load_config(overrides=["data.augment.gain_db=[-3, 0]"]).data.augment.gain_db == (
+        -3.0,
+        0.0,
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from drumdiff.model.config import Config, load_config
-from drumdiff.model.data.dataset import DrumDataset, prepare_dataset, read_hydrogen_kit, split_kits
-from drumdiff.model.errors import DrumDiffError
 from _audio_fixtures import (
     NEW_LAYOUT_XML,
     kit_tree,
@@ -20,13 +16,23 @@ from _audio_fixtures import (
     write,
 )
 
+from drumdiff.model.config import Config, load_config
+from drumdiff.model.data.dataset import DrumDataset, prepare_dataset, read_hydrogen_kit, split_kits
+from drumdiff.model.errors import DrumDiffError
+
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny-test.yaml"
 
 
 @pytest.fixture(scope="module")
 def config() -> Config:
     # All ten classes, so every label the rules give is kept by DrumDataset too.
-    return load_config(TINY, ["model.classes=[kick, snare, clap, closed_hat, open_hat, tom, crash, ride, percussion, other]"])
+    return load_config(
+        TINY,
+        [
+            "model.classes=[kick, snare, clap, closed_hat, open_hat, tom, crash, ride, percussion, "
+            "other]"
+        ],
+    )
 
 
 def read_index(out: Path) -> list[dict[str, object]]:
@@ -90,7 +96,9 @@ def test_prepare_keeps_kit_metadata(messy: dict) -> None:
 
 
 def test_dataset_reads_prepared_folder(messy: dict, config: Config) -> None:
-    everything = DrumDataset(messy["out"], config.model.classes, splits=("train", "validation", "test"))
+    everything = DrumDataset(
+        messy["out"], config.model.classes, splits=("train", "validation", "test")
+    )
     assert len(everything) == messy["report"].kept
     assert sum(everything.class_counts().values()) == len(everything)
     assert everything.clip(0).shape == (1, config.model.length)
@@ -107,9 +115,7 @@ def test_dataset_reads_prepared_folder(messy: dict, config: Config) -> None:
         DrumDataset(messy["root"] / "src", ("kick",))
 
 
-def test_rerun_is_incremental_and_deterministic(
-    tmp_path: Path, config: Config
-) -> None:
+def test_rerun_is_incremental_and_deterministic(tmp_path: Path, config: Config) -> None:
     src = tmp_path / "src"
     messy_source(src)
     out = tmp_path / "out"
@@ -141,7 +147,20 @@ def test_prepare_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
     messy_source(tmp_path / "src")
     out = tmp_path / "out"
-    assert main([str(tmp_path / "src"), "--out", str(out), "--config", str(TINY), "--test-kit", "Old Kit"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "src"),
+                "--out",
+                str(out),
+                "--config",
+                str(TINY),
+                "--test-kit",
+                "Old Kit",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "kept 13 clips" in printed and '"unreadable": 3' in printed
     assert {r["split"] for r in read_index(out) if r["kit"] == "Old Kit"} == {"test"}
@@ -182,7 +201,9 @@ def test_broken_kit_xml_is_reported_not_fatal(tmp_path: Path, config: Config) ->
     kit = tmp_path / "src" / "Bad"
     write(kit / "kick.wav", tone(60))
     (kit / "drumkit.xml").write_text("<drumkit_info><name>oops")
-    report = prepare_dataset([tmp_path / "src", tmp_path / "nowhere"], tmp_path / "out", config.model, config.data)
+    report = prepare_dataset(
+        [tmp_path / "src", tmp_path / "nowhere"], tmp_path / "out", config.model, config.data
+    )
     assert report.kept == 1
     assert report.per_reason["bad_kit_xml"] == 1
     assert report.per_reason["missing"] == 1
@@ -200,7 +221,8 @@ def test_split_by_kit_puts_no_kit_in_two_splits(tmp_path: Path, config: Config, 
     assert all(len(s) == 1 for s in per_kit.values())
     assert set(report.per_split) == {"train", "validation", "test"}
     datasets = [
-        DrumDataset(tmp_path / "out", config.model.classes, splits=(s,)) for s in ("train", "validation", "test")
+        DrumDataset(tmp_path / "out", config.model.classes, splits=(s,))
+        for s in ("train", "validation", "test")
     ]
     kits_of = [{str(r["kit"]) for r in d.rows} for d in datasets]
     assert not (kits_of[0] & kits_of[1] or kits_of[0] & kits_of[2] or kits_of[1] & kits_of[2])
@@ -214,8 +236,12 @@ def test_split_kits_is_seeded_and_honours_named_kits() -> None:
     assert a != split_kits(sizes, seed=1, validation=0.15, test=0.15)
     held = sum(sizes[k] for k, s in a.items() if s != "train")
     assert 0.3 * sum(sizes.values()) <= held < 0.3 * sum(sizes.values()) + 2 * max(sizes.values())
-    named = split_kits(sizes, seed=0, validation=0.15, test=0.15, test_kits=["kit3"], validation_kits=["kit5"])
+    named = split_kits(
+        sizes, seed=0, validation=0.15, test=0.15, test_kits=["kit3"], validation_kits=["kit5"]
+    )
     assert named["kit3"] == "test" and named["kit5"] == "validation"
     assert [k for k, s in named.items() if s == "test"] == ["kit3"]
     # One or two kits: everything trains (nothing to hold out without losing a whole kit).
-    assert set(split_kits({"a": 5, "b": 5}, seed=0, validation=0.15, test=0.15).values()) == {"train"}
+    assert set(split_kits({"a": 5, "b": 5}, seed=0, validation=0.15, test=0.15).values()) == {
+        "train"
+    }

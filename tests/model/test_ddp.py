@@ -11,16 +11,20 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _audio_fixtures import prepared
 
 from drumdiff.model.config import load_config
 from drumdiff.model.train.trainer import Trainer
 
-from _audio_fixtures import prepared
-
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny-test.yaml"
 # Two micro-batches per step, so the no_sync path of gradient accumulation runs too.
-OVERRIDES = ["train.batch_size=2", "train.grad_accumulation=2", "train.max_steps=3", "train.validate_every=0",
-             "train.log_every=1"]
+OVERRIDES = [
+    "train.batch_size=2",
+    "train.grad_accumulation=2",
+    "train.max_steps=3",
+    "train.validate_every=0",
+    "train.log_every=1",
+]
 
 
 def _free_port() -> int:
@@ -43,7 +47,9 @@ def _worker(rank: int, world: int, port: int, dataset: str, out: str) -> None:
     )
     torch.set_num_threads(1)
     config = load_config(TINY, OVERRIDES)
-    trainer = Trainer(config, dataset, Path(out) / "run", device=torch.device("cpu"), log=lambda _m: None)
+    trainer = Trainer(
+        config, dataset, Path(out) / "run", device=torch.device("cpu"), log=lambda _m: None
+    )
     assert trainer.dist.world == world and trainer.dist.rank == rank
     initial = {k: v.clone() for k, v in trainer.net.state_dict().items()}
     trainer.write_run_files()
@@ -73,8 +79,14 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path: Path) -> None:
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), f"{key} differs between ranks"
     assert ranks[0]["step"] == ranks[1]["step"] == 3
-    assert ranks[0]["stream"] == ranks[1]["stream"] == {"epoch": 1, "position": 12}  # 24 clips from 12
-    changed = [k for k in ranks[0]["model"] if not torch.equal(ranks[0]["model"][k], ranks[0]["initial"][k])]
+    assert (
+        ranks[0]["stream"] == ranks[1]["stream"] == {"epoch": 1, "position": 12}
+    )  # 24 clips from 12
+    changed = [
+        k
+        for k in ranks[0]["model"]
+        if not torch.equal(ranks[0]["model"][k], ranks[0]["initial"][k])
+    ]
     assert changed, "the weights did not move"
     # Only rank 0 writes the run folder: one checkpoint series, one metrics file.
     run = tmp_path / "run"

@@ -166,14 +166,21 @@ def test_envelope_maps_audio_to_unit_level_and_back() -> None:
     import numpy as np
 
     from drumdiff.model.config import DiffusionConfig
-    from drumdiff.model.core.diffusion import audio_to_model, envelope_gain, measure_envelope, model_to_audio
+    from drumdiff.model.core.diffusion import (
+        audio_to_model,
+        envelope_gain,
+        measure_envelope,
+        model_to_audio,
+    )
 
     rng = np.random.default_rng(0)
     decay = np.exp(-np.arange(4096) / 800.0)
     clips = rng.standard_normal((64, 1, 4096)) * decay
     envelope = measure_envelope(clips, 512)
     assert len(envelope) == 8 and envelope[0] > 5 * envelope[-1]
-    cfg = DiffusionConfig(data_scale=1.0, envelope=envelope, envelope_block=512, envelope_floor=1e-4)
+    cfg = DiffusionConfig(
+        data_scale=1.0, envelope=envelope, envelope_block=512, envelope_floor=1e-4
+    )
     x = torch.from_numpy(clips).float()
     m = audio_to_model(x, cfg)
     block_rms = m.reshape(64, 8, 512).pow(2).mean(dim=(0, 2)).sqrt()
@@ -189,7 +196,12 @@ def test_spectrum_whitens_coloured_noise_and_inverts_exactly() -> None:
     import numpy as np
 
     from drumdiff.model.config import DiffusionConfig
-    from drumdiff.model.core.diffusion import audio_to_model, measure_spectrum, model_to_audio, spectrum_gain
+    from drumdiff.model.core.diffusion import (
+        audio_to_model,
+        measure_spectrum,
+        model_to_audio,
+        spectrum_gain,
+    )
 
     rng = np.random.default_rng(1)
     white = rng.standard_normal((32, 1, 4096))
@@ -214,24 +226,42 @@ def test_class_spaces_pick_each_items_space_and_invert_exactly() -> None:
     import dataclasses
 
     from drumdiff.model.config import DiffusionConfig
-    from drumdiff.model.core.diffusion import audio_to_model, model_to_audio, one_hot_weights, space_gains
+    from drumdiff.model.core.diffusion import (
+        audio_to_model,
+        model_to_audio,
+        one_hot_weights,
+        space_gains,
+    )
 
     gen = torch.Generator().manual_seed(0)
     bands = 9
-    spectra = tuple(tuple(float(v) for v in torch.rand(bands, generator=gen) + 0.1) for _ in range(2))
+    spectra = tuple(
+        tuple(float(v) for v in torch.rand(bands, generator=gen) + 0.1) for _ in range(2)
+    )
     envelopes = ((1.0, 0.5, 0.1, 0.05), (0.8, 0.8, 0.6, 0.4))
     cfg = DiffusionConfig(
-        spectrum=(1.0,) * bands, envelope=(0.5,) * 4, envelope_block=64, spectrum_bands=bands,
-        class_spaces=True, class_spectra=spectra, class_envelopes=envelopes,
+        spectrum=(1.0,) * bands,
+        envelope=(0.5,) * 4,
+        envelope_block=64,
+        spectrum_bands=bands,
+        class_spaces=True,
+        class_spectra=spectra,
+        class_envelopes=envelopes,
     )
     audio = torch.randn(3, 1, 256, generator=gen)
     weights = one_hot_weights(torch.tensor([0, 1, 2]), 2)  # class 0, class 1, null
     x = audio_to_model(audio, cfg, weights)
-    for i, own in enumerate([
-        dataclasses.replace(cfg, spectrum=spectra[0], envelope=envelopes[0], class_spaces=False),
-        dataclasses.replace(cfg, spectrum=spectra[1], envelope=envelopes[1], class_spaces=False),
-        dataclasses.replace(cfg, class_spaces=False),  # the null class: the global space
-    ]):
+    for i, own in enumerate(
+        [
+            dataclasses.replace(
+                cfg, spectrum=spectra[0], envelope=envelopes[0], class_spaces=False
+            ),
+            dataclasses.replace(
+                cfg, spectrum=spectra[1], envelope=envelopes[1], class_spaces=False
+            ),
+            dataclasses.replace(cfg, class_spaces=False),  # the null class: the global space
+        ]
+    ):
         torch.testing.assert_close(x[i], audio_to_model(audio[i], own), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model_to_audio(x, cfg, weights), audio, rtol=1e-4, atol=1e-5)
     # An even blend sits at the geometric mean of the two spaces.
@@ -251,8 +281,11 @@ def test_flat_frequency_weights_give_the_plain_mse() -> None:
     flat = frequency_weights(1000, 44100, 0.0, 40.0)
     assert torch.allclose(spectral_mse(error, flat), error.square().mean(dim=(1, 2)), rtol=1e-4)
     odd = torch.randn(2, 1, 999)
-    assert torch.allclose(spectral_mse(odd, frequency_weights(999, 44100, 0.0, 40.0)),
-                          odd.square().mean(dim=(1, 2)), rtol=1e-4)
+    assert torch.allclose(
+        spectral_mse(odd, frequency_weights(999, 44100, 0.0, 40.0)),
+        odd.square().mean(dim=(1, 2)),
+        rtol=1e-4,
+    )
 
 
 def test_octave_weights_favour_low_bands_evenly_per_octave() -> None:
@@ -287,7 +320,9 @@ def test_octave_weighted_loss_punishes_a_low_error_more_than_a_high_one() -> Non
     high = torch.sin(2 * torch.pi * 6000 * time)[None, None]
     flat = frequency_weights(n, sr, 0.0, 40.0)
     octave = frequency_weights(n, sr, 0.5, 40.0)
-    assert float(spectral_mse(low, flat)) == pytest.approx(float(spectral_mse(high, flat)), rel=0.05)
+    assert float(spectral_mse(low, flat)) == pytest.approx(
+        float(spectral_mse(high, flat)), rel=0.05
+    )
     assert float(spectral_mse(low, octave)) > 10 * float(spectral_mse(high, octave))
 
 

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
+from drumdiff.model.core.checkpoint import (
+    LoadedModel,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from drumdiff.model.core.sampling import DISTILLED
+from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.generate import render, sampling_plan, settings_for, undistilled
 from drumdiff.model.train.distill import (
     Distiller,
     DistillSettings,
@@ -18,9 +26,6 @@ from drumdiff.model.train.distill import (
     settings_from_overrides,
     teacher_plan,
 )
-from drumdiff.model.errors import CheckpointError, DrumDiffError
-from drumdiff.model.render.generate import render, sampling_plan, settings_for, undistilled
-from drumdiff.model.core.sampling import DISTILLED
 
 TINY = DistillSettings(
     steps=2,
@@ -83,8 +88,8 @@ def trained(
 ) -> tuple[Distiller, dict[str, float], dict[str, float]]:
     from drumdiff_testkit import TINY_CONFIG, randomize
 
-    from drumdiff.model.core.checkpoint import build_model
     from drumdiff.model.config import load_config
+    from drumdiff.model.core.checkpoint import build_model
 
     config = load_config(TINY_CONFIG)
     torch.manual_seed(0)

@@ -11,7 +11,11 @@ import pytest
 import torch
 from conftest import TINY_CONFIG
 
-from drumdiff.model.judge.classifier import ClassifierError, load_classifier, train_classifier_on_arrays
+from drumdiff.model.judge.classifier import (
+    ClassifierError,
+    load_classifier,
+    train_classifier_on_arrays,
+)
 from drumdiff.model.judge.evaluate import (
     HitSet,
     build_reference,
@@ -41,7 +45,9 @@ def synth(label: str, seed: int, length: int = LENGTH) -> np.ndarray:
         x = rng.standard_normal(length) * np.exp(-t / rng.uniform(0.004, 0.01))
     else:
         x = np.zeros(length)
-        ring = np.sin(2 * np.pi * rng.uniform(7000, 10000) * t) * np.exp(-t / rng.uniform(0.0005, 0.001))
+        ring = np.sin(2 * np.pi * rng.uniform(7000, 10000) * t) * np.exp(
+            -t / rng.uniform(0.0005, 0.001)
+        )
         x += ring + 0.2 * rng.standard_normal(length) * np.exp(-t / 0.0005)
     return (0.9 * x / np.abs(x).max()).astype(np.float32)[None]
 
@@ -58,7 +64,9 @@ def synth_set(per_label: int, seed: int) -> HitSet:
 @pytest.fixture(scope="module")
 def classifier():  # type: ignore[no-untyped-def]
     train = synth_set(12, seed=1)
-    return train_classifier_on_arrays(train.audio, train.labels, CLASSES, SR, epochs=12, batch_size=12, seed=0)
+    return train_classifier_on_arrays(
+        train.audio, train.labels, CLASSES, SR, epochs=12, batch_size=12, seed=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,9 @@ def test_white_noise_scores_far_worse_than_real_like_hits(reference) -> None:  #
         assert bad["kid"] > 3 * max(good["kid"], good["kid_floor"]), space
         assert bad["mmd_ratio"] > 3 * good["mmd_ratio"], space
     assert like.scores["overall"]["fidelity"]["micro"] > 0.8
-    assert noise.scores["overall"]["fidelity"]["micro"] < like.scores["overall"]["fidelity"]["micro"]
+    assert (
+        noise.scores["overall"]["fidelity"]["micro"] < like.scores["overall"]["fidelity"]["micro"]
+    )
 
 
 def test_copy_detector_flags_exact_and_gained_training_hits(reference) -> None:  # type: ignore[no-untyped-def]
@@ -178,14 +188,20 @@ def test_targets_check_every_class_and_the_kick_start() -> None:
             "distances": {"embedding": {"reliable": reliable, "fd_ratio": 5.0}},
             "nearest": {"embedding": {"ratio": ratio}},
             "fidelity": {"ratio": 1.0},
-            "descriptors": {"centroid_hz": {"ratio": 1.1}, "decay20_s": {"ratio": 0.5},
-                            "attack_s": {"ratio": 1.0},
-                            "start_level": {"generated_median": start, "real_median": 0.01}},
+            "descriptors": {
+                "centroid_hz": {"ratio": 1.1},
+                "decay20_s": {"ratio": 0.5},
+                "attack_s": {"ratio": 1.0},
+                "start_level": {"generated_median": start, "real_median": 0.01},
+            },
             "sanity": {"grid_peaks_db": 6.0, "real_grid_peaks_db": 1.0},
         }
 
-    result = {"overall": {}, "copies": [],
-              "per_class": {"kick": entry(1.5, False, 0.9), "snare": entry(1.5, True, 0.0)}}
+    result = {
+        "overall": {},
+        "copies": [],
+        "per_class": {"kick": entry(1.5, False, 0.9), "snare": entry(1.5, True, 0.0)},
+    }
     t = targets(result)
     kick, snare = t["class_distance"]["classes"]["kick"], t["class_distance"]["classes"]["snare"]
     assert kick == {"value": 1.5, "measure": "nearest", "met": True}
@@ -200,17 +216,38 @@ def write_dataset(folder: Path) -> Path:
     """A tiny prepared dataset in the format `drumdiff prepare` writes."""
     folder.mkdir(parents=True)
     clips, rows = [], []
-    for split, kit, per_label, seed in (("train", "A", 8, 11), ("validation", "V", 2, 12), ("test", "T", 6, 13)):
+    for split, kit, per_label, seed in (
+        ("train", "A", 8, 11),
+        ("validation", "V", 2, 12),
+        ("test", "T", 6, 13),
+    ):
         for li, label in enumerate(LABELS):
             for i in range(per_label):
-                rows.append({"id": len(rows), "split": split, "label": label, "kit": kit, "licence": "CC0",
-                             "source": f"{kit}/{label}{i}.wav", "hash": f"{len(rows):016x}"})
+                rows.append(
+                    {
+                        "id": len(rows),
+                        "split": split,
+                        "label": label,
+                        "kit": kit,
+                        "licence": "CC0",
+                        "source": f"{kit}/{label}{i}.wav",
+                        "hash": f"{len(rows):016x}",
+                    }
+                )
                 clips.append(synth(label, seed * 1000 + li * 100 + i))
     np.save(folder / "clips.npy", np.stack(clips))
     (folder / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "dataset.json").write_text(json.dumps({
-        "sample_rate": SR, "audio_channels": 1, "length": LENGTH, "count": len(rows),
-        "kits": {"A": "train", "V": "validation", "T": "test"}}))
+    (folder / "dataset.json").write_text(
+        json.dumps(
+            {
+                "sample_rate": SR,
+                "audio_channels": 1,
+                "length": LENGTH,
+                "count": len(rows),
+                "kits": {"A": "train", "V": "validation", "T": "test"},
+            }
+        )
+    )
     return folder
 
 
@@ -232,10 +269,33 @@ def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
 
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "report"
-    rc = main(["eval", "--config", str(TINY_CONFIG), "--data", str(data), "--n", "3", "--steps", "2", "3",
-               "--train-classifier", str(tmp_path / "clf.pt"), "--classifier-epochs", "2",
-               "--reference-noise", "--reference-real", "--unfinished", "--repeats", "2",
-               "--audio-per-class", "1", "--out", str(out)])
+    rc = main(
+        [
+            "eval",
+            "--config",
+            str(TINY_CONFIG),
+            "--data",
+            str(data),
+            "--n",
+            "3",
+            "--steps",
+            "2",
+            "3",
+            "--train-classifier",
+            str(tmp_path / "clf.pt"),
+            "--classifier-epochs",
+            "2",
+            "--reference-noise",
+            "--reference-real",
+            "--unfinished",
+            "--repeats",
+            "2",
+            "--audio-per-class",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     names = [r["name"] for r in report["results"]]
@@ -243,7 +303,9 @@ def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
     assert set(report["finishing"]) == {"2", "3"}
     assert report["results"][1]["render"]["finished"] is False
     real_train = report["results"][-1]
-    assert len(real_train["copies"]) == real_train["overall"]["generated"] > 0  # training hits copy themselves
+    assert (
+        len(real_train["copies"]) == real_train["overall"]["generated"] > 0
+    )  # training hits copy themselves
     assert "class_distance" in report["results"][0]["targets"]
     assert report["protocol"]["n_per_class"] == 3 and report["protocol"]["seeds"] == [0, 1, 2]
     first = report["results"][0]
@@ -252,7 +314,9 @@ def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
     assert "ratio" in first["overall"]["descriptors"]["decay_s"]
     assert first["per_class"]["clap"]["fidelity"]["ceiling"] is None  # no real claps in the data
     sanity = first["overall"]["sanity"]
-    assert sanity["grid_period"] == 16 and sanity["grid_peaks_db"] is not None  # the tiny model's patch
+    assert (
+        sanity["grid_period"] == 16 and sanity["grid_peaks_db"] is not None
+    )  # the tiny model's patch
     page = (out / "index.html").read_text()
     assert "steps=2" in page and "<audio" in page and "patch-grid peaks" in page
     assert list((out / "audio").glob("kick_gen_seed0.wav"))
@@ -261,11 +325,23 @@ def test_drumdiff_eval_end_to_end_writes_json_and_html(tmp_path: Path) -> None:
     assert (out / "metrics_vs_steps.png").exists() == has_matplotlib
 
 
-def test_eval_without_a_classifier_fails_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_without_a_classifier_fails_with_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from drumdiff.evaluate import main
 
     data = write_dataset(tmp_path / "data")
-    rc = main(["--config", str(TINY_CONFIG), "--data", str(data), "--classifier", str(tmp_path / "none.pt"),
-               "--out", str(tmp_path / "r")])
+    rc = main(
+        [
+            "--config",
+            str(TINY_CONFIG),
+            "--data",
+            str(data),
+            "--classifier",
+            str(tmp_path / "none.pt"),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     assert rc == 1
     assert "--train-classifier" in capsys.readouterr().err

@@ -13,12 +13,17 @@ import pytest
 import soundfile as sf
 from _audio_fixtures import NO_AUGMENT, prepared, tone
 
-from drumdiff.model.train import finetune as ft
-from drumdiff.model.core.checkpoint import load_checkpoint, model_from_config, read_checkpoint, save_checkpoint
 from drumdiff.model.config import Config, load_config, to_dict
+from drumdiff.model.core.checkpoint import (
+    load_checkpoint,
+    model_from_config,
+    read_checkpoint,
+    save_checkpoint,
+)
 from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.judge.evaluate import HitSet
+from drumdiff.model.train import finetune as ft
 from drumdiff.model.train.finetune import (
     FineTune,
     HeldOutJudge,
@@ -34,7 +39,10 @@ from drumdiff.model.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny-test.yaml"
-QUIET = lambda _msg: None
+
+
+def QUIET(_msg: str) -> None:
+    return None
 
 
 def tiny(*overrides: str) -> Config:
@@ -63,7 +71,9 @@ def user_folder(root: Path) -> Path:
 def tiny_base(path: Path, *overrides: str) -> Path:
     config = tiny(*overrides)
     model = model_from_config(config)
-    return save_checkpoint(path, config, model_state=None, ema_state=model.denoiser.net.state_dict(), step=5)
+    return save_checkpoint(
+        path, config, model_state=None, ema_state=model.denoiser.net.state_dict(), step=5
+    )
 
 
 # -- labels and the held-out share ------------------------------------------------------------
@@ -109,7 +119,10 @@ def test_prepare_folder_folders_and_one_class_modes(tmp_path: Path) -> None:
     folder = user_folder(tmp_path / "kit")
     by_folder = prepare_folder(folder, tmp_path / "a", tiny(), classes_from="folders")
     assert "laser_zaps" in by_folder.classes and "other" not in by_folder.classes
-    assert by_folder.per_class["laser_zaps"]["train"] + by_folder.per_class["laser_zaps"]["validation"] == 3
+    assert (
+        by_folder.per_class["laser_zaps"]["train"] + by_folder.per_class["laser_zaps"]["validation"]
+        == 3
+    )
     one = prepare_folder(folder, tmp_path / "b", tiny(), classes_from="Cow Bell")
     assert one.classes == ("cow_bell",)
     assert one.per_class["cow_bell"] == {"train": 14, "validation": 4}
@@ -140,8 +153,12 @@ def test_finetune_config_keeps_base_spaces_and_measures_a_new_class(tmp_path: Pa
     base = to_dict(tiny())
     bands = 8
     base["diffusion"].update(
-        class_spaces=True, spectrum_bands=bands, spectrum=[1.0] * bands, envelope=[1.0, 1.0],
-        class_spectra=[[float(c + 2)] * bands for c in range(4)], class_envelopes=[[0.5, 0.5]] * 4,
+        class_spaces=True,
+        spectrum_bands=bands,
+        spectrum=[1.0] * bands,
+        envelope=[1.0, 1.0],
+        class_spectra=[[float(c + 2)] * bands for c in range(4)],
+        class_envelopes=[[0.5, 0.5]] * 4,
     )
     base["finish"]["class_envelopes"] = [[-1.0, -2.0]] * 4
     classes = class_list(base["model"]["classes"], summary.classes)
@@ -152,7 +169,9 @@ def test_finetune_config_keeps_base_spaces_and_measures_a_new_class(tmp_path: Pa
     assert config.train.lr == 3e-5  # --set wins over the small-data settings
     assert config.train.balance_classes and config.train.ema_decay == 0.995
     spectra = config.diffusion.class_spectra
-    assert len(spectra) == 5 and spectra[:4] == tuple(tuple(float(c + 2) for _ in range(bands)) for c in range(4))
+    assert len(spectra) == 5 and spectra[:4] == tuple(
+        tuple(float(c + 2) for _ in range(bands)) for c in range(4)
+    )
     assert len(spectra[4]) == bands and spectra[4] != spectra[0]  # measured on the zaps
     assert len(config.diffusion.class_envelopes) == 5
     envelopes = config.finish.class_envelopes
@@ -185,7 +204,9 @@ def test_judge_flags_renders_that_are_training_hits(tmp_path: Path) -> None:
     assert held["copies"] == 0
     assert held["mean_db"] == pytest.approx(0.0, abs=1e-6)  # each held-out hit is its own nearest
     assert copies["mean_db"] > 0
-    noise = np.random.default_rng(0).standard_normal(judge.held_audio.shape).astype(np.float32) * 0.1
+    noise = (
+        np.random.default_rng(0).standard_normal(judge.held_audio.shape).astype(np.float32) * 0.1
+    )
     far = judge.measure(HitSet(noise, judge.held_labels, classes))
     assert far["mean_db"] > held["mean_db"]
     with pytest.raises(DrumDiffError, match="labelled"):
@@ -195,7 +216,9 @@ def test_judge_flags_renders_that_are_training_hits(tmp_path: Path) -> None:
 # -- the training-loop hooks ------------------------------------------------------------------
 
 
-def test_fit_writes_metrics_without_tensorboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fit_writes_metrics_without_tensorboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_import = builtins.__import__
 
     def no_tensorboard(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -204,7 +227,9 @@ def test_fit_writes_metrics_without_tensorboard(tmp_path: Path, monkeypatch: pyt
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
-    config = tiny(*NO_AUGMENT, "train.log_every=2", "train.validate_every=0", "train.checkpoint_every=0")
+    config = tiny(
+        *NO_AUGMENT, "train.log_every=2", "train.validate_every=0", "train.checkpoint_every=0"
+    )
     data = prepared(tmp_path / "ds", config, kits=3, per_kit=4)
     messages: list[str] = []
     run = tmp_path / "not" / "made" / "yet"
@@ -226,7 +251,9 @@ def test_fit_on_step_can_stop_with_a_checkpoint(tmp_path: Path) -> None:
         assert np.isfinite(loss)
         return step == 3
 
-    state = Trainer(config, data, tmp_path / "run", log=QUIET).fit(stop_at=10, progress=False, on_step=on_step)
+    state = Trainer(config, data, tmp_path / "run", log=QUIET).fit(
+        stop_at=10, progress=False, on_step=on_step
+    )
     assert state.step == 3 and seen == [1, 2, 3]
     assert read_checkpoint(tmp_path / "run" / "last.pt")["step"] == 3
 
@@ -237,10 +264,14 @@ def test_fit_on_step_can_stop_with_a_checkpoint(tmp_path: Path) -> None:
 FAST = ("finetune.judge_every_steps=4", "finetune.report_per_class=2", "finetune.audio_per_class=1")
 
 
-def test_job_trains_judges_exports_and_flags_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_trains_judges_exports_and_flags_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = user_folder(tmp_path / "kit")
     base = tiny_base(tmp_path / "base.pt")
-    job = FineTune.start(folder, tmp_path / "job", base, classes_from="folders", overrides=FAST, log=QUIET)
+    job = FineTune.start(
+        folder, tmp_path / "job", base, classes_from="folders", overrides=FAST, log=QUIET
+    )
     assert job.state["new_classes"] == ["laser_zaps"]
 
     # A deliberately memorising model: from step 8 on, every render is one of the training hits.
@@ -262,8 +293,11 @@ def test_job_trains_judges_exports_and_flags_copies(tmp_path: Path, monkeypatch:
     assert [r["step"] for r in timeline] == [0, 4, 8, 12]
     assert [r["copies"] > 0 for r in timeline] == [False, False, True, True]
     report = json.loads((tmp_path / "job" / "report.json").read_text())
-    assert report["copying_starts"] == {"step": 8, "checkpoint": "checkpoints/step-0000008.pt",
-                                        "copies": timeline[2]["copies"]}
+    assert report["copying_starts"] == {
+        "step": 8,
+        "checkpoint": "checkpoints/step-0000008.pt",
+        "copies": timeline[2]["copies"],
+    }
     assert report["results"]["fine-tuned"]["copies"] == report["results"]["fine-tuned"]["renders"]
     assert report["results"]["base"]["copies"] == 0
     for step in (0, 4, 8, 12):
@@ -301,7 +335,10 @@ def test_job_checks_overrides_first_and_leaves_nothing_behind(tmp_path: Path) ->
         FineTune.start(silent, tmp_path / "job", base, log=QUIET)
     assert not (tmp_path / "job").exists()
     # and the same command then works
-    assert FineTune.start(folder, tmp_path / "job", base, overrides=FAST, log=QUIET).state["status"] == "prepared"
+    assert (
+        FineTune.start(folder, tmp_path / "job", base, overrides=FAST, log=QUIET).state["status"]
+        == "prepared"
+    )
 
 
 def test_job_stops_when_asked_and_resumes_where_it_stopped(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Render finishing: class envelope limit, DC blocker, normalisation, and their place in render()."""
+"""Render finishing: class envelope limit, DC blocker, normalisation, and their place in
+render()."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from drumdiff.model.audio import normalise_peak
-from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.config import FinishConfig
+from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.render.finish import (
     block_rms_db,
     dc_block,
@@ -100,7 +101,12 @@ def test_tail_gate_silences_a_noise_bed_after_the_decay_and_nothing_else() -> No
 
 def test_finish_gates_the_tail_by_default() -> None:
     hit = decaying(0.005, length=16384)
-    clip = hit + np.random.default_rng(3).standard_normal(hit.shape).astype(np.float32) * 1e-4 * np.abs(hit).max()
+    clip = (
+        hit
+        + np.random.default_rng(3).standard_normal(hit.shape).astype(np.float32)
+        * 1e-4
+        * np.abs(hit).max()
+    )
     gated = finish_render(clip.copy(), FinishConfig(), SR, None, 64)
     open_gate = finish_render(clip.copy(), FinishConfig(tail_gate_db=0.0), SR, None, 64)
     assert (gated[:, 8192:] == 0).all()
@@ -117,7 +123,9 @@ def test_finish_ramps_in_a_hit_that_starts_at_its_peak_and_keeps_the_rest() -> N
     ramp = int(round(0.001 * SR))
     assert abs(faded[0, 0]) < 0.01 and plain[0, 0] == pytest.approx(0.9)
     assert np.all(np.abs(faded[:, :ramp]) <= np.abs(plain[:, :ramp]) + 1e-7)
-    np.testing.assert_allclose(faded[:, ramp + 1 : 4096], plain[:, ramp + 1 : 4096], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        faded[:, ramp + 1 : 4096], plain[:, ramp + 1 : 4096], rtol=1e-5, atol=1e-7
+    )
 
 
 def test_bounds_for_classes_blends_and_the_null_class() -> None:
@@ -145,8 +153,12 @@ def test_render_applies_the_class_limit(tiny_model: LoadedModel) -> None:
     # A bound that dives 80 dB after the first block, for "kick" only.
     steep = (0.0,) + (-80.0,) * (blocks - 1)
     envelopes = tuple(steep if name == "kick" else () for name in tiny_model.classes)
-    finish = dataclasses.replace(tiny_model.config.finish, class_envelopes=envelopes, envelope_block=256)
-    limited = LoadedModel(tiny_model.denoiser, dataclasses.replace(tiny_model.config, finish=finish), 0, None)
+    finish = dataclasses.replace(
+        tiny_model.config.finish, class_envelopes=envelopes, envelope_block=256
+    )
+    limited = LoadedModel(
+        tiny_model.denoiser, dataclasses.replace(tiny_model.config, finish=finish), 0, None
+    )
     s = settings_for(tiny_model, steps=3)
     free = render(tiny_model, [5, 5], s, classes=["kick", "snare"])
     held = render(limited, [5, 5], s, classes=["kick", "snare"])

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.config import FinishConfig
+from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.core.sampling import SCHEDULED
 from drumdiff.model.render.generate import (
     FADE_OUT_S,
     RenderSettings,
@@ -18,7 +19,6 @@ from drumdiff.model.render.generate import (
     settings_for,
     valid_length,
 )
-from drumdiff.model.core.sampling import SCHEDULED
 
 
 def _settings(model: LoadedModel, **kw: object) -> RenderSettings:
@@ -29,7 +29,11 @@ def test_settings_come_from_the_config(tiny_model: LoadedModel) -> None:
     s = settings_for(tiny_model)
     cfg = tiny_model.config.sampling
     assert (s.steps, s.sampler, s.schedule, s.guidance, s.eta) == (
-        cfg.steps, cfg.sampler, cfg.schedule, cfg.guidance, cfg.eta
+        cfg.steps,
+        cfg.sampler,
+        cfg.schedule,
+        cfg.guidance,
+        cfg.eta,
     )
     assert s.length is None
     s2 = settings_for(tiny_model, steps=9, sampler="heun", guidance=None)
@@ -146,7 +150,9 @@ def test_render_argument_errors(tiny_model: LoadedModel) -> None:
 
 def test_progress_reports_every_step(tiny_model: LoadedModel) -> None:
     calls: list[tuple[int, int]] = []
-    render(tiny_model, [1], _settings(tiny_model, steps=4), progress=lambda i, n: calls.append((i, n)))
+    render(
+        tiny_model, [1], _settings(tiny_model, steps=4), progress=lambda i, n: calls.append((i, n))
+    )
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
@@ -157,7 +163,9 @@ def test_render_undoes_the_model_space(tiny_model: LoadedModel) -> None:
         # Finishing off (no DC blocker, no normalisation): the raw scale must show through.
         raw = FinishConfig(peak=0.0, dc_cutoff_hz=0.0, learn_envelopes=False)
         cfg = dataclasses.replace(
-            tiny_model.config, diffusion=dataclasses.replace(tiny_model.config.diffusion, **changes), finish=raw
+            tiny_model.config,
+            diffusion=dataclasses.replace(tiny_model.config.diffusion, **changes),
+            finish=raw,
         )
         return LoadedModel(tiny_model.denoiser, cfg, 0, None)
 

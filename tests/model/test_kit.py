@@ -16,8 +16,9 @@ import pytest
 import soundfile as sf
 from drumdiff_testkit import TINY_CONFIG, randomize
 
-from drumdiff.model.core.checkpoint import LoadedModel, build_model
 from drumdiff.model.config import DRUM_CLASSES, load_config
+from drumdiff.model.core.checkpoint import LoadedModel, build_model
+from drumdiff.model.labels import gm_note_class
 from drumdiff.model.render.generate import render, settings_for
 from drumdiff.model.render.kit import (
     CYMBAL_CLASSES,
@@ -39,7 +40,6 @@ from drumdiff.model.render.kit import (
     velocity_layers,
     write_kit,
 )
-from drumdiff.model.labels import gm_note_class
 
 ALL_CLASSES = tuple(c for c in DRUM_CLASSES if c != "other")
 HAT_CHOKERS, HAT_CHOKED = (42, 44), (46,)
@@ -386,8 +386,13 @@ def test_h2drumkit_is_a_kit_folder_with_every_layer(kit_dir: Path) -> None:
             name = layer.findtext("h:filename", namespaces=ns)
             assert f"testkit/{name}" in members
         for v in range(1, 128):
-            playing = [ly for ly in layers if float(ly.findtext("h:min", namespaces=ns) or 9) <= v / 127
-                       <= float(ly.findtext("h:max", namespaces=ns) or -9)]  # fmt: skip
+            playing = [
+                ly
+                for ly in layers
+                if float(ly.findtext("h:min", namespaces=ns) or 9)
+                <= v / 127
+                <= float(ly.findtext("h:max", namespaces=ns) or -9)
+            ]
             assert len(playing) == meta["round_robin"]
             assert (
                 len({ly.findtext("h:filename", namespaces=ns) for ly in playing})

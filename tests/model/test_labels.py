@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from drumdiff.model.config import DRUM_CLASSES
-from drumdiff.model.labels import GM_DRUM_NOTES, gm_note_class, label_from_name, label_from_names, normalise_name
+from drumdiff.model.labels import (
+    GM_DRUM_NOTES,
+    gm_note_class,
+    label_from_name,
+    label_from_names,
+    normalise_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,10 +76,26 @@ def test_label_from_names_takes_the_first_informative_name() -> None:
 
 @pytest.mark.parametrize(
     ("note", "label"),
-    [(35, "kick"), (36, "kick"), (38, "snare"), (40, "snare"), (37, "snare"), (39, "clap"),
-     (42, "closed_hat"), (44, "closed_hat"), (46, "open_hat"), (41, "tom"), (50, "tom"),
-     (49, "crash"), (57, "crash"), (51, "ride"), (53, "ride"), (56, "percussion"),
-     (75, "percussion"), (0, "percussion")],
+    [
+        (35, "kick"),
+        (36, "kick"),
+        (38, "snare"),
+        (40, "snare"),
+        (37, "snare"),
+        (39, "clap"),
+        (42, "closed_hat"),
+        (44, "closed_hat"),
+        (46, "open_hat"),
+        (41, "tom"),
+        (50, "tom"),
+        (49, "crash"),
+        (57, "crash"),
+        (51, "ride"),
+        (53, "ride"),
+        (56, "percussion"),
+        (75, "percussion"),
+        (0, "percussion"),
+    ],
 )
 def test_gm_note_class(note: int, label: str) -> None:
     assert gm_note_class(note) == label

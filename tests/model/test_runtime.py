@@ -10,8 +10,8 @@ import pytest
 
 import drumdiff.model.core.runtime as runtime_module
 from drumdiff.model.core.checkpoint import LoadedModel
-from drumdiff.model.render.generate import render, settings_for
 from drumdiff.model.core.runtime import TOLERANCE, use_runtime
+from drumdiff.model.render.generate import render, settings_for
 
 needs_openvino = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnx") is None,

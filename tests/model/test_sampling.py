@@ -1,4 +1,5 @@
-"""Samplers and schedules: the shared contract, determinism, batching, and exactness on toy cases."""
+"""Samplers and schedules: the shared contract, determinism, batching, and exactness on toy
+cases."""
 
 from __future__ import annotations
 
@@ -175,7 +176,9 @@ def test_ddim_eta_adds_noise_only_when_asked(tiny_denoiser: Denoiser) -> None:
 def test_callback_sees_every_step(name: str, tiny_denoiser: Denoiser) -> None:
     seen: list[dict[str, Any]] = []
     x, gens = _noise(1)
-    SAMPLERS[name](tiny_denoiser, x, get_schedule("karras", 5), callback=seen.append, generator=gens)
+    SAMPLERS[name](
+        tiny_denoiser, x, get_schedule("karras", 5), callback=seen.append, generator=gens
+    )
     assert [info["i"] for info in seen] == list(range(5))
     assert all(info["x"].shape == x.shape and info["denoised"].shape == x.shape for info in seen)
 
@@ -319,7 +322,8 @@ def _noise_like(shape: tuple[int, ...], seeds: list[int]) -> tuple[Tensor, list[
 
 
 class Gaussian:
-    """Exact denoiser of data x0 ~ N(mu, s^2 I): E[x0 | x_t] = mu + a s^2 (x - a mu) / (a^2 s^2 + sig^2).
+    """Exact denoiser of data x0 ~ N(mu, s^2 I): E[x0 | x_t] = mu + a s^2 (x - a mu) / (a^2 s^2 +
+    sig^2).
 
     Its probability-flow ODE maps the starting noise z (at t = 1) to mu + s * z exactly, so a
     deterministic sampler's error against that target is its discretisation error.

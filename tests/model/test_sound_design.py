@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from drumdiff_testkit import TINY_CONFIG, make_hit
-from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
+
 from drumdiff.model.config import Config
-from drumdiff.model.render.generate import RenderSettings, render, settings_for
+from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
 from drumdiff.model.core.sampling import SCHEDULED
+from drumdiff.model.render.generate import RenderSettings, render, settings_for
 from drumdiff.model.render.sound_design import (
     ModelCache,
     SoundDesignError,
@@ -74,15 +74,26 @@ def test_variation_encodes_and_decodes_in_the_class_space(tiny_model: LoadedMode
     spaced = dataclasses.replace(
         tiny_model.config,
         diffusion=dataclasses.replace(
-            d, spectrum=(1.0,) * bands, spectrum_bands=bands, envelope=(1.0,) * blocks, envelope_block=256,
-            class_spaces=True, class_spectra=spectra, class_envelopes=envelopes,
+            d,
+            spectrum=(1.0,) * bands,
+            spectrum_bands=bands,
+            envelope=(1.0,) * blocks,
+            envelope_block=256,
+            class_spaces=True,
+            class_spectra=spectra,
+            class_envelopes=envelopes,
         ),
     )
     model = LoadedModel(tiny_model.denoiser, spaced, 0, None)
     hit = _hit(model)
     out = variation(model, hit, 1e-4, [1], _settings(model, sampler="ddim"), drum_class="snare")
     source = fit_audio(model, hit)
-    finished = finish_from_audio(model, source[None], [float(np.abs(source).max())], [source_bound(model, [source], ["snare"])])[0]
+    finished = finish_from_audio(
+        model,
+        source[None],
+        [float(np.abs(source).max())],
+        [source_bound(model, [source], ["snare"])],
+    )[0]
     np.testing.assert_allclose(out[0], finished, atol=2e-3)
 
 
@@ -99,7 +110,9 @@ def test_variation_is_seeded_and_batch_equals_singles(tiny_model: LoadedModel, n
 def test_variation_at_level_one_forgets_the_input(tiny_model: LoadedModel) -> None:
     settings = _settings(tiny_model)
     a = variation(tiny_model, _hit(tiny_model, freq=80.0), 1.0, [9], settings, drum_class="kick")
-    b = variation(tiny_model, _hit(tiny_model, freq=900.0, seed=4), 1.0, [9], settings, drum_class="kick")
+    b = variation(
+        tiny_model, _hit(tiny_model, freq=900.0, seed=4), 1.0, [9], settings, drum_class="kick"
+    )
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
@@ -167,7 +180,9 @@ def test_slerp_endpoints_and_norm() -> None:
 def test_inpainting_keeps_the_kept_region(tiny_model: LoadedModel, name: str) -> None:
     hit = _hit(tiny_model)
     start, end = 600, 1400
-    out = inpaint(tiny_model, hit, [1, 2], _settings(tiny_model, sampler=name), regenerate=(start, end))
+    out = inpaint(
+        tiny_model, hit, [1, 2], _settings(tiny_model, sampler=name), regenerate=(start, end)
+    )
     for item in out:
         assert np.abs(item[:, :start] - hit[:, :start]).max() < 1e-3
         assert np.abs(item[:, end:] - hit[:, end:]).max() < 1e-3
@@ -199,7 +214,9 @@ def test_the_seam_is_a_smooth_ramp_inside_the_new_part() -> None:
 def test_extension_keeps_its_side(tiny_model: LoadedModel, keep: str) -> None:
     hit = _hit(tiny_model)
     split = 512
-    out = extend(tiny_model, hit, [3], _settings(tiny_model), keep=keep, split=split, drum_class="kick")
+    out = extend(
+        tiny_model, hit, [3], _settings(tiny_model), keep=keep, split=split, drum_class="kick"
+    )
     kept = slice(0, split) if keep == "attack" else slice(split, None)
     new = slice(split, None) if keep == "attack" else slice(0, split)
     assert np.abs(out[0][:, kept] - hit[:, kept]).max() < 1e-3
@@ -225,7 +242,9 @@ def test_inpainting_refuses_bad_ranges(tiny_model: LoadedModel) -> None:
 
 
 @pytest.mark.parametrize("guidance", [1.0, 2.0])
-def test_morph_of_one_class_equals_the_pure_class_render(tiny_model: LoadedModel, guidance: float) -> None:
+def test_morph_of_one_class_equals_the_pure_class_render(
+    tiny_model: LoadedModel, guidance: float
+) -> None:
     settings = _settings(tiny_model, guidance=guidance)
     morphed = morph(tiny_model, {"kick": 1.0, "snare": 0.0}, [7, 8], settings)
     pure = render(tiny_model, [7, 8], settings, classes=["kick", "kick"])
@@ -259,8 +278,13 @@ def _run_folder(tmp_path: Path, config: Config, steps: tuple[int, ...]) -> Path:
     run = tmp_path / "run"
     for step in steps:
         state = build_model(config).net.state_dict()
-        save_checkpoint(run / "checkpoints" / f"step-{step:07d}.pt", config, model_state=state,
-                        ema_state=None, step=step)
+        save_checkpoint(
+            run / "checkpoints" / f"step-{step:07d}.pt",
+            config,
+            model_state=state,
+            ema_state=None,
+            step=step,
+        )
     (run / "checkpoints" / "notes.txt").write_text("not a checkpoint")
     return run
 
@@ -341,7 +365,25 @@ def test_cli_writes_each_operation_with_its_parameters(tmp_path: Path, write_aud
     b = write_audio("b.wav", make_hit(frames=2000, freq=300.0, seed=2, decay_s=0.01))
     out = tmp_path / "out"
     common = ["--config", str(TINY_CONFIG), "--out", str(out), "--steps", "3"]
-    assert main(["design", "vary", str(a), "--level", "0.4", "-n", "2", "--seed", "5", "--class", "kick", *common]) == 0
+    assert (
+        main(
+            [
+                "design",
+                "vary",
+                str(a),
+                "--level",
+                "0.4",
+                "-n",
+                "2",
+                "--seed",
+                "5",
+                "--class",
+                "kick",
+                *common,
+            ]
+        )
+        == 0
+    )
     files = sorted(out.glob("a_vary*.wav"))
     assert [_info(f)["seed"] for f in files] == [5, 6]
     assert _info(files[0])["level"] == 0.4 and _info(files[0])["op"] == "vary"
@@ -352,13 +394,63 @@ def test_cli_writes_each_operation_with_its_parameters(tmp_path: Path, write_aud
     assert read_root_note(files[0]) == 72
     assert sf.info(str(files[0])).frames < 2048  # an octave up is half as long
 
-    assert main(["design", "inpaint", str(a), "--range", "0.01", "0.03", "--seed", "1", "-n", "1", *common]) == 0
+    assert (
+        main(
+            [
+                "design",
+                "inpaint",
+                str(a),
+                "--range",
+                "0.01",
+                "0.03",
+                "--seed",
+                "1",
+                "-n",
+                "1",
+                *common,
+            ]
+        )
+        == 0
+    )
     (inp,) = out.glob("a_inpaint*.wav")
     assert _info(inp)["range_s"] == [0.01, 0.03]
-    assert main(["design", "inpaint", str(a), "--keep-attack", "0.01", "-n", "1", "--seed", "1", *common]) == 0
+    assert (
+        main(
+            [
+                "design",
+                "inpaint",
+                str(a),
+                "--keep-attack",
+                "0.01",
+                "-n",
+                "1",
+                "--seed",
+                "1",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert _info(next(out.glob("a_keepattack*.wav")))["keep"] == "attack"
 
-    assert main(["design", "morph", "--mix", "kick=3", "--mix", "snare=1", "-n", "1", "--seed", "2", *common]) == 0
+    assert (
+        main(
+            [
+                "design",
+                "morph",
+                "--mix",
+                "kick=3",
+                "--mix",
+                "snare=1",
+                "-n",
+                "1",
+                "--seed",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
     (mor,) = out.glob("morph_*.wav")
     assert _info(mor)["mix"] == {"kick": 0.75, "snare": 0.25}
 
@@ -383,7 +475,9 @@ def test_cli_scrub_lists_and_renders(tmp_path: Path, tiny_config: Config, capsys
 # -- finishing of hits made from a user's audio ---------------------------------------------------
 
 
-def test_finish_from_audio_ends_in_silence_without_dc_at_the_asked_peak(tiny_model: LoadedModel) -> None:
+def test_finish_from_audio_ends_in_silence_without_dc_at_the_asked_peak(
+    tiny_model: LoadedModel,
+) -> None:
     sr = tiny_model.sample_rate
     frames = 32768  # a real model's 0.74 s: the offset must be gone well before the end
     rng = np.random.default_rng(0)
@@ -391,7 +485,9 @@ def test_finish_from_audio_ends_in_silence_without_dc_at_the_asked_peak(tiny_mod
     source = (0.8 * np.sin(2 * np.pi * 200 * t) * np.exp(-t / 0.02))[None].astype(np.float32)
     bed = 10 ** (-70 / 20) * rng.standard_normal(frames)  # the faint bed a denoiser leaves
     tick = np.zeros(frames)
-    tick[-441:] = 0.2 * np.sin(2 * np.pi * 3000 * t[:441])  # and the tick it ends on (-13 dB re peak)
+    tick[-441:] = 0.2 * np.sin(
+        2 * np.pi * 3000 * t[:441]
+    )  # and the tick it ends on (-13 dB re peak)
     offset = 3e-3  # -50 dB re peak: above the gate, so without the DC blocker it never closes
     audio = (1.1 * source[0] + bed + tick + offset)[None, None].astype(np.float32)
     bound = source_bound(tiny_model, [source])
@@ -400,14 +496,18 @@ def test_finish_from_audio_ends_in_silence_without_dc_at_the_asked_peak(tiny_mod
     last = np.nonzero(np.abs(out[0]) > 0)[0][-1]
     assert last < frames // 4  # digital silence after the decay: no offset, no bed, no tick
     # the decay itself is the input's (the 2 Hz blocker barely moves a 200 Hz tone)
-    np.testing.assert_allclose(out[0, :2000], 0.5 / np.abs(source).max() * source[0, :2000], atol=0.01)
+    np.testing.assert_allclose(
+        out[0, :2000], 0.5 / np.abs(source).max() * source[0, :2000], atol=0.01
+    )
     # without the source's envelope the tick stays (the gate alone cannot tell it from a decay)
     unbounded = finish_from_audio(tiny_model, audio, [0.5], [()])[0]
     assert np.abs(unbounded[0, -400:-200]).max() > 0.05
 
 
 @pytest.mark.parametrize("op", ["vary", "interpolate"])
-def test_design_outputs_end_like_renders_at_the_inputs_level(tiny_model: LoadedModel, op: str) -> None:
+def test_design_outputs_end_like_renders_at_the_inputs_level(
+    tiny_model: LoadedModel, op: str
+) -> None:
     hit = 0.5 * _hit(tiny_model)
     settings = _settings(tiny_model)
     if op == "vary":
@@ -422,7 +522,9 @@ def test_design_outputs_end_like_renders_at_the_inputs_level(tiny_model: LoadedM
         assert abs(float(np.abs(item).max()) - peak) < 1e-5
 
 
-def test_inpainting_finishes_a_regenerated_end_but_keeps_the_kept_part(tiny_model: LoadedModel) -> None:
+def test_inpainting_finishes_a_regenerated_end_but_keeps_the_kept_part(
+    tiny_model: LoadedModel,
+) -> None:
     hit = _hit(tiny_model)
     out = inpaint(tiny_model, hit, [1], _settings(tiny_model), regenerate=(1000, 2048))[0]
     np.testing.assert_array_equal(out[..., :1000], fit_audio(tiny_model, hit)[..., :1000])
@@ -437,13 +539,26 @@ def test_scrub_names_a_file_given_for_a_run_folder(tmp_path: Path) -> None:
 
 
 def test_cli_files_carry_smpl_never_overwrite_and_errors_are_in_seconds(
-    tmp_path: Path, write_audio, capsys  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    write_audio,
+    capsys,  # type: ignore[no-untyped-def]
 ) -> None:
     from drumdiff.cli import main
 
     a = write_audio("a.wav", make_hit(frames=3000, decay_s=0.01))
     out = tmp_path / "out"
-    common = ["--config", str(TINY_CONFIG), "--out", str(out), "--steps", "2", "--seed", "5", "-n", "1"]
+    common = [
+        "--config",
+        str(TINY_CONFIG),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "-n",
+        "1",
+    ]
     for _ in range(2):  # the same seed twice: a second file, not a replaced one
         assert main(["design", "vary", str(a), "--level", "0.4", *common]) == 0
     files = sorted(out.glob("a_vary*.wav"))

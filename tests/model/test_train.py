@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _audio_fixtures import NO_AUGMENT, prepared, sustained_kit
 
-from drumdiff.model.core.checkpoint import load_checkpoint, read_checkpoint
 from drumdiff.model.config import Config, load_config
+from drumdiff.model.core.checkpoint import load_checkpoint, read_checkpoint
+from drumdiff.model.core.loss import v_loss
 from drumdiff.model.data.dataset import prepare_dataset
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.core.loss import v_loss
 from drumdiff.model.train.trainer import (
     BalancedBatchStream,
     BatchStream,
@@ -29,8 +30,6 @@ from drumdiff.model.train.trainer import (
     plan_batch,
     run_name,
 )
-
-from _audio_fixtures import NO_AUGMENT, prepared, sustained_kit
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny-test.yaml"
@@ -81,7 +80,15 @@ def test_tiny_model_overfits_four_clips(tmp_path: Path) -> None:
             return float(
                 np.mean(
                     [
-                        float(v_loss(trainer.net, x, y, condition_dropout=0.0, generator=torch.Generator().manual_seed(k)))
+                        float(
+                            v_loss(
+                                trainer.net,
+                                x,
+                                y,
+                                condition_dropout=0.0,
+                                generator=torch.Generator().manual_seed(k),
+                            )
+                        )
                         for k in range(8)
                     ]
                 )
@@ -92,7 +99,9 @@ def test_tiny_model_overfits_four_clips(tmp_path: Path) -> None:
     after = fixed_noise_loss()
     assert state.step == 100
     assert after <= 0.5 * before, (before, after)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:5])  # the logged loss falls too
 
@@ -105,9 +114,13 @@ def test_tiny_model_overfits_four_clips(tmp_path: Path) -> None:
     [(), ("train.balance_classes=true", "train.grad_accumulation=2")],
     ids=["default", "balanced-accumulated"],
 )
-def test_resume_matches_uninterrupted_run(dataset: Path, tmp_path: Path, overrides: tuple[str, ...]) -> None:
+def test_resume_matches_uninterrupted_run(
+    dataset: Path, tmp_path: Path, overrides: tuple[str, ...]
+) -> None:
     # Augmentation stays on: its seeding must survive the resume too.
-    config = tiny("train.max_steps=12", "train.checkpoint_every=4", "train.validate_every=5", *overrides)
+    config = tiny(
+        "train.max_steps=12", "train.checkpoint_every=4", "train.validate_every=5", *overrides
+    )
     whole = Trainer(config, dataset, tmp_path / "whole", log=QUIET)
     whole.write_run_files()
     whole.fit(progress=False)
@@ -136,11 +149,26 @@ def test_resume_matches_uninterrupted_run(dataset: Path, tmp_path: Path, overrid
 
 def test_worker_processes_feed_exactly_the_inline_batches(dataset: Path, tmp_path: Path) -> None:
     # Prefetching in worker processes is a speed-up only: same data, same weights, bit for bit.
-    config = tiny("train.max_steps=5", "train.checkpoint_every=0", "train.validate_every=0", "train.grad_accumulation=2")
+    config = tiny(
+        "train.max_steps=5",
+        "train.checkpoint_every=0",
+        "train.validate_every=0",
+        "train.grad_accumulation=2",
+    )
     inline = Trainer(config, dataset, tmp_path / "inline", log=QUIET)
     inline.fit(progress=False)
-    workers = Trainer(tiny("train.max_steps=5", "train.checkpoint_every=0", "train.validate_every=0",
-                           "train.grad_accumulation=2", "train.num_workers=2"), dataset, tmp_path / "workers", log=QUIET)
+    workers = Trainer(
+        tiny(
+            "train.max_steps=5",
+            "train.checkpoint_every=0",
+            "train.validate_every=0",
+            "train.grad_accumulation=2",
+            "train.num_workers=2",
+        ),
+        dataset,
+        tmp_path / "workers",
+        log=QUIET,
+    )
     workers.fit(progress=False)
     assert workers.prefetcher is None  # closed when fit returns
     assert states_equal(inline.net.state_dict(), workers.net.state_dict())
@@ -167,20 +195,47 @@ def test_resume_without_checkpoint_starts_fresh(dataset: Path, tmp_path: Path) -
 def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     return subprocess.run(
-        [sys.executable, "-m", "drumdiff", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "drumdiff", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def test_sigkilled_cli_run_resumes_from_its_last_checkpoint(dataset: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    sets = ["--set", "train.checkpoint_every=5", "--set", "train.max_steps=100000", "--set", "train.validate_every=0"]
+    sets = [
+        "--set",
+        "train.checkpoint_every=5",
+        "--set",
+        "train.max_steps=100000",
+        "--set",
+        "train.validate_every=0",
+    ]
     config = tiny("train.checkpoint_every=5", "train.max_steps=100000", "train.validate_every=0")
     run_dir = runs / run_name(config)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drumdiff", "train", str(TINY), "--data", str(dataset), "--runs", str(runs),
-         "--no-progress", *sets],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "train",
+            str(TINY),
+            "--data",
+            str(dataset),
+            "--runs",
+            str(runs),
+            "--no-progress",
+            *sets,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -195,7 +250,16 @@ def test_sigkilled_cli_run_resumes_from_its_last_checkpoint(dataset: Path, tmp_p
     saved = max(int(p.stem.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*.pt"))
     assert saved >= 10
     stop = saved + 7
-    done = _run_cli("train", "--resume", str(run_dir), "--data", str(dataset), "--no-progress", "--stop-at", str(stop))
+    done = _run_cli(
+        "train",
+        "--resume",
+        str(run_dir),
+        "--data",
+        str(dataset),
+        "--no-progress",
+        "--stop-at",
+        str(stop),
+    )
     assert done.returncode == 0, done.stderr
     assert f"resumed {run_dir} at step {saved}" in done.stdout + done.stderr
     assert f"stopped at step {stop}" in done.stdout
@@ -234,7 +298,11 @@ def test_init_with_a_changed_class_list_loads_and_trains(dataset: Path, tmp_path
     assert not torch.equal(new[2], new[3])  # new classes start apart
     # Every other weight is the checkpoint's EMA.
     ema = read_checkpoint(ckpt)["ema"]
-    assert all(torch.equal(v, ema[k]) for k, v in tuned.net.state_dict().items() if k != "class_embed.weight")
+    assert all(
+        torch.equal(v, ema[k])
+        for k, v in tuned.net.state_dict().items()
+        if k != "class_embed.weight"
+    )
     assert any("initialised from" in m and "'tom'" in m for m in messages)
     # The optimizer and step count start fresh, and the run trains.
     assert tuned.step == 0 and not tuned.optimizer.state
@@ -249,13 +317,48 @@ def test_init_cli_and_incompatible_weights(dataset: Path, tmp_path: Path) -> Non
 
     Trainer(tiny("train.max_steps=2"), dataset, tmp_path / "base", log=QUIET).fit(progress=False)
     ckpt = str(tmp_path / "base" / "last.pt")
-    code = main([str(TINY), "--data", str(dataset), "--runs", str(tmp_path / "runs"), "--init", ckpt,
-                 "--set", "model.classes=[kick, ride]", "--stop-at", "2", "--no-progress"])
+    code = main(
+        [
+            str(TINY),
+            "--data",
+            str(dataset),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--init",
+            ckpt,
+            "--set",
+            "model.classes=[kick, ride]",
+            "--stop-at",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     with pytest.raises(DrumDiffError, match="weights do not fit"):
-        Trainer(tiny("model.widths=[16, 48]"), dataset, tmp_path / "bad", init_checkpoint=ckpt, log=QUIET)
-    assert main([str(TINY), "--data", str(dataset), "--runs", str(tmp_path / "runs"), "--init", ckpt,
-                 "--set", "model.widths=[16, 48]", "--no-progress"]) == 1
+        Trainer(
+            tiny("model.widths=[16, 48]"),
+            dataset,
+            tmp_path / "bad",
+            init_checkpoint=ckpt,
+            log=QUIET,
+        )
+    assert (
+        main(
+            [
+                str(TINY),
+                "--data",
+                str(dataset),
+                "--runs",
+                str(tmp_path / "runs"),
+                "--init",
+                ckpt,
+                "--set",
+                "model.widths=[16, 48]",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
 
 
 def test_cli_refuses_a_folder_that_is_not_a_run(dataset: Path, tmp_path: Path) -> None:
@@ -273,11 +376,15 @@ def test_tiny_run_writes_tensorboard_events_and_metrics(dataset: Path, tmp_path:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = tiny("train.max_steps=4", "train.log_every=2", "train.validate_every=4", "train.demo_every=4")
+    config = tiny(
+        "train.max_steps=4", "train.log_every=2", "train.validate_every=4", "train.demo_every=4"
+    )
     trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
     trainer.write_run_files()
     trainer.fit(progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == [2, 4]
     for row in train_rows:
@@ -286,7 +393,9 @@ def test_tiny_run_writes_tensorboard_events_and_metrics(dataset: Path, tmp_path:
     assert [r["step"] for r in rows if "val_loss" in r] == [4]
     assert (tmp_path / "run" / "config.resolved.yaml").exists()
 
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"audio": 0, "images": 0})
+    events = EventAccumulator(
+        str(tmp_path / "run" / "tensorboard"), size_guidance={"audio": 0, "images": 0}
+    )
     events.Reload()
     tags = events.Tags()
     assert {"loss", "val_loss", "lr", "grad_norm", "clips_per_s"} <= set(tags["scalars"])
@@ -318,7 +427,9 @@ def test_plan_batch_finds_the_largest_fitting_power_of_two() -> None:
         plan_batch(0, 1, start=16, limit=1000)
 
 
-def test_auto_batch_on_cpu_accumulates_to_the_target_and_resumes(dataset: Path, tmp_path: Path) -> None:
+def test_auto_batch_on_cpu_accumulates_to_the_target_and_resumes(
+    dataset: Path, tmp_path: Path
+) -> None:
     config = tiny("train.auto_batch=true", "train.target_batch=8", "train.max_steps=2")
     trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
     assert (trainer.batch_size, trainer.accumulation) == (4, 2)
@@ -354,7 +465,10 @@ def test_balanced_stream_evens_out_classes_deterministically() -> None:
     # Each process takes its share of one global draw.
     ranks = [BalancedBatchStream(labels, 15, 0, DistInfo(r, 2)) for r in range(2)]
     parts = [r.next() for r in ranks]
-    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.sort(BalancedBatchStream(labels, 30, 0, DistInfo()).next()))
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate(parts)),
+        np.sort(BalancedBatchStream(labels, 30, 0, DistInfo()).next()),
+    )
     with pytest.raises(DrumDiffError, match="shuffled epochs"):
         restored.load(BatchStream(100, 30, 0, DistInfo()).state())
     with pytest.raises(DrumDiffError, match="class-balanced"):
@@ -373,7 +487,9 @@ def test_default_stream_is_seeded_epochs_without_repeats() -> None:
 
 def test_run_name_is_stable_for_added_fields_at_default() -> None:
     config = tiny()
-    assert run_name(config) == run_name(tiny("train.balance_classes=false", "train.auto_batch=false"))
+    assert run_name(config) == run_name(
+        tiny("train.balance_classes=false", "train.auto_batch=false")
+    )
     assert run_name(config) == run_name(tiny("finish.peak=0.5"))  # render-time only
     assert run_name(config) != run_name(tiny("train.balance_classes=true"))
     assert run_name(config).startswith("tiny-test_")
@@ -407,7 +523,12 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
     assert any(len(e) == config.model.length // config.finish.envelope_block for e in envelopes)
 
     out = tmp_path / "shipped.pt"
-    assert export_main([str(tmp_path / "run" / "last.pt"), "--out", str(out), "--set", "sampling.guidance=5.5"]) == 0
+    assert (
+        export_main(
+            [str(tmp_path / "run" / "last.pt"), "--out", str(out), "--set", "sampling.guidance=5.5"]
+        )
+        == 0
+    )
     shipped = read_checkpoint(out)
     assert shipped["config"]["sampling"]["guidance"] == 5.5
     assert shipped["config"]["finish"]["class_envelopes"] == envelopes
@@ -420,20 +541,44 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
     save_payload_atomic(tmp_path / "old.pt", old)
     assert export_main([str(tmp_path / "old.pt"), "--out", str(tmp_path / "old-shipped.pt")]) == 0
     assert read_checkpoint(tmp_path / "old-shipped.pt")["config"]["finish"]["class_envelopes"] == []
-    assert export_main([str(tmp_path / "old.pt"), "--out", str(tmp_path / "measured.pt"), "--data", str(dataset)]) == 0
-    assert read_checkpoint(tmp_path / "measured.pt")["config"]["finish"]["class_envelopes"] == envelopes
+    assert (
+        export_main(
+            [
+                str(tmp_path / "old.pt"),
+                "--out",
+                str(tmp_path / "measured.pt"),
+                "--data",
+                str(dataset),
+            ]
+        )
+        == 0
+    )
+    assert (
+        read_checkpoint(tmp_path / "measured.pt")["config"]["finish"]["class_envelopes"]
+        == envelopes
+    )
 
     # A new envelope block or percentile re-measures them (stale envelopes would limit wrongly).
     finer = ["--set", f"finish.envelope_block={config.finish.envelope_block // 2}"]
     assert export_main([str(out), "--out", str(tmp_path / "stale.pt"), *finer]) == 1
     assert "give --data" in capsys.readouterr().err
-    assert export_main([str(out), "--out", str(tmp_path / "finer.pt"), *finer, "--data", str(dataset)]) == 0
+    assert (
+        export_main([str(out), "--out", str(tmp_path / "finer.pt"), *finer, "--data", str(dataset)])
+        == 0
+    )
     remeasured = read_checkpoint(tmp_path / "finer.pt")["config"]["finish"]["class_envelopes"]
-    assert any(len(e) == 2 * (config.model.length // config.finish.envelope_block) for e in remeasured)
+    assert any(
+        len(e) == 2 * (config.model.length // config.finish.envelope_block) for e in remeasured
+    )
 
 
 def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -> None:
-    config = tiny("train.max_steps=50", "train.checkpoint_every=0", "train.validate_every=0", "train.num_workers=1")
+    config = tiny(
+        "train.max_steps=50",
+        "train.checkpoint_every=0",
+        "train.validate_every=0",
+        "train.num_workers=1",
+    )
     trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
     trainer.train_step()
     assert trainer.prefetcher is not None
@@ -446,15 +591,22 @@ def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -
     trainer.close_loader()
 
 
-def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(dataset: Path, tmp_path: Path) -> None:
+def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(
+    dataset: Path, tmp_path: Path
+) -> None:
     import dataclasses
 
-    from drumdiff.model.core.checkpoint import LoadedModel
     from drumdiff.model.config import FinishConfig
+    from drumdiff.model.core.checkpoint import LoadedModel
     from drumdiff.model.render.generate import render, settings_for
 
-    config = tiny("diffusion.class_spaces=true", "model.classes=[kick, snare, closed_hat, clap, ride]",
-                  "train.max_steps=1", "train.checkpoint_every=0", "train.validate_every=0")
+    config = tiny(
+        "diffusion.class_spaces=true",
+        "model.classes=[kick, snare, closed_hat, clap, ride]",
+        "train.max_steps=1",
+        "train.checkpoint_every=0",
+        "train.validate_every=0",
+    )
     assert run_name(tiny()) == run_name(tiny("diffusion.class_spaces=false"))
     assert run_name(tiny()) != run_name(config)
     trainer = Trainer(config, dataset, tmp_path / "run", log=QUIET)
@@ -463,7 +615,9 @@ def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(dataset:
     assert len(d.class_spectra) == len(d.class_envelopes) == len(classes)
     present = set(trainer.train_set.labels)
     absent = [c for c in range(len(classes)) if c not in present]
-    assert absent and all(d.class_spectra[c] == d.spectrum for c in absent)  # no clips: the global space
+    assert absent and all(
+        d.class_spectra[c] == d.spectrum for c in absent
+    )  # no clips: the global space
     assert all(d.class_spectra[c] != d.spectrum for c in present)
     trainer.fit(progress=False)
 
@@ -473,7 +627,10 @@ def test_class_spaces_are_measured_per_class_and_renders_decode_in_them(dataset:
     c = sorted(present)[0]
     spaced = dataclasses.replace(trainer.config, finish=raw)
     fixed = dataclasses.replace(
-        spaced, diffusion=dataclasses.replace(d, class_spaces=False, spectrum=d.class_spectra[c], envelope=d.class_envelopes[c])
+        spaced,
+        diffusion=dataclasses.replace(
+            d, class_spaces=False, spectrum=d.class_spectra[c], envelope=d.class_envelopes[c]
+        ),
     )
     s = settings_for(LoadedModel(trainer.denoiser, spaced, 1, None), steps=2)
     a = render(LoadedModel(trainer.denoiser, spaced, 1, None), [3], s, classes=[classes[c]])
@@ -486,10 +643,19 @@ def test_init_adds_a_refiner_and_trains_with_the_octave_loss(dataset: Path, tmp_
     base = Trainer(tiny("train.max_steps=2"), dataset, tmp_path / "base", log=QUIET)
     base.fit(progress=False)
     messages: list[str] = []
-    config = tiny("model.refiner_channels=4", "model.refiner_kernel=5", "diffusion.loss_octave_share=0.5",
-                  "train.max_steps=4")
-    tuned = Trainer(config, dataset, tmp_path / "tuned", init_checkpoint=tmp_path / "base" / "last.pt",
-                    log=messages.append)
+    config = tiny(
+        "model.refiner_channels=4",
+        "model.refiner_kernel=5",
+        "diffusion.loss_octave_share=0.5",
+        "train.max_steps=4",
+    )
+    tuned = Trainer(
+        config,
+        dataset,
+        tmp_path / "tuned",
+        init_checkpoint=tmp_path / "base" / "last.pt",
+        log=messages.append,
+    )
     assert any("6 new and 0 dropped tensors" in m for m in messages)
     assert tuned.net.refiner is not None and not tuned.net.refiner.conv_out.weight.any()
     state = tuned.fit(progress=False)

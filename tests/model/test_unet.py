@@ -26,7 +26,9 @@ def test_fresh_network_predicts_zero_until_trained(tiny_config: Config) -> None:
 
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("blocks", [1, 2])
-def test_forward_shape_mono_stereo_and_depth(tiny_config: Config, channels: int, blocks: int) -> None:
+def test_forward_shape_mono_stereo_and_depth(
+    tiny_config: Config, channels: int, blocks: int
+) -> None:
     cfg = dataclasses.replace(tiny_config.model, audio_channels=channels, blocks_per_level=blocks)
     net = _net(cfg)
     x = torch.randn(3, channels, cfg.length)

@@ -16,8 +16,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
-from drumdiff.model.core.checkpoint import LoadedModel, model_from_config
 from drumdiff.model.config import load_config
+from drumdiff.model.core.checkpoint import LoadedModel, model_from_config
 from drumdiff.server.config import ServerConfig, load_server_config
 from drumdiff.server.daemon import Daemon
 
@@ -98,9 +98,11 @@ class OscClient:
         self.rx.settimeout(within)
         try:
             data, _ = self.rx.recvfrom(65536)
-        except socket.timeout:
+        except TimeoutError:
             return
-        raise AssertionError(f"unexpected reply {OscMessage(data).address} {OscMessage(data).params}")
+        raise AssertionError(
+            f"unexpected reply {OscMessage(data).address} {OscMessage(data).params}"
+        )
 
     def close(self) -> None:
         self.sock.close()

@@ -83,7 +83,9 @@ def test_what_the_daemon_plays_matches_the_file_sample_for_sample(
         daemon = daemon_factory(
             "audio_out.enabled=true", "audio_out.device='system, JACK'", "writer.subtype=FLOAT"
         )
-        assert daemon.audio is not None and daemon.audio._stream is not None, "audio out did not open"
+        assert daemon.audio is not None and daemon.audio._stream is not None, (
+            "audio out did not open"
+        )
         outputs = capture.client.get_ports("PortAudio", is_audio=True, is_output=True)
         assert len(outputs) >= 2
         for src, dst in zip(outputs[-2:], capture.ins):

@@ -25,7 +25,9 @@ def test_defaults_bind_loopback_and_use_the_gm_map() -> None:
 def test_binding_elsewhere_must_be_explicit() -> None:
     with pytest.raises(ConfigError, match="allow_remote"):
         load_server_config(None, ["osc.host=0.0.0.0"])
-    config = load_server_config(None, ["osc.host=0.0.0.0", "osc.allow_remote=true", "osc.allow=[192.168.1.0/24]"])
+    config = load_server_config(
+        None, ["osc.host=0.0.0.0", "osc.allow_remote=true", "osc.allow=[192.168.1.0/24]"]
+    )
     assert config.osc.allow == ("192.168.1.0/24",)
     with pytest.raises(ConfigError, match="not an IP"):
         load_server_config(None, ["osc.allow=[somewhere]"])
@@ -61,7 +63,11 @@ def test_builtin_cc_map_is_the_documented_one() -> None:
     from drumdiff.server.config import CCMapping, load_server_config
 
     built_in = load_server_config(None).midi.cc
-    assert built_in == (CCMapping(20, "steps", 2, 50), CCMapping(21, "guidance", 0.0, 12.0), CCMapping(22, "variation"))
+    assert built_in == (
+        CCMapping(20, "steps", 2, 50),
+        CCMapping(21, "guidance", 0.0, 12.0),
+        CCMapping(22, "variation"),
+    )
     shipped = read_yaml(REPO / "configs" / "server.yaml")["midi"]["cc"]
     assert tuple(CCMapping(**m) for m in shipped) == built_in
     assert load_server_config(None, ["midi.cc=[]"]).midi.cc == ()

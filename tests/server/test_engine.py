@@ -61,7 +61,9 @@ class GatedRenderer:
 
 def make_engine(model: LoadedModel, rec: Recorder, **cfg: Any) -> Engine:
     config = EngineConfig(**{"pool_size": 0, "warmup": False, **cfg})
-    return Engine(model, config, note_map=GM_DRUM_MAP, on_hit=rec.on_hit, on_fail=rec.on_fail, seed=7)
+    return Engine(
+        model, config, note_map=GM_DRUM_MAP, on_hit=rec.on_hit, on_fail=rec.on_fail, seed=7
+    )
 
 
 @pytest.fixture
@@ -234,7 +236,9 @@ def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_trigger_queued_while_the_pool_fills_takes_the_hit_the_refill_made(tiny_model: LoadedModel) -> None:
+def test_a_trigger_queued_while_the_pool_fills_takes_the_hit_the_refill_made(
+    tiny_model: LoadedModel,
+) -> None:
     rec = Recorder()
     engine = make_engine(tiny_model, rec, pool_size=1)
     task = engine.submit(RenderRequest("kick", 100), ORIGIN)  # pool empty: queued for the worker

@@ -18,7 +18,9 @@ from drumdiff.server.protocol import RenderRequest, SetParam
 
 def test_note_on_renders_note_off_does_not() -> None:
     config = MidiConfig()
-    assert midi_to_command(mido.Message("note_on", note=36, velocity=90), config) == RenderRequest(36, 90)
+    assert midi_to_command(mido.Message("note_on", note=36, velocity=90), config) == RenderRequest(
+        36, 90
+    )
     assert midi_to_command(mido.Message("note_on", note=36, velocity=0), config) is None
     assert midi_to_command(mido.Message("note_off", note=36, velocity=64), config) is None
     assert midi_to_command(mido.Message("program_change", program=3), config) is None
@@ -26,16 +28,26 @@ def test_note_on_renders_note_off_does_not() -> None:
 
 def test_channel_filter() -> None:
     config = MidiConfig(channel=10)
-    assert midi_to_command(mido.Message("note_on", channel=9, note=38, velocity=1), config) is not None
+    assert (
+        midi_to_command(mido.Message("note_on", channel=9, note=38, velocity=1), config) is not None
+    )
     assert midi_to_command(mido.Message("note_on", channel=0, note=38, velocity=1), config) is None
 
 
 def test_control_changes_follow_the_yaml_mapping() -> None:
     config = MidiConfig(cc=(CCMapping(20, "steps", 2, 50), CCMapping(22, "variation")))
-    assert midi_to_command(mido.Message("control_change", control=20, value=127), config) == SetParam("steps", 50)
-    assert midi_to_command(mido.Message("control_change", control=20, value=0), config) == SetParam("steps", 2)
+    assert midi_to_command(
+        mido.Message("control_change", control=20, value=127), config
+    ) == SetParam("steps", 50)
+    assert midi_to_command(mido.Message("control_change", control=20, value=0), config) == SetParam(
+        "steps", 2
+    )
     cmd = midi_to_command(mido.Message("control_change", control=22, value=64), config)
-    assert isinstance(cmd, SetParam) and cmd.param == "variation" and abs(float(cmd.value) - 64 / 127) < 1e-9
+    assert (
+        isinstance(cmd, SetParam)
+        and cmd.param == "variation"
+        and abs(float(cmd.value) - 64 / 127) < 1e-9
+    )
     assert midi_to_command(mido.Message("control_change", control=1, value=64), config) is None
 
 
@@ -43,7 +55,9 @@ def test_without_midi_one_log_line_and_osc_keeps_working(
     daemon_factory: Any, client_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="drumdiff.server.midi"):
-        daemon = daemon_factory("midi.enabled=true", "midi.virtual_port=null", "midi.ports=[no-such-port-xyz]")
+        daemon = daemon_factory(
+            "midi.enabled=true", "midi.virtual_port=null", "midi.ports=[no-such-port-xyz]"
+        )
     lines = [r for r in caplog.records if r.name == "drumdiff.server.midi"]
     assert len(lines) == 1 and "unavailable" in lines[0].getMessage()
     assert "OSC keeps working" in lines[0].getMessage()
@@ -59,7 +73,9 @@ def test_note_on_through_jack_produces_a_file_and_done(
 
     port = f"drumdiff-test-{time.monotonic_ns() % 100000}"
     daemon = daemon_factory(
-        "midi.enabled=true", "midi.api=jack", f"midi.virtual_port={port}",
+        "midi.enabled=true",
+        "midi.api=jack",
+        f"midi.virtual_port={port}",
         "midi.cc=[{cc: 20, param: steps, low: 2, high: 50}]",
     )
     assert daemon.midi is not None and daemon.midi.port_names
@@ -102,7 +118,9 @@ def test_note_on_through_jack_produces_a_file_and_done(
 
 
 @pytest.mark.jack
-def test_auto_api_falls_back_to_jack_and_names_the_port(jack_server: None, daemon_factory: Any) -> None:
+def test_auto_api_falls_back_to_jack_and_names_the_port(
+    jack_server: None, daemon_factory: Any
+) -> None:
     port = f"drumdiff-auto-{time.monotonic_ns() % 100000}"
     daemon = daemon_factory("midi.enabled=true", "midi.api=auto", f"midi.virtual_port={port}")
     assert daemon.midi is not None and daemon.midi.port_names
@@ -113,7 +131,12 @@ def test_auto_api_falls_back_to_jack_and_names_the_port(jack_server: None, daemo
 
 
 def test_no_midi_says_why_in_the_summary(daemon_factory: Any) -> None:
-    daemon = daemon_factory("midi.enabled=true", "midi.api=alsa", "midi.virtual_port=null", "midi.ports=[no-such-port-xyz]")
+    daemon = daemon_factory(
+        "midi.enabled=true",
+        "midi.api=alsa",
+        "midi.virtual_port=null",
+        "midi.ports=[no-such-port-xyz]",
+    )
     assert daemon.midi is not None and not daemon.midi.port_names
     summary = daemon.midi.summary
     assert summary.startswith("none (ALSA: ") and summary.endswith(")"), summary

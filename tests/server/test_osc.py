@@ -12,15 +12,17 @@ import soundfile as sf
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import build_msg
 
-from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
 from drumdiff.model.config import load_config
+from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
 from drumdiff.model.render.generate import render, settings_for
 from drumdiff.server import protocol
 from drumdiff.server.osc import LoopbackTransport
 from tests.server.conftest import TINY
 
 
-def test_render_by_class_replies_done_with_a_published_file(daemon_factory: Any, client_factory: Any, tiny_model: LoadedModel) -> None:
+def test_render_by_class_replies_done_with_a_published_file(
+    daemon_factory: Any, client_factory: Any, tiny_model: LoadedModel
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     address, args = client.ask(protocol.RENDER, "kick", 127, "seed", 11, "id", "k1")
@@ -61,7 +63,10 @@ def test_status_ping_classes_set(daemon_factory: Any, client_factory: Any) -> No
     model, device, queue_length, pool_fill, uptime, served = args
     assert (model, device, queue_length, served) == ("random:tiny-test", "cpu", 0, 0)
     assert 0.0 <= pool_fill <= 1.0 and uptime >= 0.0
-    assert client.ask(protocol.CLASSES) == (protocol.CLASSES_REPLY, ["kick", "snare", "closed_hat", "clap"])
+    assert client.ask(protocol.CLASSES) == (
+        protocol.CLASSES_REPLY,
+        ["kick", "snare", "closed_hat", "clap"],
+    )
     assert client.ask(protocol.SET, "steps", 2.0) == (protocol.SET_REPLY, ["steps", 2])
     assert client.ask(protocol.SET, "sampler", "ddim") == (protocol.SET_REPLY, ["sampler", "ddim"])
     assert daemon.engine.defaults.steps == 2
@@ -163,7 +168,13 @@ def test_load_only_from_model_folders_and_keeps_the_old_model_on_failure(
     (models / "link.pt").symlink_to(outside)
     assert client.ask(protocol.LOAD, "link.pt")[1][:2] == ["load", "not_allowed"]
     config = load_config(TINY)
-    good = save_checkpoint(models / "good.pt", config, model_state=tiny_model.denoiser.net.state_dict(), ema_state=None, step=17)
+    good = save_checkpoint(
+        models / "good.pt",
+        config,
+        model_state=tiny_model.denoiser.net.state_dict(),
+        ema_state=None,
+        step=17,
+    )
     address, args = client.ask(protocol.LOAD, "good.pt")
     assert (address, args) == (protocol.LOADED, [str(good.resolve()), 17])
     assert daemon.engine.model.step == 17
@@ -179,9 +190,16 @@ def test_models_lists_what_load_can_read(
     config = load_config(TINY)
     state = tiny_model.denoiser.net.state_dict()
     top = save_checkpoint(models / "good.pt", config, model_state=state, ema_state=None, step=1)
-    tuned = save_checkpoint(models / "finetune_mine" / "model.pt", config, model_state=state, ema_state=None, step=2)
-    save_checkpoint(models / "finetune_mine" / "checkpoints" / "step-0000002.pt", config,
-                    model_state=state, ema_state=None, step=2)
+    tuned = save_checkpoint(
+        models / "finetune_mine" / "model.pt", config, model_state=state, ema_state=None, step=2
+    )
+    save_checkpoint(
+        models / "finetune_mine" / "checkpoints" / "step-0000002.pt",
+        config,
+        model_state=state,
+        ema_state=None,
+        step=2,
+    )
     outside = tmp_path / "outside.pt"
     outside.write_bytes(b"x")
     (models / "link.pt").symlink_to(outside)
@@ -191,16 +209,40 @@ def test_models_lists_what_load_can_read(
     assert address == protocol.MODELS_REPLY
     assert str(top.resolve()) in paths and str(tuned.resolve()) in paths
     assert not any("checkpoints" in p or p == str(outside) for p in paths)
-    assert any(p.endswith("default.pt") for p in paths)  # the shipped model's folder is always there
+    assert any(
+        p.endswith("default.pt") for p in paths
+    )  # the shipped model's folder is always there
     # Every listed path is one `load` accepts.
-    assert client.ask(protocol.LOAD, str(tuned.resolve())) == (protocol.LOADED, [str(tuned.resolve()), 2])
+    assert client.ask(protocol.LOAD, str(tuned.resolve())) == (
+        protocol.LOADED,
+        [str(tuned.resolve()), 2],
+    )
 
 
-def test_kit_renders_in_the_background_with_progress(daemon_factory: Any, client_factory: Any) -> None:
+def test_kit_renders_in_the_background_with_progress(
+    daemon_factory: Any, client_factory: Any
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
-    client.send(protocol.KIT, "id", "k1", "name", "Tiny Kit", "round_robin", 2, "velocity_layers", 1,
-                "formats", "sfz", "length_cymbals", 0.5, "steps", 2, "seed", 7)
+    client.send(
+        protocol.KIT,
+        "id",
+        "k1",
+        "name",
+        "Tiny Kit",
+        "round_robin",
+        2,
+        "velocity_layers",
+        1,
+        "formats",
+        "sfz",
+        "length_cymbals",
+        0.5,
+        "steps",
+        2,
+        "seed",
+        7,
+    )
     # Single hits are served while the kit renders.
     client.send(protocol.PING, 5)
     progress, final, pong = [], None, False
@@ -222,7 +264,9 @@ def test_kit_renders_in_the_background_with_progress(daemon_factory: Any, client
     assert len(list(kit.rglob("*.wav"))) == samples == pads * 2
 
 
-def test_kit_refuses_bad_options_with_the_clients_id(daemon_factory: Any, client_factory: Any) -> None:
+def test_kit_refuses_bad_options_with_the_clients_id(
+    daemon_factory: Any, client_factory: Any
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     assert client.ask(protocol.KIT, "id", 9, "name", "../escape")[1][:2] == [9, "bad_request"]
@@ -252,7 +296,9 @@ def test_allow_list_drops_strangers(daemon_factory: Any, client_factory: Any) ->
     assert daemon.osc.dropped == 1
 
 
-def test_socket_free_datagrams_through_the_dispatcher(tiny_model: LoadedModel, tmp_path: Path) -> None:
+def test_socket_free_datagrams_through_the_dispatcher(
+    tiny_model: LoadedModel, tmp_path: Path
+) -> None:
     from drumdiff.server.daemon import Daemon
     from tests.server.conftest import make_config
 
@@ -292,14 +338,20 @@ def test_reply_routing_rules_in_order(tiny_model: LoadedModel, tmp_path: Path) -
     try:
         pd_a, pd_b, shell = ("127.0.0.1", 5001), ("127.0.0.1", 5002), ("127.0.0.1", 5003)
         stranger = ("127.0.0.9", 5004)
-        daemon.feed(build_msg(protocol.PING, ["before"]).dgram, shell)  # nobody said hello: osc.reply_port
+        daemon.feed(
+            build_msg(protocol.PING, ["before"]).dgram, shell
+        )  # nobody said hello: osc.reply_port
         daemon.feed(build_msg(protocol.HELLO, [6001]).dgram, pd_a)
         daemon.feed(build_msg(protocol.HELLO, [6002]).dgram, pd_b)
         daemon.feed(build_msg(protocol.PING, ["a"]).dgram, pd_a)  # its own hello, not the newest
         daemon.feed(build_msg(protocol.PING, ["shell"]).dgram, shell)  # the host's newest hello
         daemon.feed(build_msg(protocol.PING, ["own", "reply_port", 6100]).dgram, pd_a)
-        daemon.feed(build_msg(protocol.RENDER, ["kik", "reply_port", 6101]).dgram, shell)  # a fail, too
-        daemon.feed(build_msg(protocol.PING, ["far"]).dgram, stranger)  # another host: its own rules
+        daemon.feed(
+            build_msg(protocol.RENDER, ["kik", "reply_port", 6101]).dgram, shell
+        )  # a fail, too
+        daemon.feed(
+            build_msg(protocol.PING, ["far"]).dgram, stranger
+        )  # another host: its own rules
     finally:
         daemon.stop()
     sent = [(dest, m.address, m.args[0]) for dest, m in transport.sent]
@@ -315,7 +367,9 @@ def test_reply_routing_rules_in_order(tiny_model: LoadedModel, tmp_path: Path) -
     ]
 
 
-def test_requests_while_stopping_are_answered_shutting_down(daemon_factory: Any, client_factory: Any) -> None:
+def test_requests_while_stopping_are_answered_shutting_down(
+    daemon_factory: Any, client_factory: Any
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     daemon._stopping = True  # what stop() sets while the work in flight finishes

@@ -21,37 +21,80 @@ def test_render_by_class_and_by_note_accepts_pd_floats() -> None:
 
 def test_render_options() -> None:
     req = protocol.parse_render(
-        ["snare", 90, "id", "pad-1", "seed", 42.0, "steps", 8, "sampler", "ddim", "guidance", 3,
-         "gain", -6.5, "fresh", 1.0, "stream", 1]
+        [
+            "snare",
+            90,
+            "id",
+            "pad-1",
+            "seed",
+            42.0,
+            "steps",
+            8,
+            "sampler",
+            "ddim",
+            "guidance",
+            3,
+            "gain",
+            -6.5,
+            "fresh",
+            1.0,
+            "stream",
+            1,
+        ]
     )
     assert req == RenderRequest(
-        "snare", 90, request_id="pad-1", seed=42, steps=8, sampler="ddim", guidance=3.0,
-        gain_db=-6.5, fresh=True, stream=True,
+        "snare",
+        90,
+        request_id="pad-1",
+        seed=42,
+        steps=8,
+        sampler="ddim",
+        guidance=3.0,
+        gain_db=-6.5,
+        fresh=True,
+        stream=True,
     )
     assert isinstance(req.seed, int) and isinstance(req.guidance, float)
 
 
 def test_velocity_may_be_left_out() -> None:
-    assert protocol.parse(protocol.RENDER, ["kick"]) == RenderRequest("kick", protocol.DEFAULT_VELOCITY)
-    assert protocol.parse(protocol.RENDER, ["kick", "seed", 3]) == RenderRequest("kick", protocol.DEFAULT_VELOCITY, seed=3)
+    assert protocol.parse(protocol.RENDER, ["kick"]) == RenderRequest(
+        "kick", protocol.DEFAULT_VELOCITY
+    )
+    assert protocol.parse(protocol.RENDER, ["kick", "seed", 3]) == RenderRequest(
+        "kick", protocol.DEFAULT_VELOCITY, seed=3
+    )
     assert protocol.request_id_of(protocol.RENDER, ["kick", "id", "k", "seed", -1]) == "k"
 
 
 def test_length_and_pitch_render_keys() -> None:
     req = protocol.parse(protocol.RENDER, ["crash", 100, "length", 2.5, "pitch", -3])
     assert (req.length_s, req.pitch) == (2.5, -3.0)
-    for bad in (["crash", 100, "length", 0], ["crash", 100, "length", 60], ["crash", 100, "pitch", 48]):
+    for bad in (
+        ["crash", 100, "length", 0],
+        ["crash", 100, "length", 60],
+        ["crash", 100, "pitch", 48],
+    ):
         with pytest.raises(ProtocolError):
             protocol.parse(protocol.RENDER, bad)
 
 
 def test_reply_port_pair_on_any_request() -> None:
     split = protocol.split_reply_port
-    assert split(protocol.RENDER, ["kick", 100, "reply_port", 9120.0, "seed", 3]) == (["kick", 100, "seed", 3], 9120)
+    assert split(protocol.RENDER, ["kick", 100, "reply_port", 9120.0, "seed", 3]) == (
+        ["kick", 100, "seed", 3],
+        9120,
+    )
     assert split(protocol.RENDER, ["kick", "reply_port", 9120]) == (["kick"], 9120)
     assert split(protocol.STATUS, ["reply_port", 9120]) == ([], 9120)
-    assert split(protocol.PING, ["reply_port", "reply_port", 9120]) == (["reply_port"], 9120)  # a nonce
-    assert split(protocol.VARY, ["last", "count", 2, "reply_port", 9121]) == (["last", "count", 2], 9121)
+    assert split(protocol.PING, ["reply_port", "reply_port", 9120]) == (
+        ["reply_port"],
+        9120,
+    )  # a nonce
+    assert split(protocol.VARY, ["last", "count", 2, "reply_port", 9121]) == (
+        ["last", "count", 2],
+        9121,
+    )
     assert split(protocol.HELLO, [9120]) == ([9120], None)
     command, port = protocol.parse_routed(protocol.SET, ["steps", 4, "reply_port", 9122])
     assert command == protocol.SetParam("steps", 4) and port == 9122
@@ -168,7 +211,11 @@ def test_replies_encode_and_decode() -> None:
     assert list(decoded.params) == ["pad-1", "/tmp/x.wav", "kick", 42, 2048, 44100]
     status = OscMessage(encode(protocol.status_reply("m.pt", "cpu", 3, 0.5, 1.5, 9)))
     assert list(status.params) == ["m.pt", "cpu", 3, 0.5, 1.5, 9]
-    assert list(OscMessage(encode(protocol.fail(None, "busy", "queue full"))).params) == [-1, "busy", "queue full"]
+    assert list(OscMessage(encode(protocol.fail(None, "busy", "queue full"))).params) == [
+        -1,
+        "busy",
+        "queue full",
+    ]
     assert list(OscMessage(encode(protocol.pong(None))).params) == []
 
 

@@ -22,7 +22,9 @@ def test_protocol_doc_is_up_to_date() -> None:
 
 def _documented_incoming() -> set[str]:
     text = protocol_doc.DEFAULT_OUT.read_text()
-    section = text.split("## Messages to the daemon", 1)[1].split("## Messages from the daemon", 1)[0]
+    section = text.split("## Messages to the daemon", 1)[1].split("## Messages from the daemon", 1)[
+        0
+    ]
     return set(re.findall(r"^\| `(/drumdiff/[a-z.]+)", section, flags=re.M))
 
 

@@ -20,8 +20,22 @@ from tests.server.conftest import REPO, TINY
 def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, tuple[str, int]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "JACK_NO_START_SERVER": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drumdiff", "serve", "--model-config", str(TINY), "--port", "0",
-         "--folder", str(tmp_path / "hits"), "--no-midi", "--seed", "3", *extra],
+        [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "serve",
+            "--model-config",
+            str(TINY),
+            "--port",
+            "0",
+            "--folder",
+            str(tmp_path / "hits"),
+            "--no-midi",
+            "--seed",
+            "3",
+            *extra,
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -42,7 +56,9 @@ def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, tuple[st
 def test_signal_finishes_in_flight_work_and_leaves_no_temporaries(
     tmp_path: Path, client_factory: Any, sig: signal.Signals
 ) -> None:
-    proc, address = start_serve(tmp_path, "--set", "engine.pool_size=0", "--set", "engine.max_batch=1")
+    proc, address = start_serve(
+        tmp_path, "--set", "engine.pool_size=0", "--set", "engine.max_batch=1"
+    )
     try:
         client = client_factory(address)
         n = 6
@@ -82,7 +98,17 @@ def test_signal_finishes_in_flight_work_and_leaves_no_temporaries(
 
 def test_bad_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "drumdiff", "serve", "--checkpoint", str(tmp_path / "none.pt"), "--no-midi", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "serve",
+            "--checkpoint",
+            str(tmp_path / "none.pt"),
+            "--no-midi",
+            "--port",
+            "0",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -101,17 +127,37 @@ def test_a_busy_port_fails_before_the_model_is_loaded(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             # the checkpoint does not exist: had it been loaded first, that would be the error
-            [sys.executable, "-m", "drumdiff", "serve", "--port", str(port), "--no-midi",
-             "--checkpoint", str(tmp_path / "none.pt"), "--folder", str(tmp_path / "hits")],
-            cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "drumdiff",
+                "serve",
+                "--port",
+                str(port),
+                "--no-midi",
+                "--checkpoint",
+                str(tmp_path / "none.pt"),
+                "--folder",
+                str(tmp_path / "hits"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=120,
         )
     assert result.returncode == 1
-    assert f"cannot listen on udp 127.0.0.1:{port}" in result.stderr and "another drumdiff serve" in result.stderr
+    assert (
+        f"cannot listen on udp 127.0.0.1:{port}" in result.stderr
+        and "another drumdiff serve" in result.stderr
+    )
     assert "none.pt" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_ready_line_names_midi_and_the_pool(tmp_path: Path) -> None:
-    proc, address = start_serve(tmp_path, "--set", "engine.pool_size=1", "--set", "engine.warmup=false")
+    proc, address = start_serve(
+        tmp_path, "--set", "engine.pool_size=1", "--set", "engine.warmup=false"
+    )
     try:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60.0) == 0

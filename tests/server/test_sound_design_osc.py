@@ -12,8 +12,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from drumdiff.model.core.checkpoint import LoadedModel, build_model, load_checkpoint, save_checkpoint
 from drumdiff.model.config import load_config
+from drumdiff.model.core.checkpoint import (
+    LoadedModel,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from drumdiff.model.wav import read_info
 from drumdiff.server import protocol
 from drumdiff.server.errors import ProtocolError
@@ -39,8 +44,13 @@ def run_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     models = tmp_path_factory.mktemp("shared") / "models"
     config = load_config(TINY)
     for step in (10, 20, 40):
-        save_checkpoint(models / "run" / "checkpoints" / f"step-{step:07d}.pt", config,
-                        model_state=_random_state(step), ema_state=None, step=step)
+        save_checkpoint(
+            models / "run" / "checkpoints" / f"step-{step:07d}.pt",
+            config,
+            model_state=_random_state(step),
+            ema_state=None,
+            step=step,
+        )
     return load_checkpoint(models / "run" / "checkpoints" / "step-0000040.pt")
 
 
@@ -78,13 +88,17 @@ def test_vary_the_last_kick_eight_times(served: Any) -> None:
     daemon, client = served
     source = _render(client, "kick", 5, 1)
     _render(client, "snare", 6, 2)  # newer, but not a kick
-    client.send(protocol.VARY, "last", "class", "kick", "count", 8, "seed", 100, "level", 0.4, "id", "v")
+    client.send(
+        protocol.VARY, "last", "class", "kick", "count", 8, "seed", 100, "level", 0.4, "id", "v"
+    )
     dones = _dones(client, 8)
     assert {d[0] for d in dones} == {"v"}
     assert sorted(d[3] for d in dones) == list(range(100, 108))
     assert all(d[2] == "kick" for d in dones)
     meta = _meta(dones[0][1])
-    assert meta["design"]["op"] == "vary" and meta["design"]["level"] == pytest.approx(0.4)  # OSC float32
+    assert meta["design"]["op"] == "vary" and meta["design"]["level"] == pytest.approx(
+        0.4
+    )  # OSC float32
     assert meta["design"]["sources"] == [1]
     hits = [_audio(d[1]) for d in dones]
     assert not np.allclose(hits[0], hits[1])
@@ -178,7 +192,9 @@ def test_scrub_renders_with_an_earlier_checkpoint(served: Any) -> None:
         (protocol.SCRUB, ["kick", "step", 1, "fraction", 0.5, "id", 7], "not both"),
     ],
 )
-def test_bad_requests_are_answered_with_fail(served: Any, address: str, args: list[Any], match: str) -> None:
+def test_bad_requests_are_answered_with_fail(
+    served: Any, address: str, args: list[Any], match: str
+) -> None:
     _, client = served
     client.send(address, *args)
     reply, fail = client.recv()
@@ -202,7 +218,9 @@ def test_design_messages_parse_pd_floats() -> None:
     assert protocol.request_id_of(protocol.INPAINT, ["x", "id", "q1", "start", "bad"]) == "q1"
 
 
-def test_an_empty_inpaint_range_is_told_in_seconds(daemon_factory: Any, client_factory: Any) -> None:
+def test_an_empty_inpaint_range_is_told_in_seconds(
+    daemon_factory: Any, client_factory: Any
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     assert client.ask(protocol.RENDER, "kick", 100, "seed", 1, "id", "src")[0] == protocol.DONE
@@ -211,7 +229,9 @@ def test_an_empty_inpaint_range_is_told_in_seconds(daemon_factory: Any, client_f
     assert "inpaint range 5.000..0.046 s is empty within the 0.046 s hit" in args[2]
 
 
-def test_a_refused_design_request_fails_under_the_clients_id_or_minus_one(daemon_factory: Any, client_factory: Any) -> None:
+def test_a_refused_design_request_fails_under_the_clients_id_or_minus_one(
+    daemon_factory: Any, client_factory: Any
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     assert client.ask(protocol.VARY, "nope")[1][:2] == [-1, "bad_request"]  # as a refused render

@@ -24,7 +24,8 @@ from drumdiff.server import protocol
 OSCSEND = shutil.which("oscsend")
 OSCDUMP = shutil.which("oscdump")
 pytestmark = pytest.mark.skipif(
-    OSCSEND is None or OSCDUMP is None, reason="liblo's oscsend/oscdump are not installed (Debian: liblo-tools)"
+    OSCSEND is None or OSCDUMP is None,
+    reason="liblo's oscsend/oscdump are not installed (Debian: liblo-tools)",
 )
 
 
@@ -40,7 +41,9 @@ class OscDump:
     def __init__(self, port: int) -> None:
         assert OSCDUMP is not None
         self.port = port
-        self.proc = subprocess.Popen([OSCDUMP, "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [OSCDUMP, "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -82,7 +85,11 @@ def dump() -> Iterator[Any]:
 
 def oscsend(daemon_port: int, address: str, types: str = "", *args: Any) -> None:
     assert OSCSEND is not None
-    subprocess.run([OSCSEND, "127.0.0.1", str(daemon_port), address, types, *map(str, args)], check=True, timeout=20)
+    subprocess.run(
+        [OSCSEND, "127.0.0.1", str(daemon_port), address, types, *map(str, args)],
+        check=True,
+        timeout=20,
+    )
 
 
 def wait_listening(daemon_port: int, out: OscDump, *, hello: bool) -> None:

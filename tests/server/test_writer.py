@@ -16,7 +16,9 @@ from drumdiff.server.config import WriterConfig
 from drumdiff.server.writer import HIT_NAME, HitWriter, Published, WriteJob, hit_name
 
 
-def job(seed: int = 1, frames: int = 2048, drum_class: str = "kick", note: int | None = 36) -> WriteJob:
+def job(
+    seed: int = 1, frames: int = 2048, drum_class: str = "kick", note: int | None = 36
+) -> WriteJob:
     rng = np.random.default_rng(seed)
     samples = (rng.uniform(-0.5, 0.5, (1, frames))).astype(np.float32)
     return WriteJob(samples, 44100, drum_class, note, 100, seed, {"steps": 4})
@@ -33,7 +35,9 @@ def test_name_tells_class_note_velocity_seed_time() -> None:
 
 
 def test_every_hit_is_a_new_file_with_metadata(tmp_path: Path) -> None:
-    writer = HitWriter(WriterConfig(folder=str(tmp_path), subtype="FLOAT"), software="drumdiff test")
+    writer = HitWriter(
+        WriterConfig(folder=str(tmp_path), subtype="FLOAT"), software="drumdiff test"
+    )
     writer.start()
     try:
         first = writer.write(job(seed=5))
@@ -119,7 +123,9 @@ def test_a_polling_watcher_never_sees_a_partial_wav(tmp_path: Path) -> None:
 def test_a_folder_that_cannot_be_written_is_reported_at_start(caplog: Any) -> None:
     import logging
 
-    writer = HitWriter(WriterConfig(folder="/proc"), software="test")  # no file can be made there, not even by root
+    writer = HitWriter(
+        WriterConfig(folder="/proc"), software="test"
+    )  # no file can be made there, not even by root
     with caplog.at_level(logging.WARNING, logger="drumdiff.server.writer"):
         writer.start()
     try:

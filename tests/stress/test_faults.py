@@ -34,8 +34,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from drumdiff.model.core.checkpoint import LoadedModel, build_model, save_checkpoint
 from drumdiff.model.config import load_config
+from drumdiff.model.core.checkpoint import LoadedModel, build_model, save_checkpoint
 from drumdiff.server import protocol
 from drumdiff.server.config import WriterConfig
 from drumdiff.server.writer import HIT_NAME, HitWriter
@@ -67,7 +67,9 @@ def test_deleted_folder_is_made_again_and_a_missing_parent_recovers(
     shutil.rmtree(folder)  # tidied away while serving
     address, args = render(client, "b")
     assert address == protocol.DONE and Path(args[1]).parent == folder and Path(args[1]).is_file()
-    shutil.rmtree(drive)  # the drive itself is gone (unmounted): no folder is made on its mount point
+    shutil.rmtree(
+        drive
+    )  # the drive itself is gone (unmounted): no folder is made on its mount point
     assert_fails_with(client, "c", "No such file or directory")
     assert not drive.exists()
     drive.mkdir()  # back again
@@ -75,7 +77,9 @@ def test_deleted_folder_is_made_again_and_a_missing_parent_recovers(
     assert [p.name for p in visible(folder)] and len(visible(folder)) == 1
 
 
-def test_folder_replaced_by_a_file(daemon_factory: Any, client_factory: Any, tmp_path: Path) -> None:
+def test_folder_replaced_by_a_file(
+    daemon_factory: Any, client_factory: Any, tmp_path: Path
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     folder = daemon.writer.folder
@@ -89,8 +93,11 @@ def test_folder_replaced_by_a_file(daemon_factory: Any, client_factory: Any, tmp
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
     try:
@@ -118,7 +125,9 @@ def test_read_only_folder_fails_with_the_reason_and_recovers(
         finally:
             remount(folder, "rw")
         assert render(client, "after")[0] == protocol.DONE
-        assert len(visible(folder)) == 2 and not [p for p in folder.iterdir() if p.name.startswith(".")]
+        assert len(visible(folder)) == 2 and not [
+            p for p in folder.iterdir() if p.name.startswith(".")
+        ]
         daemon.stop()
 
 
@@ -138,24 +147,53 @@ def test_full_disk_fails_with_the_reason_leaves_no_partial_file_and_recovers(
             except OSError as err:
                 assert err.errno == errno.ENOSPC
         assert_fails_with(client, "full", "No space left on device")
-        assert not [p for p in folder.iterdir() if p.name.startswith(".")], "a partial temporary was left"
+        assert not [p for p in folder.iterdir() if p.name.startswith(".")], (
+            "a partial temporary was left"
+        )
         filler.unlink()
         assert render(client, "after")[0] == protocol.DONE
         assert len([p for p in visible(folder) if HIT_NAME.match(p.name)]) == 2
         daemon.stop()
 
 
-def test_sigkill_while_writing_leaves_no_partial_file_under_a_visible_name(tmp_path: Path, client_factory: Any) -> None:
+def test_sigkill_while_writing_leaves_no_partial_file_under_a_visible_name(
+    tmp_path: Path, client_factory: Any
+) -> None:
     """Large float files written back to back, the daemon SIGKILLed after the first `done`."""
 
     model_yaml = tmp_path / "long.yaml"
-    model_yaml.write_text(TINY.read_text().replace("length: 2048", "length: 32768"))  # 128 KB float files
+    model_yaml.write_text(
+        TINY.read_text().replace("length: 2048", "length: 32768")
+    )  # 128 KB float files
     folder = tmp_path / "hits"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drumdiff", "serve", "--model-config", str(model_yaml), "--port", "0", "--folder",
-         str(folder), "--no-midi", "--seed", "1", "--set", "engine.pool_size=0", "--set", "engine.warmup=false",
-         "--set", "writer.subtype=FLOAT", "--set", "engine.max_batch=4"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "drumdiff",
+            "serve",
+            "--model-config",
+            str(model_yaml),
+            "--port",
+            "0",
+            "--folder",
+            str(folder),
+            "--no-midi",
+            "--seed",
+            "1",
+            "--set",
+            "engine.pool_size=0",
+            "--set",
+            "engine.warmup=false",
+            "--set",
+            "writer.subtype=FLOAT",
+            "--set",
+            "engine.max_batch=4",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", "JACK_NO_START_SERVER": "1"},
     )
     try:
@@ -201,15 +239,25 @@ def test_corrupt_checkpoints_keep_the_old_model(
     models = tmp_path / "models"
     models.mkdir()
     config = load_config(TINY)
-    good = save_checkpoint(models / "good.pt", config, model_state=None, ema_state=tiny_model.denoiser.net.state_dict(), step=5)
+    good = save_checkpoint(
+        models / "good.pt",
+        config,
+        model_state=None,
+        ema_state=tiny_model.denoiser.net.state_dict(),
+        step=5,
+    )
     raw = good.read_bytes()
     (models / "truncated.pt").write_bytes(raw[: len(raw) // 2])
     (models / "empty.pt").write_bytes(b"")
     (models / "zip-garbage.pt").write_bytes(b"PK\x03\x04" + os.urandom(4096))
     other = load_config(TINY, ["model.widths=[16, 48]"])
 
-    mismatched = save_checkpoint(models / "mismatch.pt", config, model_state=None,
-                                 ema_state=build_model(other).net.state_dict())
+    mismatched = save_checkpoint(
+        models / "mismatch.pt",
+        config,
+        model_state=None,
+        ema_state=build_model(other).net.state_dict(),
+    )
     assert mismatched.exists()
     torch.save({"weights": [1, 2, 3]}, models / "foreign.pt")
 

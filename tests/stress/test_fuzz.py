@@ -59,7 +59,9 @@ def test_every_datagram_gets_exactly_its_replies(fed: Any, kind: Any) -> None:
     assert daemon.engine.queue_length == 0 and daemon.engine.served == 0  # nothing was rendered
 
 
-def test_fuzz_over_udp_keeps_serving_with_a_ping_after_each_batch(daemon_factory: Any, client_factory: Any) -> None:
+def test_fuzz_over_udp_keeps_serving_with_a_ping_after_each_batch(
+    daemon_factory: Any, client_factory: Any
+) -> None:
     """Real UDP on loopback: 3,000 datagrams in batches, a ping answered after every batch.
 
     Batches are small so that even a kernel with small socket buffers (rmem_max) holds a whole
@@ -92,18 +94,28 @@ def test_fuzz_over_udp_keeps_serving_with_a_ping_after_each_batch(daemon_factory
         assert got == expected, batch
     assert totals["malformed"] and totals["bad_request"] and totals["unknown_address"]
     assert client.ask(protocol.STATUS)[0] == protocol.STATUS_REPLY
-    assert daemon.osc is not None and daemon.osc._thread is not None and daemon.osc._thread.is_alive()
+    assert (
+        daemon.osc is not None and daemon.osc._thread is not None and daemon.osc._thread.is_alive()
+    )
 
 
 # ---- regressions: each of these crashed or hung the daemon before it was fixed ---------------
 
 
-def test_a_negative_bundle_element_size_is_refused_not_looped_on(daemon_factory: Any, client_factory: Any) -> None:
-    """python-osc's OscBundle walked back by -4 forever: one 20-byte datagram hung the OSC thread."""
+def test_a_negative_bundle_element_size_is_refused_not_looped_on(
+    daemon_factory: Any, client_factory: Any
+) -> None:
+    """python-osc's OscBundle walked back by -4 forever: one 20-byte datagram hung the OSC
+    thread."""
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     for size in (-4, -8, -(2**31), 0, 3, 2**31 - 1):
-        client.send_raw(b"#bundle\x00" + struct.pack(">Q", 1) + struct.pack(">i", size) + b"/x\x00\x00,\x00\x00\x00")
+        client.send_raw(
+            b"#bundle\x00"
+            + struct.pack(">Q", 1)
+            + struct.pack(">i", size)
+            + b"/x\x00\x00,\x00\x00\x00"
+        )
         address, args = client.recv()  # a hang would end in the 10 s receive timeout
         assert address == protocol.FAIL and args[1] == "malformed" and "element size" in args[2]
     assert client.ask(protocol.PING, 1) == (protocol.PONG, [1])
@@ -135,11 +147,17 @@ def test_odd_numeric_class_strings_are_bad_requests(fed: Any, target: str) -> No
     assert reply.address == protocol.FAIL and reply.args[1] == "bad_request", reply.args
 
 
-@pytest.mark.parametrize("path", ["k" * 4000, "~nosuchuser/x.pt", "~root/x.pt", "\u00e9" * 3000, "a/" * 2000, "k" * 5000])
+@pytest.mark.parametrize(
+    "path", ["k" * 4000, "~nosuchuser/x.pt", "~root/x.pt", "\u00e9" * 3000, "a/" * 2000, "k" * 5000]
+)
 def test_odd_load_paths_are_refused_not_crashed_on(fed: Any, path: str) -> None:
     daemon, transport = fed
     (reply,) = replies_to(daemon, transport, message(protocol.LOAD, path))
-    assert reply.address == protocol.FAIL and reply.args[1] in ("not_found", "not_allowed", "bad_request"), reply.args
+    assert reply.address == protocol.FAIL and reply.args[1] in (
+        "not_found",
+        "not_allowed",
+        "bad_request",
+    ), reply.args
 
 
 @pytest.mark.parametrize("nonce", [("h", 2**40), ("h", -(2**63)), ("d", 1e300), ("d", -1e39), 3.0])

@@ -33,7 +33,10 @@ def wait_for(predicate: Any, what: str, limit_s: float = 120.0) -> None:
 def test_burst_from_several_clients_loses_nothing(daemon_factory: Any, client_factory: Any) -> None:
     queue_size = 16
     daemon = daemon_factory(
-        "engine.pool_size=4", f"engine.queue_size={queue_size}", "engine.max_batch=8", "engine.refill_batch=4"
+        "engine.pool_size=4",
+        f"engine.queue_size={queue_size}",
+        "engine.max_batch=8",
+        "engine.refill_batch=4",
     )
     classes = list(daemon.engine.model.classes)
     wait_for(lambda: daemon.engine.pool_fill() == 1.0, "the pool to fill")
@@ -95,7 +98,9 @@ def test_burst_from_several_clients_loses_nothing(daemon_factory: Any, client_fa
     assert daemon.engine.busy_rejections == len(failed)
 
     files = {p.name for p in daemon.writer.folder.iterdir()}
-    assert files == {p.split("/")[-1] for _, p, *_ in done}, "every done names a file, every file a done"
+    assert files == {p.split("/")[-1] for _, p, *_ in done}, (
+        "every done names a file, every file a done"
+    )
     assert all(HIT_NAME.match(name) for name in files)
     sources = Counter(json.loads(read_info(args[1])["ICMT"])["source"] for args in done)
     assert sources["pool"] >= 4 and sources["fresh"] >= 1, sources

@@ -18,8 +18,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 
 from bench.osc_fuzz import message
-from drumdiff.model.core.checkpoint import FORMAT, FORMAT_VERSION, LoadedModel
 from drumdiff.model.config import load_config, to_dict
+from drumdiff.model.core.checkpoint import FORMAT, FORMAT_VERSION, LoadedModel
 from drumdiff.model.errors import ConfigError
 from drumdiff.server import protocol
 from drumdiff.server.config import ServerConfig, load_server_config
@@ -50,7 +50,7 @@ class Peer:
         self.sock.settimeout(timeout)
         try:
             data, _ = self.sock.recvfrom(65536)
-        except socket.timeout:
+        except TimeoutError:
             return None
         msg = OscMessage(data)
         return msg.address, list(msg.params)
@@ -79,16 +79,22 @@ def peers() -> Any:
 def test_default_bind_is_loopback(daemon_factory: Any) -> None:
     assert ServerConfig().osc.host == "127.0.0.1" and not ServerConfig().osc.allow_remote
     shipped = load_server_config(REPO / "configs" / "server.yaml")
-    assert shipped.osc.host == "127.0.0.1" and not shipped.osc.allow_remote and shipped.osc.allow == ()
+    assert (
+        shipped.osc.host == "127.0.0.1" and not shipped.osc.allow_remote and shipped.osc.allow == ()
+    )
     daemon = daemon_factory()  # the tests' config only changes the port
     assert daemon.osc_address is not None and daemon.osc_address[0] == "127.0.0.1"
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "fe80::1", "my-laptop.local"])
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "fe80::1", "my-laptop.local"]
+)
 def test_any_other_address_needs_allow_remote(host: str) -> None:
     with pytest.raises(ConfigError, match="allow_remote"):
         load_server_config(None, [f"osc.host='{host}'"])
-    assert load_server_config(None, [f"osc.host='{host}'", "osc.allow_remote=true"]).osc.host == host  # not bound here
+    assert (
+        load_server_config(None, [f"osc.host='{host}'", "osc.allow_remote=true"]).osc.host == host
+    )  # not bound here
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
@@ -105,7 +111,9 @@ def test_allow_list_admits_only_listed_addresses(daemon_factory: Any, peers: Any
     for stranger in strangers:
         stranger.send(protocol.PING, "out")
         stranger.send(protocol.RENDER, "kick", 100)
-        stranger.send(protocol.HELLO, allowed.address[1])  # cannot redirect replies to the allowed peer
+        stranger.send(
+            protocol.HELLO, allowed.address[1]
+        )  # cannot redirect replies to the allowed peer
         stranger.sock.sendto(b"garbage", daemon.osc_address)  # no `fail` either: no reflection
     for stranger in strangers:
         assert stranger.recv(0.3) is None
@@ -130,10 +138,19 @@ def test_an_allow_list_of_networks(daemon_factory: Any, peers: Any) -> None:
     assert outside.recv(0.3) is None
 
 
-HOSTILE_IDS = ["../../../../tmp/evil", "/etc/cron.d/x", "..\\..\\win.ini", "~root", "$(touch${IFS}x)", "kick/.."]
+HOSTILE_IDS = [
+    "../../../../tmp/evil",
+    "/etc/cron.d/x",
+    "..\\..\\win.ini",
+    "~root",
+    "$(touch${IFS}x)",
+    "kick/..",
+]
 
 
-def test_request_strings_never_choose_a_file_path(daemon_factory: Any, client_factory: Any, tmp_path: Path) -> None:
+def test_request_strings_never_choose_a_file_path(
+    daemon_factory: Any, client_factory: Any, tmp_path: Path
+) -> None:
     daemon = daemon_factory()
     client = client_factory(daemon.osc_address)
     before = {p for p in tmp_path.rglob("*")}
@@ -142,7 +159,15 @@ def test_request_strings_never_choose_a_file_path(daemon_factory: Any, client_fa
         address, args = client.ask(protocol.RENDER, "kick", 100, "id", rid, "seed", 1)
         assert address == protocol.DONE and args[0] == rid
         paths.append(Path(args[1]))
-    for name in ["../../kick", "kick/../snare", "/abs/kick", "..", ".", "kick\\..\\x", "\u202ekick"]:
+    for name in [
+        "../../kick",
+        "kick/../snare",
+        "/abs/kick",
+        "..",
+        ".",
+        "kick\\..\\x",
+        "\u202ekick",
+    ]:
         address, args = client.ask(protocol.RENDER, name, 100, "id", "cls")
         assert (address, args[:2]) == (protocol.FAIL, ["cls", "bad_request"]), name
     for design in (
@@ -165,7 +190,9 @@ def test_request_strings_never_choose_a_file_path(daemon_factory: Any, client_fa
 
 
 @pytest.mark.parametrize("target", ["kick\x00../../x", "../kick", "\x00"])
-def test_nul_and_traversal_in_strings_that_bypass_osc(tiny_model: LoadedModel, tmp_path: Path, target: str) -> None:
+def test_nul_and_traversal_in_strings_that_bypass_osc(
+    tiny_model: LoadedModel, tmp_path: Path, target: str
+) -> None:
     """Strings handed to the daemon directly (MIDI maps, local callers) are checked the same way."""
     daemon = Daemon(make_config(tmp_path), tiny_model, transport=LoopbackTransport())
     daemon.start()
@@ -175,7 +202,12 @@ def test_nul_and_traversal_in_strings_that_bypass_osc(tiny_model: LoadedModel, t
         assert err.value.code == "bad_request"
         with pytest.raises(ServerError):
             protocol.parse(protocol.RENDER, ["kick", 100, "id", "a\x00b"])
-        for path in ("good.pt\x00../../etc/passwd", "\x00", "../" * 50 + "etc/passwd", "/etc/passwd"):
+        for path in (
+            "good.pt\x00../../etc/passwd",
+            "\x00",
+            "../" * 50 + "etc/passwd",
+            "/etc/passwd",
+        ):
             with pytest.raises(ServerError) as load_err:
                 daemon.checkpoint_path(path)
             assert load_err.value.code in ("not_found", "not_allowed")
