@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drumdiff.common import HelpFormatter, fail, parser, pick_device, resolve_model, unused_path
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from drumdiff.model.audio import DrumAudio
     from drumdiff.model.core.checkpoint import LoadedModel
     from drumdiff.model.render.generate import RenderSettings
+    from drumdiff.model.render.sound_design import ClassRef
 
 #: The `smpl` root note of an unpitched hit (model.sound_design.DEFAULT_ROOT_NOTE, checked in main).
 ROOT_NOTE = 60
@@ -176,7 +177,11 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
     if args.count < 1:
         raise DrumDiffError("-n must be at least 1")
-    base = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    base = (
+        args.seed
+        if args.seed is not None
+        else int(cast(int, np.random.SeedSequence().entropy) % 2**31)
+    )
     return [base + i for i in range(args.count)]
 
 
@@ -225,10 +230,10 @@ def _load(path: str) -> DrumAudio:
         raise DrumDiffError(f"cannot read {path} as audio: {err}") from None
 
 
-def _mix(model: LoadedModel, items: list[str]) -> dict[str | None, float]:
+def _mix(model: LoadedModel, items: list[str]) -> dict[ClassRef, float]:
     from drumdiff.model.errors import DrumDiffError
 
-    weights: dict[str | None, float] = {}
+    weights: dict[ClassRef, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:

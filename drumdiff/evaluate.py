@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                     grid_period=grid_period,
                 )
             )
-        report = {
+        report: dict[str, Any] = {
             "drumdiff": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": "drumdiff eval " + " ".join(argv if argv is not None else sys.argv[2:]),

@@ -24,8 +24,8 @@ def _signature(address: str, args: tuple, variadic: str | None) -> str:  # type:
 
 def render_markdown() -> str:
     """The whole reference as Markdown; deterministic, so a test can compare it with the file."""
+    from drumdiff.model.labels import GM_DRUM_MAP
     from drumdiff.server import protocol
-    from drumdiff.server.config import GM_DRUM_MAP
     from drumdiff.server.errors import REASON_CODES
 
     lines = [

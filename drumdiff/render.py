@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import cast
 
 from drumdiff.common import fail, parser, pick_device, resolve_model, unused_path
 
@@ -102,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.drum_class is not None and args.drum_class not in model.classes:
             return fail(f"unknown class {args.drum_class!r}; expected one of {list(model.classes)}")
         base_seed = (
-            args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+            args.seed
+            if args.seed is not None
+            else int(cast(int, np.random.SeedSequence().entropy) % 2**31)
         )
         seeds = [base_seed + i for i in range(args.count)]
         out = Path(args.out)
@@ -117,12 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         ) as bar:
             for first in range(0, args.count, args.batch_size):
                 batch = seeds[first : first + args.batch_size]
+
+                def advance(i: int, n: int, k: int = len(batch)) -> None:  # k: this batch's size
+                    bar.update(k)
+
                 audio = render(
                     model,
                     batch,
                     settings,
                     classes=[args.drum_class] * len(batch),
-                    progress=lambda i, n, k=len(batch): bar.update(k),  # noqa: B008 (binds this batch's size)
+                    progress=advance,
                 )
                 for seed, hit in zip(batch, audio):
                     params = {

@@ -279,7 +279,7 @@ _Loader.add_implicit_resolver(
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check `value` against a field's annotation, converting lists to tuples."""
     origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         return from_dict(annotation, value, where)

@@ -55,35 +55,51 @@ def label_from_names(*names: str) -> str:
     return "other"
 
 
-# General MIDI percussion key map (channel 10), notes 35-81, grouped into drumdiff's classes.
-GM_DRUM_NOTES: dict[int, str] = {
+#: General MIDI percussion key map (GM1, channel 10) onto drumdiff's classes; notes not listed
+#: are "percussion". Side stick (37) is a snare: the data labels side sticks and rims as snares.
+GM_DRUM_MAP: dict[int, str] = {
     35: "kick",
     36: "kick",
-    37: "snare",
+    37: "snare",  # side stick
     38: "snare",
-    40: "snare",
     39: "clap",
-    42: "closed_hat",
-    44: "closed_hat",
-    46: "open_hat",
+    40: "snare",
     41: "tom",
+    42: "closed_hat",
     43: "tom",
+    44: "closed_hat",  # pedal hi-hat
     45: "tom",
+    46: "open_hat",
     47: "tom",
     48: "tom",
-    50: "tom",
     49: "crash",
-    52: "crash",
-    55: "crash",
-    57: "crash",
+    50: "tom",
     51: "ride",
-    53: "ride",
+    52: "crash",  # Chinese cymbal
+    53: "ride",  # ride bell
+    55: "crash",  # splash
+    57: "crash",
     59: "ride",
 }
+
+#: The note a pad or sampler calls each class by (where the map gives a class several notes).
+GM_CLASS_NOTES: dict[str, int] = {
+    "kick": 36,
+    "snare": 38,
+    "clap": 39,
+    "tom": 41,
+    "closed_hat": 42,
+    "open_hat": 46,
+    "crash": 49,
+    "ride": 51,
+}
+
+#: When a note's class is one the loaded model lacks, try these in order.
+FALLBACK_CLASSES: tuple[str, ...] = ("percussion", "other")
 
 
 def gm_note_class(note: int) -> str:
     """The drum class of a General MIDI percussion note (others are percussion)."""
     if not 0 <= note <= 127:
         raise ValueError(f"MIDI note {note} out of range 0..127")
-    return GM_DRUM_NOTES.get(note, "percussion")
+    return GM_DRUM_MAP.get(note, "percussion")

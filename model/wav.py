@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from drumdiff.model.files import write_bytes_atomic
+
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 
 # INFO ids by meaning (RIFF INFO list, Microsoft/IBM 1991 spec).
@@ -128,20 +130,8 @@ def write_wav_atomic(
 
     A reader polling the folder sees either no file or the whole file, never a partial one.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
     blob = wav_bytes(samples, sample_rate, subtype=subtype, info=info, root_note=root_note)
-    try:
-        with open(tmp, "wb") as fh:
-            _write_all(fh, blob, True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    return path
+    return write_bytes_atomic(path, blob)
 
 
 def read_chunks(path: str | Path) -> dict[str, bytes]:

@@ -55,9 +55,9 @@ class Mixer:
         out.fill(0.0)
         buffers, positions = self._buffers, self._positions
         while self._incoming:
-            buf = self._incoming.popleft()
+            queued = self._incoming.popleft()
             slot = self._free_slot()
-            buffers[slot] = buf
+            buffers[slot] = queued
             positions[slot] = 0
             self._clock += 1
             self._ages[slot] = self._clock

@@ -16,38 +16,8 @@ from typing import Any
 from drumdiff.model import SHIPPED_WEIGHTS
 from drumdiff.model.config import apply_override, from_dict, read_yaml
 from drumdiff.model.errors import ConfigError
+from drumdiff.model.labels import GM_DRUM_MAP
 from drumdiff.model.wav import SUBTYPES
-
-#: General MIDI percussion key map (GM1 level 1, channel 10) onto drumdiff's classes.
-#: Notes 35-81 not listed here are "percussion".
-GM_DRUM_MAP: dict[int, str] = {
-    35: "kick",
-    36: "kick",
-    37: "percussion",  # side stick
-    38: "snare",
-    39: "clap",
-    40: "snare",
-    41: "tom",
-    42: "closed_hat",
-    43: "tom",
-    44: "closed_hat",  # pedal hi-hat
-    45: "tom",
-    46: "open_hat",
-    47: "tom",
-    48: "tom",
-    49: "crash",
-    50: "tom",
-    51: "ride",
-    52: "crash",  # Chinese cymbal
-    53: "ride",  # ride bell
-    55: "crash",  # splash
-    57: "crash",
-    59: "ride",
-}
-
-
-#: When a note maps to a class the loaded model lacks, try these in order, then unconditional.
-FALLBACK_CLASSES: tuple[str, ...] = ("percussion", "other")
 
 
 @dataclass(frozen=True)

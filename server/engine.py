@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ import torch
 from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint
 from drumdiff.model.core.runtime import RuntimeChoice, use_runtime
 from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.labels import FALLBACK_CLASSES, GM_CLASS_NOTES
 from drumdiff.model.render.generate import (
     RenderSettings,
     render,
@@ -45,7 +46,7 @@ from drumdiff.model.render.generate import (
     settings_with,
     valid_length,
 )
-from drumdiff.server.config import FALLBACK_CLASSES, EngineConfig
+from drumdiff.server.config import EngineConfig
 from drumdiff.server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
 from drumdiff.server.protocol import DRAWN_SEED_LIMIT, PARAMS, RenderRequest, RequestId
 
@@ -192,7 +193,9 @@ class Engine:
         self._on_hit = on_hit
         self._on_fail = on_fail
         self._renderers = dict(RENDERERS if renderers is None else renderers)
-        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+        self.seed = (
+            int(cast(int, np.random.SeedSequence().entropy) % 2**31) if seed is None else int(seed)
+        )
         self._rng = np.random.default_rng(self.seed)
         self._rng_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -661,8 +664,8 @@ class Engine:
 
     def _root_note(self, drum_class: str) -> int | None:
         notes = [n for n, c in sorted(self._note_map.items()) if c == drum_class]
-        # GM lists 35 before 36 for kick, but 36 is what every pad and sampler calls "kick"
-        return 36 if drum_class == "kick" and 36 in notes else (notes[0] if notes else None)
+        usual = GM_CLASS_NOTES.get(drum_class)
+        return usual if usual in notes else (notes[0] if notes else None)
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:

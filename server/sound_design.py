@@ -23,6 +23,7 @@ from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.render.generate import RenderSettings, render, settings_with
 from drumdiff.model.render.sound_design import (
+    ClassRef,
     ModelCache,
     class_weight_vector,
     inpaint,
@@ -72,9 +73,9 @@ class HitHistory:
     def find(self, ref: RequestId, drum_class: str | None = None) -> PastHit:
         with self._lock:
             if ref == LAST:
-                for hit in reversed(self._hits.values()):
-                    if drum_class is None or hit.drum_class == drum_class:
-                        return hit
+                for past in reversed(self._hits.values()):
+                    if drum_class is None or past.drum_class == drum_class:
+                        return past
                 which = f"of class {drum_class!r} " if drum_class else ""
                 raise ProtocolError(f"no earlier hit {which}to refer to yet")
             hit = self._hits.get(ref)
@@ -269,13 +270,13 @@ class DesignService:
                 info.update(start=start, end=end, seam=seam)
             return [task(label, class_arg, seed, settings, extra) for seed in seeds]
         if kind == "morph":
-            a, b = (self._class(c, model) for c in request.classes)
+            first, second = (self._class(c, model) for c in request.classes)
             mix = float(request.mix if request.mix is not None else 0.5)
-            weights: dict[str | None, float] = {}
-            weights[a] = weights.get(a, 0.0) + 1.0 - mix
-            weights[b] = weights.get(b, 0.0) + mix
+            weights: dict[ClassRef, float] = {}
+            weights[first] = weights.get(first, 0.0) + 1.0 - mix
+            weights[second] = weights.get(second, 0.0) + mix
             class_weight_vector(model, weights)  # validates now, on the transport thread
-            label = f"{a or UNCONDITIONAL}+{b or UNCONDITIONAL}"
+            label = f"{first or UNCONDITIONAL}+{second or UNCONDITIONAL}"
             info["mix"] = {str(k or UNCONDITIONAL): v for k, v in weights.items()}
             return [task(label, None, seed, settings, {"weights": weights}) for seed in seeds]
         if kind == "scrub":

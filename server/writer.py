@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from drumdiff.model.files import temporary_target
 from drumdiff.model.wav import write_wav_atomic
 from drumdiff.server.config import WriterConfig
 
@@ -36,8 +37,6 @@ log = logging.getLogger("drumdiff.server.writer")
 #: Names the daemon writes; retention only ever deletes files matching this.
 HIT_NAME = re.compile(r"^[a-z0-9_]+_n(\d{3}|xxx)_v\d{3}_s\d+_\d{8}-\d{6}-\d{3}_\d+\.wav$")
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
-#: The hidden temporary of a hit being written (`model.wav.write_wav_atomic`): `.<name>.part-<pid>`.
-_PARTIAL = re.compile(r"^\.(.+)\.part-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -195,10 +194,10 @@ class HitWriter:
         if os.name != "posix":  # os.kill(pid, 0) is no liveness probe on Windows
             return
         for entry in self.folder.iterdir():
-            match = _PARTIAL.match(entry.name)
-            if match is None or not HIT_NAME.match(match.group(1)):
+            partial = temporary_target(entry.name)
+            if partial is None or not HIT_NAME.match(partial[0]):
                 continue
-            pid = int(match.group(2))
+            pid = partial[1]
             # Our own pid counts as stale: nothing has been written yet (a restarted container
             # often gets the pid its killed predecessor had).
             if pid != os.getpid() and _alive(pid):

@@ -6,7 +6,6 @@ Saved with `torch.save` of plain containers and tensors only, loaded with
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from torch import Tensor
 from drumdiff.model.config import Config, config_from_dict, to_dict
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.unet import DrumUNet1d
-from drumdiff.model.errors import CheckpointError, ConfigError
+from drumdiff.model.errors import CheckpointError, ConfigError, DrumDiffError
+from drumdiff.model.files import atomic_open
 
 FORMAT = "drumdiff-checkpoint"
 FORMAT_VERSION = 1
@@ -126,13 +126,48 @@ def save_payload_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
     """`torch.save` to a hidden temporary name, fsync, rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_open(path) as fh:
         torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return path
+
+
+def load_plain(
+    path: str | Path,
+    *,
+    what: str,
+    error: type[DrumDiffError],
+    map_location: str | torch.device = "cpu",
+) -> Any:
+    """`torch.load` of a file that may hold only tensors and plain data, never pickled objects.
+
+    A missing, empty, foreign, truncated or unsafe file raises `error` with one line naming
+    `what` it was meant to be; nothing in the file runs.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise error(f"{what} {path} is empty")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != ZIP_MAGIC:  # torch.save writes a zip; anything else is foreign (or legacy)
+        raise error(
+            f"{what} {path} is not a PyTorch zip file (starts with {magic!r}); "
+            f"not a drumdiff {what}"
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
+        raise error(
+            f"{what} {path} holds objects other than tensors and plain data; refused "
+            f"without running it ({first[:160]})"
+        ) from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise error(f"{what} {path} is truncated or not a PyTorch file ({first[:160]})") from None
 
 
 def read_checkpoint(
@@ -140,32 +175,7 @@ def read_checkpoint(
 ) -> dict[str, Any]:
     """The raw payload of a drumdiff checkpoint, validated; one-line errors otherwise."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty")
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic != ZIP_MAGIC:  # torch.save writes a zip; anything else is foreign (or legacy)
-        raise CheckpointError(
-            f"checkpoint {path} is not a PyTorch zip file (starts with {magic!r}); "
-            "not a drumdiff checkpoint"
-        )
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
-        raise CheckpointError(
-            f"checkpoint {path} holds objects other than tensors and plain data; refused "
-            f"without running it ({first[:160]})"
-        ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or not a PyTorch file ({first[:160]})"
-        ) from None
+    payload = load_plain(path, what="checkpoint", error=CheckpointError, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a drumdiff checkpoint (no '{FORMAT}' marker)")
     version = payload.get("format_version")

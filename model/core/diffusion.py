@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -193,7 +193,7 @@ def measure_spectrum(clips: Iterable[np.ndarray], bands: int) -> tuple[float, ..
     return tuple(float(f"{v:.5g}") for v in amp)
 
 
-def measure_envelope(clips: Sequence[np.ndarray] | np.ndarray, block: int) -> tuple[float, ...]:
+def measure_envelope(clips: Iterable[np.ndarray] | np.ndarray, block: int) -> tuple[float, ...]:
     """RMS over clips (N, C, T) per block of `block` samples, rounded for a readable config."""
     total: np.ndarray | None = None
     count = 0

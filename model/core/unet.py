@@ -29,6 +29,8 @@ def _groups(channels: int) -> int:
 class FourierFeatures(nn.Module):
     """Fixed random Fourier features of a scalar (Tancik et al., 2020), as in Dance Diffusion."""
 
+    weight: Tensor  # a buffer, registered in __init__
+
     def __init__(self, features: int, std: float = 16.0) -> None:
         super().__init__()
         self.register_buffer("weight", torch.randn(1, features // 2) * std)
@@ -54,6 +56,7 @@ class ResBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv1d(c_out, c_out, kernel_size, padding=pad)
         nn.init.zeros_(self.conv2.weight)
+        assert self.conv2.bias is not None  # Conv1d defaults to bias=True
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
@@ -86,6 +89,7 @@ class SampleRefiner(nn.Module):
         self.film = nn.Linear(embed_dim, 2 * channels)
         self.conv_out = nn.Conv1d(channels, audio_channels, kernel_size, padding=pad)
         nn.init.zeros_(self.conv_out.weight)
+        assert self.conv_out.bias is not None  # Conv1d defaults to bias=True
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, coarse: Tensor, x: Tensor, emb: Tensor) -> Tensor:
@@ -105,6 +109,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.out = nn.Conv1d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # Conv1d defaults to bias=True
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -218,6 +223,7 @@ class DrumUNet1d(nn.Module):
         self.out_norm = nn.GroupNorm(_groups(w0), w0)
         self.out = nn.Conv1d(w0, patch_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # Conv1d defaults to bias=True
         nn.init.zeros_(self.out.bias)
         self.refiner = (
             SampleRefiner(

@@ -14,7 +14,7 @@ def phase_flip(clip: np.ndarray) -> np.ndarray:
     return -clip
 
 
-def pitch_shift(clip: np.ndarray, semitones: float) -> np.ndarray:
+def repitch_in_place(clip: np.ndarray, semitones: float) -> np.ndarray:
     """Resampling-based shift (pitch and length change together, like a sampler), re-cut to T."""
     if semitones == 0:
         return clip.copy()
@@ -51,7 +51,7 @@ def augment(clip: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> n
     db = rng.uniform(*cfg.gain_db)
     out = clip.astype(np.float32, copy=True)
     if draws[0] < cfg.pitch_p:
-        out = pitch_shift(out, semis)
+        out = repitch_in_place(out, semis)
     if draws[1] < cfg.saturation_p:
         out = saturate(out, drive)
     if draws[2] < cfg.gain_p:

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from drumdiff.model.audio import AUDIO_EXTENSIONS, DrumAudio
 from drumdiff.model.config import DataConfig, ModelConfig
 from drumdiff.model.errors import AudioError, DrumDiffError
+from drumdiff.model.files import atomic_open, atomic_path
 from drumdiff.model.labels import label_from_names
 
 SPLITS = ("train", "validation", "test")
@@ -347,9 +348,8 @@ def prepare_dataset(
                 report.reused += 1
             else:
                 clip = process_clip(item.path, model, data)
-                tmp = cached.with_name(f".{cached.name}.tmp.npy")
-                np.save(tmp, clip)
-                os.replace(tmp, cached)
+                with atomic_open(cached, fsync=False) as fh:  # a cache: rebuilt if lost
+                    np.save(fh, clip)
         except AudioError as err:
             reason = str(err).split(":")[0].split(" (")[0]
             report.per_reason[reason] += 1
@@ -389,15 +389,15 @@ def prepare_dataset(
         test_kits=test_kits,
         validation_kits=validation_kits,
     )
-    array = np.lib.format.open_memmap(
-        out / ".clips.tmp.npy", mode="w+", dtype=np.float32, shape=(len(clips), *clips[0].shape)
-    )
-    for i, clip in enumerate(clips):
-        array[i] = clip
-    array.flush()
-    del array
-    os.replace(out / ".clips.tmp.npy", out / "clips.npy")
-    with open(out / "index.jsonl", "w") as fh:
+    with atomic_path(out / "clips.npy") as tmp:
+        array = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(len(clips), *clips[0].shape)
+        )
+        for i, clip in enumerate(clips):
+            array[i] = clip
+        array.flush()
+        del array
+    with atomic_open(out / "index.jsonl", "w") as fh:
         for i, row in enumerate(rows):
             row = {"id": i, "split": assignment[str(row["kit"])], **row}
             fh.write(json.dumps(row) + "\n")
@@ -457,7 +457,7 @@ class DrumDataset:
         fallback = lookup.get("other")
         if len(self.classes) == 1:
             fallback = 0  # an unconditional model takes every clip
-        self.rows: list[dict[str, object]] = []
+        self.rows: list[dict[str, Any]] = []
         self.labels: list[int] = []
         for row in rows:
             if row["split"] not in splits:

@@ -9,8 +9,6 @@ tensors and a config dict, loaded with `weights_only=True`.
 from __future__ import annotations
 
 import math
-import pickle
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from drumdiff.model.core.checkpoint import save_payload_atomic
+from drumdiff.model.core.checkpoint import load_plain, save_payload_atomic
 from drumdiff.model.errors import CheckpointError, DrumDiffError
 from drumdiff.model.judge.features import log_mel
 
@@ -161,16 +159,7 @@ def load_classifier(path: str | Path) -> DrumClassifierModel:
             f"classifier {path} does not exist; train one with `drumdiff eval --train-classifier "
             "PATH --data DATASET`"
         )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ClassifierError(
-            f"classifier {path} holds objects other than tensors; refused"
-        ) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-        raise ClassifierError(
-            f"classifier {path} is truncated or not a PyTorch file ({str(err)[:120]})"
-        ) from None
+    payload = load_plain(path, what="classifier", error=ClassifierError)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ClassifierError(f"{path} is not a drumdiff classifier (no '{FORMAT}' marker)")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -780,13 +780,18 @@ def render_hits(
     for start in range(0, len(seeds), batch_size):
         batch = seeds[start : start + batch_size]
         names = [classes[int(c)] for c in labels[start : start + batch_size]]
+
+        def advance(i: int, n: int, b: int = len(batch)) -> None:  # b: this batch's size
+            assert progress is not None  # passed to render only when there is one
+            progress(b)
+
         chunks.append(
             render(
                 model,
                 batch,
                 settings,
                 classes=names,
-                progress=(lambda i, n, b=len(batch): progress(b)) if progress else None,  # noqa: B008
+                progress=advance if progress else None,
             )
         )
     seconds = time.perf_counter() - started

@@ -480,11 +480,13 @@ def write_html(
             )
         parts.append("</details>")
     if "descriptors" in plots:
+        assert focus is not None  # plots are drawn only for a focus set
         parts.append(
             f"<h2>Descriptors: {html.escape(focus.name)} vs real</h2><img "
             f"src='{plots['descriptors']}'>"
         )
     if "spectrograms" in plots:
+        assert focus is not None
         parts.append(
             f"<h2>Log-mel spectrograms: {html.escape(focus.name)} vs real</h2><img "
             f"src='{plots['spectrograms']}'>"

@@ -63,7 +63,7 @@ def measure_class_envelopes(
         if peak <= 0:
             continue
         per_class[cid].append(block_rms_db(clip / peak, block))
-    out = []
+    out: list[tuple[float, ...]] = []
     for curves in per_class:
         if not curves:
             out.append(())

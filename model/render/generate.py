@@ -197,7 +197,9 @@ def render(
 
     def callback(info: dict[str, object]) -> None:
         if progress is not None:
-            progress(int(info["i"]) + 1, settings.steps)  # type: ignore[arg-type]
+            step = info["i"]
+            assert isinstance(step, int)  # every sampler passes its step index
+            progress(step + 1, settings.steps)
 
     out = sampler(
         plan.denoiser,

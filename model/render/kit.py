@@ -39,7 +39,8 @@ from drumdiff.model.audio import apply_fade_out, peak_safe
 from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.core.diffusion import audio_to_model, one_hot_weights
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.labels import gm_note_class
+from drumdiff.model.files import write_bytes_atomic
+from drumdiff.model.labels import FALLBACK_CLASSES, gm_note_class
 from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render
 from drumdiff.model.render.sound_design import inpaint, pitch_shift
 from drumdiff.model.wav import write_wav_atomic
@@ -64,8 +65,6 @@ TOM_SEMITONES: dict[int, float] = {41: -6.0, 43: -4.0, 45: -2.0, 47: 0.0, 48: 2.
 #: Hi-hat notes: the closed (42) and pedal (44) hats choke the open hat (46).
 CHOKING_NOTES = (42, 44)
 CHOKED_NOTES = (46,)
-#: When a note's class is missing from the model, these stand in (in order), else it is skipped.
-FALLBACK_CLASSES = ("percussion", "other")
 #: Hydrogen keeps at most this many layers per instrument component (InstrumentComponent's
 #: default maximum), and a layer there is one (velocity band, round robin) pair.
 HYDROGEN_MAX_LAYERS = 16
@@ -942,12 +941,6 @@ def _tar_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
 # Writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def write_kit(kit: RenderedKit, out: str | Path, *, sample_rate: int) -> dict[str, Path]:
     """Write the WAVs, kit.json and the format files into folder `out`; returns what was written
     by role ("kit.json", "sfz", "hydrogen", "decentsampler")."""
@@ -991,15 +984,15 @@ def write_kit(kit: RenderedKit, out: str | Path, *, sample_rate: int) -> dict[st
         name: hashlib.sha256(blob).hexdigest() for name, blob in sorted(blobs.items())
     }
     path = out / "kit.json"
-    _atomic_write(path, (json.dumps(meta, indent=1) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(meta, indent=1) + "\n").encode())
     written["kit.json"] = path
     if "sfz" in plan.formats:
         path = out / f"{plan.name}.sfz"
-        _atomic_write(path, sfz_text(plan).encode())
+        write_bytes_atomic(path, sfz_text(plan).encode())
         written["sfz"] = path
     if "decentsampler" in plan.formats:
         path = out / f"{plan.name}.dspreset"
-        _atomic_write(path, dspreset_text(plan).encode())
+        write_bytes_atomic(path, dspreset_text(plan).encode())
         written["decentsampler"] = path
     if "hydrogen" in plan.formats:
         entries = [(f"{plan.name}/drumkit.xml", hydrogen_drumkit_xml(plan).encode())]
@@ -1009,7 +1002,7 @@ def write_kit(kit: RenderedKit, out: str | Path, *, sample_rate: int) -> dict[st
             for hit in pad.hits
         ]
         path = out / f"{plan.name}.h2drumkit"
-        _atomic_write(path, _tar_bytes(entries))
+        write_bytes_atomic(path, _tar_bytes(entries))
         written["hydrogen"] = path
     return written
 

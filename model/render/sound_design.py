@@ -1,5 +1,5 @@
 """Sound design with a trained model: variation, inversion and interpolation, inpainting and
-extension, class morphing, checkpoint scrubbing, other lengths and pitch.
+extension, class morphing, the checkpoints of a run to scrub through, and pitch.
 
 Every function takes a `LoadedModel` and plain arguments (no YAML, no argparse) and is seeded:
 item i of a batch depends only on seeds[i], so results can be recalled from the seeds echoed in
@@ -15,7 +15,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -808,33 +808,8 @@ class ModelCache:
             return len(self._models)
 
 
-def scrub(
-    cache: ModelCache,
-    run: str | Path,
-    *,
-    step: int | None = None,
-    fraction: float | None = None,
-) -> LoadedModel:
-    """The model of the checkpoint picked from a run folder, through the cache."""
-    entry = pick_checkpoint(list_checkpoints(run), step=step, fraction=fraction)
-    return cache.get(entry.path)
-
-
 # ---------------------------------------------------------------------------------------------
-# Length and pitch
-
-
-def length_settings(model: LoadedModel, settings: RenderSettings, seconds: float) -> RenderSettings:
-    """`settings` for renders of `seconds` (the network runs at the next length it accepts and
-    the output is cut).
-
-    The learned time embedding covers the trained length; shorter renders use its start,
-    longer ones hold its last value (DrumUNet1d._position), so long tails stay plausible but
-    the farther past the trained length, the less the model knows.
-    """
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise SoundDesignError(f"length must be a positive number of seconds, got {seconds}")
-    return replace(settings, length=max(1, int(round(seconds * model.sample_rate))))
+# Pitch
 
 
 def pitch_shift(audio: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:

@@ -51,6 +51,7 @@ from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.diffusion import audio_to_model, measure_envelope, measure_spectrum
 from drumdiff.model.data.dataset import DrumDataset, SourceItem, prepare_dataset
 from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.files import write_text_atomic
 from drumdiff.model.judge.evaluate import HitSet, json_safe, nearest_train
 from drumdiff.model.judge.features import copy_vectors, log_mel
 from drumdiff.model.labels import label_from_name
@@ -231,9 +232,7 @@ def prepare_folder(
         row["split"] = "validation" if int(row["id"]) in held else "train"
         counts = per_class.setdefault(str(row["label"]), {"train": 0, "validation": 0})
         counts[row["split"]] += 1
-    tmp = index.with_name(".index.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(index)
+    write_text_atomic(index, "".join(json.dumps(r) + "\n" for r in rows))
     # Keep prepare's report truthful about the splits and labels this command chose.
     summary = report.to_json()
     summary["per_class"] = dict(sorted(Counter(str(r["label"]) for r in rows).items()))
@@ -710,9 +709,7 @@ class FineTune:
 
     def save_state(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-        tmp.replace(self.out / STATE_FILE)
+        write_text_atomic(self.out / STATE_FILE, json.dumps(self.state, indent=2) + "\n")
 
     @property
     def config(self) -> Config:

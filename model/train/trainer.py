@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -79,15 +79,18 @@ def init_distributed() -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 
-class EMA:
+M = TypeVar("M", bound=nn.Module)
+
+
+class EMA(Generic[M]):
     """Exponential moving average of weights; with warm-up the decay grows as 1 - 1/(step/10+1)...
 
     so that early in training the average follows the model closely instead of remembering the
     random initialisation.
     """
 
-    def __init__(self, model: nn.Module, decay: float, warmup: bool) -> None:
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+    def __init__(self, model: M, decay: float, warmup: bool) -> None:
+        self.model: M = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
         self.warmup = warmup
 

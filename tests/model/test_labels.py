@@ -6,7 +6,8 @@ import pytest
 
 from drumdiff.model.config import DRUM_CLASSES
 from drumdiff.model.labels import (
-    GM_DRUM_NOTES,
+    GM_CLASS_NOTES,
+    GM_DRUM_MAP,
     gm_note_class,
     label_from_name,
     label_from_names,
@@ -102,8 +103,13 @@ def test_gm_note_class(note: int, label: str) -> None:
 
 
 def test_gm_map_covers_only_known_classes() -> None:
-    assert set(GM_DRUM_NOTES.values()) <= set(DRUM_CLASSES)
+    assert set(GM_DRUM_MAP.values()) <= set(DRUM_CLASSES)
     with pytest.raises(ValueError, match="out of range"):
         gm_note_class(128)
     with pytest.raises(ValueError, match="out of range"):
         gm_note_class(-1)
+
+
+def test_each_class_note_plays_its_class() -> None:
+    assert {GM_DRUM_MAP[note] for note in GM_CLASS_NOTES.values()} == set(GM_CLASS_NOTES)
+    assert all(GM_DRUM_MAP[note] == name for name, note in GM_CLASS_NOTES.items())

@@ -372,6 +372,21 @@ def test_cli_refuses_a_folder_that_is_not_a_run(dataset: Path, tmp_path: Path) -
 # -- logging ----------------------------------------------------------------------------------
 
 
+def test_trains_and_logs_without_tensorboard(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As without the optional `train` extra: importing TensorBoard's writer fails, and the run
+    # folder is not made beforehand (nothing calls write_run_files).
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    lines: list[str] = []
+    config = tiny("train.max_steps=2", "train.log_every=1", "train.validate_every=2")
+    Trainer(config, dataset, tmp_path / "fresh" / "run", log=lines.append).fit(progress=False)
+    rows = (tmp_path / "fresh" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows if "loss" in json.loads(r)] == [1, 2]
+    assert any("tensorboard is not installed" in line for line in lines)
+    assert not (tmp_path / "fresh" / "run" / "tensorboard").exists()
+
+
 def test_tiny_run_writes_tensorboard_events_and_metrics(dataset: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
