@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from drumdiff.model import DEFAULT_MODEL
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
     from drumdiff.model.core.checkpoint import LoadedModel
+    from drumdiff.model.render.generate import RenderSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,99 @@ def parser(description: str | None, prog: str) -> argparse.ArgumentParser:
         prog=f"drumdiff {prog}",
         description=description,
         formatter_class=HelpFormatter,
+    )
+
+
+#: The `smpl` root note of an unpitched CLI render: middle C, where a sampler plays a sample
+#: unpitched (model.render.sound_design.DEFAULT_ROOT_NOTE; `design` checks they agree).
+ROOT_NOTE = 60
+WAV_FORMATS = ("PCM_16", "PCM_24", "FLOAT")  # model.wav.SUBTYPES, checked against it when used
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """--steps, --sampler, --schedule, --guidance, --eta: each defaults to the model's own."""
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists "
+        "them)",
+    )
+    p.add_argument(
+        "--schedule", default=None, help="noise schedule, karras or linear (default: the model's)"
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the model's)",
+    )
+    p.add_argument(
+        "--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)"
+    )
+
+
+def add_seed_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)"
+    )
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--length, --format, --device, --out of commands that write hits as WAV files."""
+    p.add_argument(
+        "--length", type=float, default=None, help="seconds (default: the model's length)"
+    )
+    p.add_argument("--format", choices=WAV_FORMATS, default="PCM_24", help="WAV sample format")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--out", default="renders", help="output folder (existing files are never overwritten)"
+    )
+
+
+def seeds_from_args(args: argparse.Namespace) -> list[int]:
+    """-n seeds from --seed on (a random first seed when none is given)."""
+    import numpy as np
+
+    from drumdiff.model.errors import DrumDiffError
+
+    if args.count < 1:
+        raise DrumDiffError("-n must be at least 1")
+    first = (
+        args.seed
+        if args.seed is not None
+        else int(cast(int, np.random.SeedSequence().entropy) % 2**31)
+    )
+    return [first + i for i in range(args.count)]
+
+
+def settings_from_args(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
+    """The model's render settings with the sampling options and --length given, checked."""
+    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
+    from drumdiff.model.errors import DrumDiffError
+    from drumdiff.model.render.generate import settings_for
+
+    if args.steps is not None and args.steps < 1:
+        raise DrumDiffError("--steps must be at least 1")
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise DrumDiffError(f"unknown sampler {args.sampler!r}; expected one of {sorted(SAMPLERS)}")
+    if args.schedule is not None and args.schedule not in SCHEDULES:
+        raise DrumDiffError(
+            f"unknown schedule {args.schedule!r}; expected one of {sorted(SCHEDULES)}"
+        )
+    length = None
+    if getattr(args, "length", None) is not None:
+        if not args.length > 0:
+            raise DrumDiffError("--length must be positive")
+        length = max(1, int(round(args.length * model.sample_rate)))
+    return settings_for(
+        model,
+        steps=args.steps,
+        sampler=args.sampler,
+        schedule=args.schedule,
+        guidance=args.guidance,
+        eta=args.eta,
+        length=length,
     )
 
 

@@ -9,9 +9,23 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from drumdiff.common import HelpFormatter, fail, parser, pick_device, resolve_model, unused_path
+from drumdiff.common import (
+    ROOT_NOTE,
+    WAV_FORMATS,
+    HelpFormatter,
+    add_output_options,
+    add_sampling_options,
+    add_seed_option,
+    fail,
+    parser,
+    pick_device,
+    resolve_model,
+    seeds_from_args,
+    settings_from_args,
+    unused_path,
+)
 
 # The operations load torch; only their type names are needed here, so `drumdiff design --help`
 # answers without it. Each function imports what it runs.
@@ -22,10 +36,6 @@ if TYPE_CHECKING:
     from drumdiff.model.core.checkpoint import LoadedModel
     from drumdiff.model.render.generate import RenderSettings
     from drumdiff.model.render.sound_design import ClassRef
-
-#: The `smpl` root note of an unpitched hit (model.sound_design.DEFAULT_ROOT_NOTE, checked in main).
-ROOT_NOTE = 60
-WAV_FORMATS = ("PCM_16", "PCM_24", "FLOAT")  # model.wav.SUBTYPES
 
 
 def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: bool = True) -> None:
@@ -38,31 +48,8 @@ def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: boo
         )
     if seeded:
         p.add_argument("-n", "--count", type=int, default=4, help="how many hits")
-        p.add_argument(
-            "--seed", type=int, default=None, help="first seed; hit i uses seed+i (default: random)"
-        )
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument(
-        "--sampler",
-        default=None,
-        help="sampler, e.g. dpmpp-2m, ddim, heun (default: the model's; an unknown name lists "
-        "them)",
-    )
-    p.add_argument(
-        "--schedule", default=None, help="noise schedule, karras or linear (default: the model's)"
-    )
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        help="classifier-free guidance scale (default: the model's)",
-    )
-    p.add_argument(
-        "--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)"
-    )
-    p.add_argument(
-        "--length", type=float, default=None, help="seconds (default: the model's length)"
-    )
+        add_seed_option(p)
+    add_sampling_options(p)
     p.add_argument(
         "--pitch", type=float, default=0.0, help="repitch the result by this many semitones"
     )
@@ -72,11 +59,7 @@ def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: boo
         default=ROOT_NOTE,
         help="MIDI note the unpitched hit sounds at; every file's smpl chunk gets it plus --pitch",
     )
-    p.add_argument("--format", choices=WAV_FORMATS, default="PCM_24", help="WAV sample format")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument(
-        "--out", default="renders", help="output folder (existing files are never overwritten)"
-    )
+    add_output_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,50 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(scr, model_flags=False)
     return p
-
-
-def _seeds(args: argparse.Namespace) -> list[int]:
-    import numpy as np
-
-    from drumdiff.model.errors import DrumDiffError
-
-    if args.count < 1:
-        raise DrumDiffError("-n must be at least 1")
-    base = (
-        args.seed
-        if args.seed is not None
-        else int(cast(int, np.random.SeedSequence().entropy) % 2**31)
-    )
-    return [base + i for i in range(args.count)]
-
-
-def _settings(model: LoadedModel, args: argparse.Namespace) -> RenderSettings:
-    from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
-    from drumdiff.model.errors import DrumDiffError
-    from drumdiff.model.render.generate import settings_for
-
-    if args.steps is not None and args.steps < 1:
-        raise DrumDiffError("--steps must be at least 1")
-    if args.sampler is not None and args.sampler not in SAMPLERS:
-        raise DrumDiffError(f"unknown sampler {args.sampler!r}; expected one of {sorted(SAMPLERS)}")
-    if args.schedule is not None and args.schedule not in SCHEDULES:
-        raise DrumDiffError(
-            f"unknown schedule {args.schedule!r}; expected one of {sorted(SCHEDULES)}"
-        )
-    length = None
-    if args.length is not None:
-        if args.length <= 0:
-            raise DrumDiffError("--length must be positive")
-        length = max(1, int(round(args.length * model.sample_rate)))
-    return settings_for(
-        model,
-        steps=args.steps,
-        sampler=args.sampler,
-        schedule=args.schedule,
-        guidance=args.guidance,
-        eta=args.eta,
-        length=length,
-    )
 
 
 def _load(path: str) -> DrumAudio:
@@ -313,7 +252,7 @@ def _sampling(s: RenderSettings) -> dict[str, Any]:
 def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
     from drumdiff.model.render.sound_design import variation
 
-    settings, seeds = _settings(model, args), _seeds(args)
+    settings, seeds = settings_from_args(model, args), seeds_from_args(args)
     audio = variation(
         model, _load(args.input), args.level, seeds, settings, drum_class=args.drum_class
     )
@@ -338,7 +277,7 @@ def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -
 
     from drumdiff.model.render.sound_design import interpolate
 
-    settings = _settings(model, args)
+    settings = settings_from_args(model, args)
     audio = interpolate(
         model,
         _load(args.a),
@@ -380,7 +319,7 @@ def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> No
     from drumdiff.model.errors import DrumDiffError
     from drumdiff.model.render.sound_design import extend, inpaint
 
-    settings, seeds = _settings(model, args), _seeds(args)
+    settings, seeds = settings_from_args(model, args), seeds_from_args(args)
     source = _load(args.input)
     sr = model.sample_rate
     length_s = (settings.length or model.config.model.length) / sr
@@ -444,7 +383,7 @@ def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> No
 def _morph(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
     from drumdiff.model.render.sound_design import morph
 
-    settings, seeds = _settings(model, args), _seeds(args)
+    settings, seeds = settings_from_args(model, args), seeds_from_args(args)
     weights = _mix(model, args.mix)
     audio = morph(model, weights, seeds, settings)
     total = sum(weights.values())
@@ -483,7 +422,7 @@ def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Pat
         return None
     entry = pick_checkpoint(entries, step=args.step, fraction=args.fraction)
     model = ModelCache(1, device=device).get(entry.path)
-    settings, seeds = _settings(model, args), _seeds(args)
+    settings, seeds = settings_from_args(model, args), seeds_from_args(args)
     write = _Writer(model, args, str(entry.path))
     audio = render(model, seeds, settings, classes=[args.drum_class] * len(seeds))
     label = args.drum_class or "any"

@@ -15,10 +15,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from drumdiff.common import fail, parser, pick_device, resolve_model
-from drumdiff.model.core.sampling import SAMPLERS, SCHEDULES
+from drumdiff.common import (
+    add_sampling_options,
+    fail,
+    parser,
+    pick_device,
+    resolve_model,
+    settings_from_args,
+)
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.render.generate import settings_for
 from drumdiff.model.render.kit import (
     DEFAULT_NOTES,
     FORMATS,
@@ -95,10 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", type=_formats, default=list(FORMATS), help=f"comma list of {','.join(FORMATS)}"
     )
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default=None)
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None)
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    add_sampling_options(p)
     p.add_argument("--sample-format", choices=SUBTYPES, default="PCM_24", help="WAV sample format")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -138,13 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         else:
             model = resolve_model(args.checkpoint, args.config, device)
-            settings = settings_for(
-                model,
-                steps=args.steps,
-                sampler=args.sampler,
-                schedule=args.schedule,
-                guidance=args.guidance,
-            )
+            settings = settings_from_args(model, args)
             plan = plan_kit(
                 model,
                 name=args.name,
