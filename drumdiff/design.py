@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from drumdiff.model.audio import DrumAudio
     from drumdiff.model.core.checkpoint import LoadedModel
-    from drumdiff.model.render.generate import RenderSettings
     from drumdiff.model.render.sound_design import ClassRef
 
 
@@ -238,17 +237,6 @@ class _Writer:
         self.written.append(path)
 
 
-def _sampling(s: RenderSettings) -> dict[str, Any]:
-    return {
-        "steps": s.steps,
-        "sampler": s.sampler,
-        "schedule": s.schedule,
-        "guidance": s.guidance,
-        "eta": s.eta,
-        "length": s.length,
-    }
-
-
 def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
     from drumdiff.model.render.sound_design import variation
 
@@ -267,7 +255,7 @@ def _vary(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None:
                 "level": args.level,
                 "seed": seed,
                 "class": args.drum_class,
-                **_sampling(settings),
+                **settings.describe(),
             },
         )
 
@@ -346,7 +334,7 @@ def _inpaint(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> No
         "input": str(args.input),
         "class": args.drum_class,
         "seam_ms": args.seam_ms,
-        **_sampling(settings),
+        **settings.describe(),
     }
     if args.range is not None:
         start, end = (int(round(v * sr)) for v in args.range)
@@ -399,7 +387,7 @@ def _morph(model: LoadedModel, args: argparse.Namespace, write: _Writer) -> None
         write(
             f"morph_{tag}_seed{seed}",
             hit,
-            {"op": "morph", "mix": mix, "seed": seed, **_sampling(settings)},
+            {"op": "morph", "mix": mix, "seed": seed, **settings.describe()},
         )
 
 
@@ -438,7 +426,7 @@ def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Pat
                 "asked_fraction": args.fraction,
                 "class": args.drum_class,
                 "seed": seed,
-                **_sampling(settings),
+                **settings.describe(),
             },
         )
     return model, write.written

@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     params = {
                         "class": label,
                         "seed": seed,
-                        "steps": settings.steps,
-                        "sampler": settings.sampler,
-                        "schedule": settings.schedule,
-                        "guidance": settings.guidance,
+                        **settings.describe(args.drum_class),
                         "model": source,
                     }
                     path = unused_path(

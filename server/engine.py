@@ -70,24 +70,15 @@ class Origin:
 class Defaults:
     """Render defaults that `/drumdiff/set` and MIDI CCs change."""
 
-    steps: int
-    sampler: str
-    schedule: str
-    guidance: float
-    eta: float
+    sampling: RenderSettings  # the model's own until a `set` changes them
     gain: float  # dB
     variation: float  # 0..1: chance that a pooled trigger gets a new hit
-    class_guidance: tuple[tuple[str, float], ...] = ()  # until `set guidance` names one scale
 
-    def settings(self) -> RenderSettings:
-        return RenderSettings(
-            steps=self.steps,
-            sampler=self.sampler,
-            schedule=self.schedule,
-            guidance=self.guidance,
-            eta=self.eta,
-            class_guidance=self.class_guidance,
-        )
+    def changed(self, model: LoadedModel, name: str, value: Any) -> Defaults:
+        """These defaults with one parameter set (a sampling setting resolved by settings_with)."""
+        if name in ("gain", "variation"):
+            return replace(self, **{name: value})
+        return replace(self, sampling=settings_with(model, self.sampling, **{name: value}))
 
 
 @dataclass(frozen=True)
@@ -258,17 +249,7 @@ class Engine:
         return sum(min(n, self.config.pool_size) for n in counts.values()) / capacity
 
     def _defaults_for(self, model: LoadedModel) -> Defaults:
-        s = settings_for(model)
-        return Defaults(
-            steps=s.steps,
-            sampler=s.sampler,
-            schedule=s.schedule,
-            guidance=s.guidance,
-            eta=s.eta,
-            gain=self.config.gain_db,
-            variation=1.0,
-            class_guidance=s.class_guidance,
-        )
+        return Defaults(sampling=settings_for(model), gain=self.config.gain_db, variation=1.0)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -278,9 +259,7 @@ class Engine:
         if self.config.warmup:
             started = time.perf_counter()
             with self._precision():
-                render(
-                    self._model, [0], self._defaults.settings(), classes=[self._model.classes[0]]
-                )
+                render(self._model, [0], self._defaults.sampling, classes=[self._model.classes[0]])
             log.info("warm-up render took %.0f ms", 1e3 * (time.perf_counter() - started))
         self.started = time.monotonic()
         self._thread = threading.Thread(target=self._work, name="drumdiff-worker", daemon=True)
@@ -336,7 +315,7 @@ class Engine:
                 raise ProtocolError(str(err), request_id=request.request_id) from None
         settings = settings_with(
             model,
-            d.settings(),
+            d.sampling,
             steps=request.steps,
             sampler=request.sampler,
             guidance=request.guidance,
@@ -442,20 +421,14 @@ class Engine:
         if spec is None:
             raise ProtocolError(f"unknown param {name!r}; expected one of {sorted(PARAMS)}")
         value = spec.parse(value)
-        defaults = replace(self._defaults, **{name: value})
-        if name == "guidance":
-            defaults = replace(defaults, class_guidance=())  # one scale for every class now
-        if name in ("steps", "sampler"):
-            # A step count alone on a distilled default asks for the full model (settings_with);
-            # a sampler that cannot run at the steps in force is refused here, not at every hit.
-            resolved = settings_with(self._model, self._defaults.settings(), **{name: value})
-            defaults = replace(
-                defaults, steps=resolved.steps, sampler=resolved.sampler, schedule=resolved.schedule
-            )
-            try:
-                sampling_plan(self._model, defaults.settings())
-            except ValueError as err:
-                raise ProtocolError(str(err)) from None
+        # settings_with resolves it: one guidance for every class, a step count alone on a
+        # distilled default asks for the full model; what cannot run is refused here, not at
+        # every hit.
+        defaults = self._defaults.changed(self._model, name, value)
+        try:
+            sampling_plan(self._model, defaults.sampling)
+        except ValueError as err:
+            raise ProtocolError(str(err)) from None
         self._defaults = defaults
         self._purge_stale()
         return value
@@ -493,7 +466,7 @@ class Engine:
         )
 
     def _purge_stale(self) -> None:
-        want = self._defaults.settings()
+        want = self._defaults.sampling
         with self._pool_lock:
             for entries in self._pool.values():
                 keep = [e for e in entries if e.settings == want]
@@ -511,7 +484,7 @@ class Engine:
 
     def _refill(self, wanted: list[str]) -> None:
         model = self._model
-        settings = self._defaults.settings()
+        settings = self._defaults.sampling
         size = self.config.pool_size
         counts = self.pool_counts()
         names: list[str] = []

@@ -56,7 +56,9 @@ class KitService:
             self._next_id += 1
             seed = request.seed if request.seed is not None else self.engine.draw_seed()
             try:
-                settings = settings_for(model, steps=request.steps or self.engine.defaults.steps)
+                settings = settings_for(
+                    model, steps=request.steps or self.engine.defaults.sampling.steps
+                )
                 plan = plan_kit(
                     model,
                     name=request.name,

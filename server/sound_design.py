@@ -160,7 +160,7 @@ class DesignService:
     def _settings(self, request: DesignRequest) -> RenderSettings:
         return settings_with(
             self.engine.model,
-            self.engine.defaults.settings(),
+            self.engine.defaults.sampling,
             steps=request.steps,
             sampler=request.sampler,
             guidance=request.guidance,
@@ -218,7 +218,7 @@ class DesignService:
             settings = RenderSettings(
                 steps=steps,
                 sampler="ddim",
-                schedule=self.engine.defaults.schedule,
+                schedule=self.engine.defaults.sampling.schedule,
                 guidance=guidance,
             )
             a, b = sources

@@ -796,11 +796,7 @@ def render_hits(
         )
     seconds = time.perf_counter() - started
     info = {
-        "steps": settings.steps,
-        "sampler": settings.sampler,
-        "schedule": settings.schedule,
-        "guidance": settings.guidance,
-        "eta": settings.eta,
+        **settings.describe(),
         "seconds": seconds,
         "seconds_per_hit": seconds / len(seeds),
         "finished": finished,

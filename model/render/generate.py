@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,23 @@ class RenderSettings:
     length: int | None = None  # samples; None = the model's training length (any length works:
     # the network runs at the next length it accepts and the output is cut to this one)
     class_guidance: tuple[tuple[str, float], ...] = ()  # per-class scales; others use `guidance`
+
+    def describe(self, drum_class: str | None = None) -> dict[str, Any]:
+        """These settings as file metadata and reports record them; `guidance` is the scale a
+        hit of `drum_class` renders with (without a class, the per-class scales are listed)."""
+        by_class = dict(self.class_guidance)
+        info: dict[str, Any] = {
+            "steps": self.steps,
+            "sampler": self.sampler,
+            "schedule": self.schedule,
+            "guidance": by_class.get(drum_class, self.guidance) if drum_class else self.guidance,
+            "eta": self.eta,
+        }
+        if self.length is not None:
+            info["length"] = self.length
+        if by_class and not drum_class:
+            info["class_guidance"] = by_class
+        return info
 
     def guidance_row(self, classes: Sequence[str]) -> np.ndarray:
         """The scale of each class id (and the null class last) under these settings."""

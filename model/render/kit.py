@@ -960,9 +960,7 @@ def write_kit(kit: RenderedKit, out: str | Path, *, sample_rate: int) -> dict[st
                 "seed": hit.seed,
                 "round_robin": hit.round_robin,
                 "semitones": pad.semitones,
-                "steps": plan.settings.steps,
-                "sampler": plan.settings.sampler,
-                "guidance": plan.settings.guidance,
+                **plan.settings.describe(pad.drum_class),
             }
             if hit.extension_seeds:
                 params["ring_out_seeds"] = list(hit.extension_seeds)

@@ -57,3 +57,16 @@ def test_a_class_the_model_lacks_is_an_error(tiny_model: LoadedModel) -> None:
     model = with_class_guidance(tiny_model, "cowbell=3")
     with pytest.raises(ValueError, match="cowbell"):
         render(model, [0], settings_for(model), classes=["kick"])
+
+
+def test_metadata_records_the_scale_each_class_rendered_with() -> None:
+    from drumdiff.model.render.generate import RenderSettings
+
+    settings = RenderSettings(
+        steps=4, sampler="ddim", guidance=8.0, class_guidance=(("kick", 3.0),)
+    )
+    assert settings.describe("kick")["guidance"] == 3.0
+    assert settings.describe("snare")["guidance"] == 8.0
+    whole = settings.describe()
+    assert whole["guidance"] == 8.0 and whole["class_guidance"] == {"kick": 3.0}
+    assert "length" not in whole and replace(settings, length=99).describe()["length"] == 99

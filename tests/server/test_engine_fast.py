@@ -44,7 +44,7 @@ def test_fresh_hits_use_the_student_and_a_step_count_asks_for_the_full_model(
 ) -> None:
     rec = Recorder()
     engine = engine_for(fast_model, rec)
-    assert (engine.defaults.sampler, engine.defaults.steps) == (DISTILLED, 2)
+    assert (engine.defaults.sampling.sampler, engine.defaults.sampling.steps) == (DISTILLED, 2)
     engine.start()
     try:
         engine.submit(RenderRequest("kick", 100, request_id="fast", fresh=True), ORIGIN)
@@ -68,13 +68,13 @@ def test_set_steps_and_sampler_keep_the_defaults_runnable(
 ) -> None:
     engine = engine_for(fast_model, Recorder())
     engine.set_param("steps", 6)
-    assert (engine.defaults.sampler, engine.defaults.steps) == ("dpmpp-2m", 6)
+    assert (engine.defaults.sampling.sampler, engine.defaults.sampling.steps) == ("dpmpp-2m", 6)
     engine.set_param("sampler", DISTILLED)
-    assert (engine.defaults.sampler, engine.defaults.steps) == (DISTILLED, 2)
+    assert (engine.defaults.sampling.sampler, engine.defaults.sampling.steps) == (DISTILLED, 2)
     plain = engine_for(tiny_model, Recorder())
     with pytest.raises(ProtocolError, match="no distilled student"):
         plain.set_param("sampler", DISTILLED)
-    assert plain.defaults.sampler == "dpmpp-2m"
+    assert plain.defaults.sampling.sampler == "dpmpp-2m"
 
 
 @pytest.mark.skipif(
@@ -105,7 +105,7 @@ def test_set_guidance_replaces_the_per_class_scales(tiny_model: LoadedModel) -> 
     sampling = replace(tiny_model.config.sampling, class_guidance=("snare=3",))
     model = replace(tiny_model, config=replace(tiny_model.config, sampling=sampling))
     engine = engine_for(model, Recorder())
-    assert engine.defaults.settings().class_guidance == (("snare", 3.0),)
+    assert engine.defaults.sampling.class_guidance == (("snare", 3.0),)
     engine.set_param("guidance", 5.0)
-    assert engine.defaults.settings().class_guidance == ()
-    assert engine.defaults.settings().guidance == 5.0
+    assert engine.defaults.sampling.class_guidance == ()
+    assert engine.defaults.sampling.guidance == 5.0

@@ -69,7 +69,7 @@ def test_status_ping_classes_set(daemon_factory: Any, client_factory: Any) -> No
     )
     assert client.ask(protocol.SET, "steps", 2.0) == (protocol.SET_REPLY, ["steps", 2])
     assert client.ask(protocol.SET, "sampler", "ddim") == (protocol.SET_REPLY, ["sampler", "ddim"])
-    assert daemon.engine.defaults.steps == 2
+    assert daemon.engine.defaults.sampling.steps == 2
     client.ask(protocol.RENDER, "kick", 100, "seed", 1)
     assert client.ask(protocol.STATUS)[1][5] == 1
     address, flat = client.ask(protocol.STATS)
