@@ -106,6 +106,17 @@ class DiffusionConfig:
     class_envelopes: tuple[tuple[float, ...], ...] = ()  # per class, like `envelope`
 
 
+#: The fields measured on the data rather than chosen (model spaces, finishing envelopes): a
+#: checkpoint stores them beside its config as tensors, so the config stays a short record.
+MEASURED_TABLES: tuple[tuple[str, str], ...] = (
+    ("diffusion", "spectrum"),
+    ("diffusion", "envelope"),
+    ("diffusion", "class_spectra"),
+    ("diffusion", "class_envelopes"),
+    ("finish", "class_envelopes"),
+)
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """Defaults for rendering; every field can be overridden per request."""

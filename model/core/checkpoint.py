@@ -15,14 +15,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from drumdiff.model.config import Config, config_from_dict, to_dict
+from drumdiff.model.config import MEASURED_TABLES, Config, config_from_dict, to_dict
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.unet import DrumUNet1d
 from drumdiff.model.errors import CheckpointError, ConfigError, DrumDiffError
 from drumdiff.model.files import atomic_open
 
 FORMAT = "drumdiff-checkpoint"
-FORMAT_VERSION = 1
+#: Version 2 keeps the measured tables (MEASURED_TABLES) beside the config; 1 had them inside.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ZIP_MAGIC = b"PK\x03\x04"
 # Tensors kept in fp32 when a model is exported in fp16: the random Fourier frequencies reach
 # ~50, so fp16 rounding would shift the noise-level features by up to ~0.1 rad.
@@ -103,10 +105,12 @@ def save_checkpoint(
             for k, v in state.items()
         }
 
+    config_dict, tables = split_tables(to_dict(config))
     payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "config": to_dict(config),
+        "config": config_dict,
+        "tables": tables,
         "step": int(step),
         "model": cast(model_state),
         "ema": cast(ema_state),
@@ -120,6 +124,34 @@ def save_checkpoint(
     if extra:
         payload.update(extra)
     return save_payload_atomic(path, payload)
+
+
+def split_tables(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A config dict without its measured tables, and the tables ("section.key": float64
+    tensor, or a list of them for per-class tables); float64 keeps every value exact."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    tables: dict[str, Any] = {}
+    for section, key in MEASURED_TABLES:
+        if key not in config.get(section, {}):
+            continue
+        value = config[section].pop(key)
+        if value and isinstance(value[0], (list, tuple)):
+            tables[f"{section}.{key}"] = [torch.tensor(row, dtype=torch.float64) for row in value]
+        else:
+            tables[f"{section}.{key}"] = torch.tensor(list(value), dtype=torch.float64)
+    return config, tables
+
+
+def join_tables(config: dict[str, Any], tables: dict[str, Any]) -> dict[str, Any]:
+    """The config dict with the tables `split_tables` took out put back as lists."""
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for name, value in tables.items():
+        section, key = name.split(".", 1)
+        if isinstance(value, Tensor):
+            config.setdefault(section, {})[key] = value.tolist()
+        else:
+            config.setdefault(section, {})[key] = [row.tolist() for row in value]
+    return config
 
 
 def save_payload_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -179,11 +211,14 @@ def read_checkpoint(
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a drumdiff checkpoint (no '{FORMAT}' marker)")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path} has checkpoint format version {version!r}; this drumdiff reads "
-            f"{FORMAT_VERSION}"
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    tables = payload.pop("tables", None)
+    if isinstance(tables, dict) and isinstance(payload.get("config"), dict):
+        payload["config"] = join_tables(payload["config"], tables)
     return payload
 
 

@@ -271,3 +271,57 @@ def test_changed_config_does_not_leak_between_loads(saved: Path, tiny_config: Co
     loaded = load_checkpoint(saved)
     with pytest.raises(dataclasses.FrozenInstanceError):
         loaded.config.model.length = 1  # type: ignore[misc]
+
+
+# -- measured tables beside the config --------------------------------------------------------
+
+
+def _measured(config: Config) -> Config:
+    rng = np.random.default_rng(0)
+    diffusion = dataclasses.replace(
+        config.diffusion,
+        spectrum=tuple(float(v) for v in rng.random(5) + 0.1),
+        class_spectra=tuple(tuple(float(v) for v in rng.random(5) + 0.1) for _ in range(3)),
+    )
+    finish = dataclasses.replace(
+        config.finish,
+        class_envelopes=tuple(tuple(float(-v) for v in rng.random(4)) for _ in range(2)),
+    )
+    return dataclasses.replace(config, diffusion=diffusion, finish=finish)
+
+
+def test_tables_live_beside_the_config_and_come_back_exact(
+    tmp_path: Path, tiny_denoiser: Denoiser, tiny_config: Config
+) -> None:
+    config = _measured(tiny_config)
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        config,
+        model_state=tiny_denoiser.net.state_dict(),
+        ema_state=None,
+        step=1,
+    )
+    raw = torch.load(path, weights_only=True)
+    assert "spectrum" not in raw["config"]["diffusion"]
+    assert "class_envelopes" not in raw["config"]["finish"]
+    assert raw["tables"]["diffusion.spectrum"].dtype == torch.float64
+    assert load_checkpoint(path).config == config  # every value exactly as measured
+
+
+def test_a_version_1_checkpoint_with_tables_inside_still_loads(
+    tmp_path: Path, tiny_denoiser: Denoiser, tiny_config: Config
+) -> None:
+    config = _measured(tiny_config)
+    state = {k: v.clone() for k, v in tiny_denoiser.net.state_dict().items()}
+    old = {
+        "format": FORMAT,
+        "format_version": 1,
+        "config": to_dict(config),
+        "step": 3,
+        "model": state,
+        "ema": None,
+    }
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = load_checkpoint(tmp_path / "v1.pt")
+    assert loaded.config == config and loaded.step == 3
+    torch.testing.assert_close(_probe(loaded.denoiser), _probe(tiny_denoiser))
