@@ -27,7 +27,9 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 Callback = Callable[[dict[str, Any]], None] | None
 
 
-class Denoiser(Protocol):
+class X0Model(Protocol):
+    """What a sampler calls: x0 = model(x_t, t, **extra_args); a Denoiser or a wrapper of one."""
+
     def __call__(self, x: Tensor, t: Tensor, **kwargs: Any) -> Tensor: ...
 
 
@@ -51,7 +53,7 @@ def _ab(t: float) -> tuple[float, float]:
     return math.cos(t * math.pi / 2), math.sin(t * math.pi / 2)
 
 
-def _call(model: Denoiser, x: Tensor, t: float, extra_args: dict[str, Any] | None) -> Tensor:
+def _call(model: X0Model, x: Tensor, t: float, extra_args: dict[str, Any] | None) -> Tensor:
     return model(
         x, torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype), **(extra_args or {})
     )
@@ -74,7 +76,7 @@ def _check(ts: Tensor) -> list[float]:
 
 @torch.no_grad()
 def sample_ddim(
-    model: Denoiser,
+    model: X0Model,
     x: Tensor,
     ts: Tensor,
     *,
@@ -103,7 +105,7 @@ def sample_ddim(
 
 @torch.no_grad()
 def sample_ddpm(
-    model: Denoiser,
+    model: X0Model,
     x: Tensor,
     ts: Tensor,
     *,
@@ -120,7 +122,7 @@ def sample_ddpm(
 
 @torch.no_grad()
 def sample_dpmpp_2m(
-    model: Denoiser,
+    model: X0Model,
     x: Tensor,
     ts: Tensor,
     *,
@@ -154,7 +156,7 @@ def sample_dpmpp_2m(
 
 @torch.no_grad()
 def sample_heun(
-    model: Denoiser,
+    model: X0Model,
     x: Tensor,
     ts: Tensor,
     *,
@@ -190,7 +192,7 @@ def sample_heun(
 
 @torch.no_grad()
 def sample_distilled(
-    model: Denoiser,
+    model: X0Model,
     x: Tensor,
     ts: Tensor,
     *,

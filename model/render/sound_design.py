@@ -33,7 +33,7 @@ from drumdiff.model.core.diffusion import (
     one_hot_weights,
 )
 from drumdiff.model.core.sampling import (
-    Denoiser,
+    X0Model,
     generators_for,
     get_sampler,
     get_schedule,
@@ -555,7 +555,7 @@ class _Inpainter:
     """Wraps a denoiser so any sampler inpaints: the kept region of the input it sees is the
     source noised to the current level, and of its x0 prediction the source itself."""
 
-    def __init__(self, denoiser: Denoiser, source: Tensor, noise: Tensor, mask: Tensor) -> None:
+    def __init__(self, denoiser: X0Model, source: Tensor, noise: Tensor, mask: Tensor) -> None:
         self.denoiser, self.source, self.noise, self.mask = denoiser, source, noise, mask
 
     def __call__(self, x: Tensor, t: Tensor, **extra: Any) -> Tensor:
