@@ -11,9 +11,10 @@ bounded: a count, and a time limit per phase after which it stops and reports wh
    per invalid message, never `internal`); the daemon's resident memory (VmRSS of its process)
    is read before, every 10 batches, and after.
 2. load (configs/stage1-global-space.yaml with random weights, or `--checkpoint`; the server
-   defaults: pool of 4 per class, queue 64, batches of 16): first the pooled latency of single triggers on an
-   idle daemon with a full pool; then, with the pool full again, `--triggers` pad hits spread
-   evenly over `--seconds` from `--clients` clients. Every request must get `done` or
+   defaults: pool of 4 per class, queue 64, batches of 16): first the pooled latency of single
+   triggers on an idle daemon with a full pool; then, with the pool full again, `--triggers`
+   pad hits spread evenly over `--seconds` from `--clients` clients. Every request must get
+   `done` or
    `fail busy`; reported: p50/p99 trigger-to-reply latency by source (pool or fresh, read back
    from each file's metadata), busy count, the longest queue seen by a `status` monitor, lost.
 
