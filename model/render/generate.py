@@ -12,8 +12,8 @@ from torch import Tensor
 
 from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.core.denoiser import Denoiser
-from drumdiff.model.core.diffusion import model_to_audio
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+from drumdiff.model.core.space import model_to_audio
 from drumdiff.model.render.finish import envelope_bound, finish_render
 
 FADE_OUT_S = 0.005  # a short fade so a render never ends on a click

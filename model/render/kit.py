@@ -37,7 +37,7 @@ import torch
 from drumdiff.model import __version__
 from drumdiff.model.audio import apply_fade_out, peak_safe
 from drumdiff.model.core.checkpoint import LoadedModel
-from drumdiff.model.core.diffusion import audio_to_model, one_hot_weights
+from drumdiff.model.core.space import audio_to_model, space_weights
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.files import write_bytes_atomic
 from drumdiff.model.labels import FALLBACK_CLASSES, gm_note_class
@@ -346,7 +346,7 @@ def _model_space_rms(
 ) -> float:
     """RMS over `region` of a window (C, T) mapped into the model space of `drum_class`."""
     cid = class_index(model, drum_class)
-    weights = one_hot_weights(torch.tensor([cid]), len(model.classes))
+    weights = space_weights(len(model.classes), class_ids=torch.tensor([cid]))
     x = audio_to_model(
         torch.as_tensor(window[None], dtype=torch.float32), model.config.diffusion, weights
     )

@@ -5,7 +5,7 @@ Every function takes a `LoadedModel` and plain arguments (no YAML, no argparse) 
 item i of a batch depends only on seeds[i], so results can be recalled from the seeds echoed in
 file metadata and daemon replies. Audio goes in and comes out as float32 numpy arrays, (C, T) for
 one hit and (B, C, T) for a batch, at the model's sample rate; inside, the model works on
-`diffusion.audio_to_model(audio)`, as in training.
+`space.audio_to_model(audio)`, as in training.
 """
 
 from __future__ import annotations
@@ -25,13 +25,7 @@ from torch import Tensor
 
 from drumdiff.model.audio import DrumAudio, apply_fade_out, normalise_peak, peak_safe
 from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint
-from drumdiff.model.core.diffusion import (
-    add_noise,
-    alpha_sigma,
-    audio_to_model,
-    model_to_audio,
-    one_hot_weights,
-)
+from drumdiff.model.core.diffusion import add_noise, alpha_sigma
 from drumdiff.model.core.sampling import (
     X0Model,
     generators_for,
@@ -40,6 +34,7 @@ from drumdiff.model.core.sampling import (
     randn,
     sample_ddim,
 )
+from drumdiff.model.core.space import audio_to_model, model_to_audio, space_weights
 from drumdiff.model.errors import CheckpointError, DrumDiffError
 from drumdiff.model.render.finish import (
     block_rms_db,
@@ -107,9 +102,11 @@ def _space(model: LoadedModel, extra: dict[str, Any] | None) -> Tensor | None:
     """The class weights that pick each item's model space (models with per-class spaces)."""
     if extra is None:
         return None
-    if "class_weights" in extra:
-        return extra["class_weights"]
-    return one_hot_weights(extra["class_ids"], len(model.classes))
+    return space_weights(
+        len(model.classes),
+        class_ids=extra.get("class_ids"),
+        class_weights=extra.get("class_weights"),
+    )
 
 
 def _to_model(model: LoadedModel, audio: np.ndarray, extra: dict[str, Any] | None = None) -> Tensor:

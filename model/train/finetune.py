@@ -48,7 +48,7 @@ from drumdiff.model.core.checkpoint import (
     save_checkpoint,
 )
 from drumdiff.model.core.denoiser import Denoiser
-from drumdiff.model.core.diffusion import audio_to_model, measure_envelope, measure_spectrum
+from drumdiff.model.core.space import measure_space
 from drumdiff.model.data.dataset import DrumDataset, SourceItem, prepare_dataset
 from drumdiff.model.errors import ConfigError, DrumDiffError
 from drumdiff.model.files import write_text_atomic
@@ -304,11 +304,9 @@ def finetune_config(
                 envelopes.append(diffusion.class_envelopes[b])
             elif members[cid]:
                 clips = [train_set.clip(i) for i in members[cid]]
-                spectrum = measure_spectrum(iter(clips), diffusion.spectrum_bands)
-                own = replace(diffusion, spectrum=spectrum, envelope=(), data_scale=1.0)
-                whitened = [audio_to_model(torch.from_numpy(c), own).numpy() for c in clips]
+                spectrum, envelope = measure_space(clips, diffusion)
                 spectra.append(spectrum)
-                envelopes.append(measure_envelope(whitened, diffusion.envelope_block))
+                envelopes.append(envelope)
             else:
                 spectra.append(diffusion.spectrum)
                 envelopes.append(diffusion.envelope)

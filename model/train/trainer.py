@@ -27,14 +27,14 @@ from torch import Tensor, nn
 
 from drumdiff.model.config import ADDED_DEFAULTS, Config, DiffusionConfig, to_dict
 from drumdiff.model.core.checkpoint import build_model, read_checkpoint, save_checkpoint
-from drumdiff.model.core.diffusion import (
-    audio_to_model,
-    measure_envelope,
-    measure_spectrum,
-    one_hot_weights,
-    uses_class_spaces,
-)
 from drumdiff.model.core.loss import configured_frequency_weights, v_loss
+from drumdiff.model.core.space import (
+    audio_to_model,
+    measure_space,
+    measure_space_envelope,
+    measure_spectrum,
+    space_weights,
+)
 from drumdiff.model.core.unet import DrumUNet1d
 from drumdiff.model.data.batches import BatchPrefetcher, augmented_clips
 from drumdiff.model.data.dataset import DrumDataset
@@ -253,11 +253,7 @@ def to_model_batch(
     y = torch.tensor([dataset.labels[int(i)] for i in indices], dtype=torch.long)
     # Each clip goes into its own class's space (when the config has per-class spaces), also
     # when condition dropout later hides its class from the network.
-    weights = (
-        one_hot_weights(y, len(config.model.classes))
-        if uses_class_spaces(config.diffusion)
-        else None
-    )
+    weights = space_weights(len(config.model.classes), class_ids=y)
     # Moved first, then whitened: on a GPU the FFTs of a large batch would otherwise bound the step.
     x = audio_to_model(torch.from_numpy(audio).to(device or "cpu"), config.diffusion, weights)
     return x, y
@@ -275,11 +271,7 @@ def measure_model_space(config: Config, dataset: DrumDataset) -> Config:
     if diffusion.learn_spectrum and not diffusion.spectrum:
         diffusion = replace(diffusion, spectrum=measure_spectrum(clips(), diffusion.spectrum_bands))
     if diffusion.learn_envelope and not diffusion.envelope:
-        plain = replace(diffusion, envelope=(), data_scale=1.0)
-        whitened = (audio_to_model(torch.from_numpy(c), plain).numpy() for c in clips())
-        diffusion = replace(
-            diffusion, envelope=measure_envelope(whitened, diffusion.envelope_block)
-        )
+        diffusion = replace(diffusion, envelope=measure_space_envelope(clips(), diffusion))
     if diffusion.class_spaces and not (diffusion.class_spectra and diffusion.class_envelopes):
         diffusion = _measure_class_spaces(diffusion, dataset, len(config.model.classes))
     return measure_finish(replace(config, diffusion=diffusion), dataset)
@@ -302,11 +294,9 @@ def _measure_class_spaces(
             spectra.append(diffusion.spectrum)
             envelopes.append(diffusion.envelope)
             continue
-        spectrum = measure_spectrum((dataset.clip(i) for i in members), diffusion.spectrum_bands)
-        own = replace(diffusion, spectrum=spectrum, envelope=(), data_scale=1.0)
-        whitened = (audio_to_model(torch.from_numpy(dataset.clip(i)), own).numpy() for i in members)
+        spectrum, envelope = measure_space([dataset.clip(i) for i in members], diffusion)
         spectra.append(spectrum)
-        envelopes.append(measure_envelope(whitened, diffusion.envelope_block))
+        envelopes.append(envelope)
     return replace(diffusion, class_spectra=tuple(spectra), class_envelopes=tuple(envelopes))
 
 

@@ -166,7 +166,7 @@ def test_envelope_maps_audio_to_unit_level_and_back() -> None:
     import numpy as np
 
     from drumdiff.model.config import DiffusionConfig
-    from drumdiff.model.core.diffusion import (
+    from drumdiff.model.core.space import (
         audio_to_model,
         envelope_gain,
         measure_envelope,
@@ -196,7 +196,7 @@ def test_spectrum_whitens_coloured_noise_and_inverts_exactly() -> None:
     import numpy as np
 
     from drumdiff.model.config import DiffusionConfig
-    from drumdiff.model.core.diffusion import (
+    from drumdiff.model.core.space import (
         audio_to_model,
         measure_spectrum,
         model_to_audio,
@@ -226,7 +226,7 @@ def test_class_spaces_pick_each_items_space_and_invert_exactly() -> None:
     import dataclasses
 
     from drumdiff.model.config import DiffusionConfig
-    from drumdiff.model.core.diffusion import (
+    from drumdiff.model.core.space import (
         audio_to_model,
         model_to_audio,
         one_hot_weights,
