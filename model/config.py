@@ -237,9 +237,8 @@ class FinishConfig:
     class_envelopes: tuple[tuple[float, ...], ...] = ()  # () = no limit
     learn_envelopes: bool = True  # the trainer (or `drumdiff export --data`) measures them if empty
     envelope_percentile: float = 75.0
-    # 5.8 ms blocks: fine enough to turn down a late bump under the onset (judged: attack 2.7x ->
-    # 2.2x the real median, FD 2.93x -> 2.84x the floor); levels come from the analytic signal,
-    # so a kick's cycles are not flattened one by one.
+    # 5.8 ms blocks: fine enough to turn down a late bump under the onset; levels come from the
+    # analytic signal, so a kick's cycles are not flattened one by one.
     envelope_block: int = 256  # samples per envelope value
     envelope_margin_db: float = 0.0  # headroom above the measured envelope
     dc_cutoff_hz: float = 10.0  # one-pole DC blocker (0 = off)

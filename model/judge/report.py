@@ -374,8 +374,7 @@ def write_html(
             ],
         ]
         if s.get("grid_peaks_db") is not None and s.get("real_grid_peaks_db") is not None:
-            # Not one of the targets: shown so a patch-rate buzz cannot hide behind good
-            # distances.
+            # Shown beside the distances so a patch-rate buzz cannot hide behind good ones.
             rows.append(
                 [
                     f"patch-grid peaks at multiples of sr/{s['grid_period']} vs real (dB, no more "
