@@ -48,6 +48,7 @@ from drumdiff.model.render.generate import (
 )
 from drumdiff.server.config import EngineConfig
 from drumdiff.server.errors import BusyError, LoadError, ProtocolError, RenderError, ShuttingDown
+from drumdiff.server.pool import HitPool, Pooled
 from drumdiff.server.protocol import DRAWN_SEED_LIMIT, PARAMS, RenderRequest, RequestId
 
 log = logging.getLogger("drumdiff.server.engine")
@@ -121,13 +122,6 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class _Pooled:
-    seed: int
-    settings: RenderSettings
-    audio: np.ndarray
-
-
-@dataclass(frozen=True)
 class _Control:
     """Work for the worker thread that is not a render (e.g. swapping the model)."""
 
@@ -191,9 +185,7 @@ class Engine:
         self._rng_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._queue: queue.Queue[Task | _Control] = queue.Queue(maxsize=config.queue_size)
-        self._pool: dict[str, deque[_Pooled]] = {}
-        self._last: dict[str, _Pooled] = {}
-        self._pool_lock = threading.Lock()  # guards _pool and _last; never held during inference
+        self._pool = HitPool(config.pool_size)
         self._defaults = self._defaults_for(model)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -237,16 +229,11 @@ class Engine:
         return self._queue.qsize()
 
     def pool_counts(self) -> dict[str, int]:
-        with self._pool_lock:
-            return {name: len(entries) for name, entries in self._pool.items()}
+        return self._pool.counts()
 
     def pool_fill(self) -> float:
         """Ready pooled hits over the pool's capacity, 0..1 (1 when there is no pool)."""
-        capacity = self.config.pool_size * len(self._model.classes)
-        if capacity == 0:
-            return 1.0
-        counts = self.pool_counts()
-        return sum(min(n, self.config.pool_size) for n in counts.values()) / capacity
+        return self._pool.fill(self._model.classes)
 
     def _defaults_for(self, model: LoadedModel) -> Defaults:
         return Defaults(sampling=settings_for(model), gain=self.config.gain_db, variation=1.0)
@@ -437,24 +424,17 @@ class Engine:
 
     def _take_ready(self, task: Task) -> Hit | None:
         """A repeat of the class's last hit (per `variation`) or a pooled hit, if one fits."""
-        d = self._defaults
-        want = task.settings
-        with self._pool_lock:
-            last = self._last.get(task.drum_class)
-        if last is not None and d.variation < 1.0 and last.settings == want:
+        variation = self._defaults.variation
+        last = self._pool.last(task.drum_class)
+        if last is not None and variation < 1.0 and last.settings == task.settings:
             with self._rng_lock:
-                repeat = self._rng.random() >= d.variation
+                repeat = self._rng.random() >= variation
             if repeat:
                 return self._hit_from(task, last, "repeat")
-        with self._pool_lock:
-            entries = self._pool.get(task.drum_class)
-            while entries:
-                entry = entries.popleft()
-                if entry.settings == want:
-                    return self._hit_from(task, entry, "pool")
-        return None
+        entry = self._pool.take(task.drum_class, task.settings)
+        return None if entry is None else self._hit_from(task, entry, "pool")
 
-    def _hit_from(self, task: Task, entry: _Pooled, source: str) -> Hit:
+    def _hit_from(self, task: Task, entry: Pooled, source: str) -> Hit:
         return Hit(
             task=replace(task, seed=entry.seed),
             audio=entry.audio,
@@ -466,50 +446,19 @@ class Engine:
         )
 
     def _purge_stale(self) -> None:
-        want = self._defaults.sampling
-        with self._pool_lock:
-            for entries in self._pool.values():
-                keep = [e for e in entries if e.settings == want]
-                entries.clear()
-                entries.extend(keep)
+        self._pool.keep_only(self._defaults.sampling)
 
-    def _pool_wanted(self) -> list[str]:
-        """Classes below the pool size, emptiest first."""
-        size = self.config.pool_size
-        if size == 0:
-            return []
-        counts = self.pool_counts()
-        short = [(counts.get(c, 0), c) for c in self._model.classes if counts.get(c, 0) < size]
-        return [c for _, c in sorted(short, key=lambda x: x[0])]
-
-    def _refill(self, wanted: list[str]) -> None:
+    def _refill(self, names: list[str]) -> None:
         model = self._model
         settings = self._defaults.sampling
-        size = self.config.pool_size
-        counts = self.pool_counts()
-        names: list[str] = []
-        # round-robin over the emptiest classes, never past pool_size
-        while len(names) < self.config.refill_batch:
-            progressed = False
-            for name in wanted:
-                if (
-                    counts.get(name, 0) + names.count(name) < size
-                    and len(names) < self.config.refill_batch
-                ):
-                    names.append(name)
-                    progressed = True
-            if not progressed:
-                break
-        if not names:
-            return
         seeds = [self.draw_seed() for _ in names]
         with self._precision():
             audio = render(model, seeds, settings, classes=names)
         if model is not self._model:
             return  # swapped meanwhile (cannot happen on this thread today; cheap to keep)
-        with self._pool_lock:
-            for name, seed, hit in zip(names, seeds, audio):
-                self._pool.setdefault(name, deque()).append(_Pooled(seed, settings, hit))
+        self._pool.add(
+            [(name, Pooled(seed, settings, hit)) for name, seed, hit in zip(names, seeds, audio)]
+        )
         self._purge_stale()  # defaults may have changed during the render
         if self.pool_warm_after is None and self.pool_fill() >= 1.0:
             # Until now a pooled trigger may have waited for a render; say when that ends.
@@ -526,7 +475,7 @@ class Engine:
     def _work(self) -> None:
         torch.set_grad_enabled(False)
         while not self._stop.is_set():
-            wanted = self._pool_wanted()
+            wanted = self._pool.refill_plan(self._model.classes, self.config.refill_batch)
             try:
                 first = self._queue.get(timeout=0.005 if wanted else 0.1)
             except queue.Empty:
@@ -590,10 +539,9 @@ class Engine:
             self._deliver(Hit(task, hit, "fresh", len(group), ready, name, model.sample_rate))
 
     def _deliver(self, hit: Hit) -> None:
-        with self._pool_lock:
-            self._last[hit.task.drum_class] = _Pooled(
-                int(hit.task.seed or 0), hit.task.settings, hit.audio
-            )
+        self._pool.remember(
+            hit.task.drum_class, Pooled(int(hit.task.seed or 0), hit.task.settings, hit.audio)
+        )
         with self._served_lock:
             self.served += 1
         try:
@@ -616,9 +564,7 @@ class Engine:
         self._model = new
         old = self._defaults
         self._defaults = replace(self._defaults_for(new), gain=old.gain, variation=old.variation)
-        with self._pool_lock:
-            self._pool.clear()
-            self._last.clear()
+        self._pool.clear()
 
     # ---- helpers ---------------------------------------------------------------------------
 

@@ -244,7 +244,7 @@ def test_a_trigger_queued_while_the_pool_fills_takes_the_hit_the_refill_made(
     task = engine.submit(RenderRequest("kick", 100), ORIGIN)  # pool empty: queued for the worker
     assert task is not None and task.poolable and not rec.hits
     engine._refill(["kick"])  # the round that was in progress when it arrived
-    (pooled,) = engine._pool["kick"]
+    (pooled,) = engine._pool.ready("kick")
     engine.start()
     try:
         rec.wait(1)
