@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from drumdiff.model.core.sampling import DISTILLED, SAMPLERS, SCHEDULES
+from drumdiff.model.render.sound_design import DESIGN_DEFAULTS
 from drumdiff.server.errors import ProtocolError, UnknownAddress
 
 PREFIX = "/drumdiff/"
@@ -485,7 +486,8 @@ DESIGN_KEYS: dict[str, KeySpec] = {
         KeySpec(
             "level",
             "float",
-            "vary: noise level 0..1 (0 = the same hit, 1 = a new one; default 0.5)",
+            "vary: noise level 0..1 (0 = the same hit, 1 = a new one; default "
+            f"{DESIGN_DEFAULTS.level:g})",
             lambda v: as_float(v, "level", 0.0, 1.0),
             "level",
         ),
@@ -493,7 +495,7 @@ DESIGN_KEYS: dict[str, KeySpec] = {
             "count",
             "int",
             f"hits to make 1..{MAX_DESIGN_COUNT} (interpolate: 2.., endpoints included; default 1, "
-            "interpolate 5)",
+            f"interpolate {DESIGN_DEFAULTS.interpolate_count})",
             lambda v: as_int(v, "count", 1, MAX_DESIGN_COUNT),
             "count",
         ),
@@ -507,7 +509,8 @@ DESIGN_KEYS: dict[str, KeySpec] = {
         KeySpec(
             "steps",
             "int",
-            f"sampling steps 1..{MAX_STEPS} (interpolate: inversion steps, default 32)",
+            f"sampling steps 1..{MAX_STEPS} (interpolate: inversion steps, default "
+            f"{DESIGN_DEFAULTS.interpolate_steps})",
             lambda v: as_int(v, "steps", 1, MAX_STEPS),
             "steps",
         ),
@@ -542,14 +545,16 @@ DESIGN_KEYS: dict[str, KeySpec] = {
         KeySpec(
             "seam",
             "float",
-            "inpaint: crossfade into the new part in ms, 0..100 (default 5)",
+            "inpaint: crossfade into the new part in ms, 0..100 (default "
+            f"{DESIGN_DEFAULTS.seam_ms:g})",
             lambda v: as_float(v, "seam", 0.0, 100.0),
             "seam_ms",
         ),
         KeySpec(
             "refine",
             "int",
-            "interpolate: fixed-point refinements per inversion step 0..8 (default 2)",
+            "interpolate: fixed-point refinements per inversion step 0..8 (default "
+            f"{DESIGN_DEFAULTS.refine})",
             lambda v: as_int(v, "refine", 0, 8),
             "refine",
         ),

@@ -23,6 +23,7 @@ from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.render.generate import RenderSettings, render, settings_with
 from drumdiff.model.render.sound_design import (
+    DESIGN_DEFAULTS,
     ClassRef,
     ModelCache,
     class_weight_vector,
@@ -41,10 +42,6 @@ from drumdiff.server.protocol import LAST, DesignRequest, RequestId
 HISTORY_SIZE = 128
 #: Checkpoints (besides the loaded model) kept resident for `step` / `fraction`.
 CACHE_SIZE = 3
-INTERPOLATE_STEPS = 32
-INTERPOLATE_REFINE = 2
-DEFAULT_LEVEL = 0.5
-DEFAULT_INTERPOLATE_COUNT = 5
 
 
 @dataclass(frozen=True)
@@ -211,10 +208,10 @@ class DesignService:
             )
 
         if kind == "interpolate":
-            count = request.count or DEFAULT_INTERPOLATE_COUNT
-            steps = request.steps or INTERPOLATE_STEPS
+            count = request.count or DESIGN_DEFAULTS.interpolate_count
+            steps = request.steps or DESIGN_DEFAULTS.interpolate_steps
             guidance = 1.0 if request.guidance is None else request.guidance
-            refine = INTERPOLATE_REFINE if request.refine is None else request.refine
+            refine = DESIGN_DEFAULTS.refine if request.refine is None else request.refine
             settings = RenderSettings(
                 steps=steps,
                 sampler="ddim",
@@ -250,7 +247,7 @@ class DesignService:
             label = class_arg or UNCONDITIONAL
             extra: dict[str, Any] = {"source": source}
             if kind == "vary":
-                level = DEFAULT_LEVEL if request.level is None else request.level
+                level = DESIGN_DEFAULTS.level if request.level is None else request.level
                 extra["level"] = level
                 info["level"] = level
             else:
@@ -265,7 +262,13 @@ class DesignService:
                         f"inpaint range {start / sr:.3f}..{end / sr:.3f} s is empty within the "
                         f"{frames / sr:.3f} s hit"
                     )
-                seam = int(round((5.0 if request.seam_ms is None else request.seam_ms) * 1e-3 * sr))
+                seam = int(
+                    round(
+                        (DESIGN_DEFAULTS.seam_ms if request.seam_ms is None else request.seam_ms)
+                        * 1e-3
+                        * sr
+                    )
+                )
                 extra.update(start=start, end=end, seam=seam)
                 info.update(start=start, end=end, seam=seam)
             return [task(label, class_arg, seed, settings, extra) for seed in seeds]

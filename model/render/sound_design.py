@@ -55,8 +55,19 @@ from drumdiff.model.render.generate import (
 ClassRef = str | int | None
 AudioIn = np.ndarray | DrumAudio
 
-#: Default crossfade between kept and regenerated audio in inpainting (seconds).
-SEAM_S = 0.005
+
+@dataclass(frozen=True)
+class DesignDefaults:
+    """What a sound-design request leaves out, for the CLI, the daemon and the protocol docs."""
+
+    level: float = 0.5  # vary: noise level 0..1 (0 = the same hit, 1 = a new one)
+    interpolate_count: int = 5  # interpolate: hits, endpoints included
+    interpolate_steps: int = 32  # interpolate: DDIM inversion steps
+    refine: int = 2  # interpolate: fixed-point refinements per inversion step
+    seam_ms: float = 5.0  # inpaint: crossfade between kept and regenerated audio
+
+
+DESIGN_DEFAULTS = DesignDefaults()
 #: MIDI note a render is taken to sound at before pitching (C3 in Ableton's naming).
 DEFAULT_ROOT_NOTE = 60
 
@@ -601,7 +612,7 @@ def inpaint(
         keep = np.concatenate([keep, np.zeros(frames - out_len, bool)])
     if keep[:out_len].all():
         return np.repeat(source[None, :, :out_len], len(seeds), axis=0)
-    seam = int(SEAM_S * cfg.sample_rate) if seam is None else int(seam)
+    seam = int(DESIGN_DEFAULTS.seam_ms * 1e-3 * cfg.sample_rate) if seam is None else int(seam)
     device = _device(model)
     generators = generators_for(seeds)
     x = randn((len(seeds), cfg.audio_channels, frames), generators, device=device)
