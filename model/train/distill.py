@@ -41,6 +41,7 @@ from drumdiff.model.core.checkpoint import (
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.train.runlog import RunLog
 
 #: Teacher samplers whose trajectories are a function of the starting noise alone.
 DETERMINISTIC = ("ddim", "dpmpp-2m", "heun")
@@ -421,8 +422,6 @@ class Distiller:
         self.step = 0
         self.rng = np.random.default_rng(settings.seed)
         self.data: Trajectories | None = None
-        self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.writer: Any = None
         self._teacher_short: float | None = None
 
     def _init_student(self, path: str) -> None:
@@ -593,15 +592,6 @@ class Distiller:
             "val_teacher_short_mse": self._teacher_short,
         }
 
-    def _log_metrics(self, row: dict[str, Any]) -> None:
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        if self.writer is not None:
-            for key, value in row.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"distill/{key}", value, row["step"])
-
     def fit(
         self,
         *,
@@ -617,12 +607,6 @@ class Distiller:
         target = min(s.max_steps, stop_at) if stop_at is not None else s.max_steps
         deadline = time.monotonic() + stop_after_s if stop_after_s is not None else None
         train_rows, val_rows = self._split()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        except ImportError:
-            self.log("tensorboard is not installed; logging to metrics.jsonl only")
         bar = None
         if progress:
             from tqdm import tqdm
@@ -630,10 +614,11 @@ class Distiller:
             bar = tqdm(
                 total=target, initial=self.step, unit="step", desc="student", dynamic_ncols=True
             )
-        if self.step == 0:
-            self._log_metrics({"step": 0, **self.validate(val_rows), "time": time.time()})
+        run_log = RunLog(self.run_dir, prefix="distill/", log=self.log)
         loss, window = float("nan"), []
-        try:
+        with run_log:
+            if self.step == 0:
+                run_log.row({"step": 0, **self.validate(val_rows), "time": time.time()})
             while self.step < target:
                 loss = self.train_step(train_rows)
                 window.append(loss)
@@ -641,7 +626,7 @@ class Distiller:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}")
                 if s.log_every and self.step % s.log_every == 0:
-                    self._log_metrics(
+                    run_log.row(
                         {
                             "step": self.step,
                             "loss": float(np.mean(window)),
@@ -651,7 +636,7 @@ class Distiller:
                     )
                     window = []
                 if s.validate_every and self.step % s.validate_every == 0:
-                    self._log_metrics({"step": self.step, **self.validate(val_rows)})
+                    run_log.row({"step": self.step, **self.validate(val_rows)})
                 out_of_time = deadline is not None and time.monotonic() >= deadline
                 if (
                     (s.checkpoint_every and self.step % s.checkpoint_every == 0)
@@ -662,12 +647,8 @@ class Distiller:
                 if out_of_time:
                     self.log(f"time limit reached at step {self.step}")
                     break
-        finally:
-            if bar is not None:
-                bar.close()
-            if self.writer is not None:
-                self.writer.close()
-                self.writer = None
+        if bar is not None:
+            bar.close()
         return loss
 
 

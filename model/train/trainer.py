@@ -40,6 +40,7 @@ from drumdiff.model.data.batches import BatchPrefetcher, augmented_clips
 from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import CheckpointError, DrumDiffError
 from drumdiff.model.render.finish import measure_class_envelopes
+from drumdiff.model.train.runlog import RunLog
 
 
 def run_name(config: Config) -> str:
@@ -409,8 +410,7 @@ class Trainer:
         )
         self.step = 0
         self.prefetcher: BatchPrefetcher | None = None
-        self.writer: Any = None
-        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.run_log: RunLog | None = None  # open while fit() runs, on the main process
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_stream(self) -> BatchStream:
@@ -670,20 +670,13 @@ class Trainer:
         return float(np.mean(losses))
 
     def _log_metrics(self, row: dict[str, Any]) -> None:
-        if not self.dist.main:
-            return
-        # The run folder may not exist yet: only TensorBoard's writer or write_run_files make it.
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        if self.writer is not None:
-            for key, value in row.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(key, value, row["step"])
+        if self.run_log is not None:
+            self.run_log.row(row)
 
     def _demo(self) -> None:
         """A few renders per class into TensorBoard, as audio and spectrogram images."""
-        if self.writer is None:
+        writer = self.run_log.writer if self.run_log is not None else None
+        if writer is None:
             return
         from drumdiff.model.core.checkpoint import LoadedModel
         from drumdiff.model.core.denoiser import Denoiser
@@ -694,7 +687,7 @@ class Trainer:
         for cid, name in enumerate(self.config.model.classes):
             audio = render(loaded, [cid, cid + 100], settings, classes=[name, name])
             for k, hit in enumerate(audio):
-                self.writer.add_audio(
+                writer.add_audio(
                     f"demo/{name}_{k}",
                     torch.from_numpy(hit[0]),
                     self.step,
@@ -709,7 +702,7 @@ class Trainer:
             )
             image = (20 * spec.abs().clamp_min(1e-5).log10()).flip(0)
             image = ((image + 100) / 100).clamp(0, 1)[None]
-            self.writer.add_image(f"spectrogram/{name}", image, self.step)
+            writer.add_image(f"spectrogram/{name}", image, self.step)
 
     def fit(
         self,
@@ -746,12 +739,7 @@ class Trainer:
     ) -> TrainState:
         cfg = self.config.train
         if self.dist.main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-            except ImportError:
-                self.log("tensorboard is not installed; logging to metrics.jsonl only")
+            self.run_log = RunLog(self.run_dir, log=self.log).open()
         bar = None
         if progress and self.dist.main:
             from tqdm import tqdm
@@ -802,7 +790,7 @@ class Trainer:
                 break
         if bar is not None:
             bar.close()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self.run_log is not None:
+            self.run_log.close()
+            self.run_log = None
         return TrainState(self.step, loss)
