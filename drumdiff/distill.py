@@ -4,8 +4,8 @@ it.
 First renders the teacher's trajectories from many seeds (stored in RUN/trajectories, resumable),
 then trains the student on them: checkpoints in RUN/last.pt (resume: run the same command again)
 and RUN/checkpoints/step-N.pt (fp16, teacher and student together: judge one with `drumdiff eval
-step_N.pt --set sampling.sampler=distilled --set sampling.steps=2`, ship one with `drumdiff export
-step_N.pt --out model.pt --set sampling.sampler=distilled --set sampling.steps=2`).
+step-N.pt --data DATA --sampler distilled --steps 4`, ship one with `drumdiff export step-N.pt
+--out model.pt --set sampling.sampler=distilled --set sampling.steps=4`).
 --set distill.KEY=VALUE changes the settings (distill.steps=4, distill.trajectories=4096,
 distill.lr=1e-4, ...; see model/train/distill.py).
 """
