@@ -61,48 +61,34 @@ def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: boo
     add_output_options(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = parser(__doc__, "design")
-    sub = p.add_subparsers(dest="op", required=True, metavar="OP")
-    fmt = HelpFormatter
+def _class_option(p: argparse.ArgumentParser, default: str = "none") -> None:
+    p.add_argument(
+        "--class", dest="drum_class", default=None, help=f"class condition (default: {default})"
+    )
 
-    vary = sub.add_parser(
-        "vary",
-        help="variations of a hit",
-        formatter_class=fmt,
-        description="Noise a hit to a level (0 = same, 1 = new sound) and denoise.",
-    )
-    vary.add_argument("input", help="WAV (or any libsndfile format) to vary")
-    vary.add_argument("--level", type=float, default=0.5, help="noise level 0..1")
-    vary.add_argument(
-        "--class", dest="drum_class", default=None, help="class condition (default: none)"
-    )
-    _common(vary)
 
-    inter = sub.add_parser(
-        "interpolate",
-        help="hits between two hits",
-        formatter_class=fmt,
-        description="Invert both hits (DDIM backwards), slerp the latents, sample back.",
-    )
-    inter.add_argument("a", help="first hit")
-    inter.add_argument("b", help="second hit")
-    inter.add_argument("-n", "--count", type=int, default=5, help="hits, endpoints included")
-    inter.add_argument("--class-a", default=None, help="class of the first hit (default: none)")
-    inter.add_argument("--class-b", default=None, help="class of the second hit (default: none)")
-    inter.add_argument(
+def _vary_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="WAV (or any libsndfile format) to vary")
+    p.add_argument("--level", type=float, default=0.5, help="noise level 0..1")
+    _class_option(p)
+    _common(p)
+
+
+def _interpolate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", help="first hit")
+    p.add_argument("b", help="second hit")
+    p.add_argument("-n", "--count", type=int, default=5, help="hits, endpoints included")
+    p.add_argument("--class-a", default=None, help="class of the first hit (default: none)")
+    p.add_argument("--class-b", default=None, help="class of the second hit (default: none)")
+    p.add_argument(
         "--refine", type=int, default=2, help="fixed-point refinements per inversion step"
     )
-    _common(inter, seeded=False)
+    _common(p, seeded=False)
 
-    inp = sub.add_parser(
-        "inpaint",
-        help="regenerate part of a hit",
-        formatter_class=fmt,
-        description="Regenerate a time range (or extend: keep the attack or the tail).",
-    )
-    inp.add_argument("input", help="hit to inpaint")
-    where = inp.add_mutually_exclusive_group(required=True)
+
+def _inpaint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="hit to inpaint")
+    where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--range", nargs=2, type=float, metavar=("START", "END"), help="seconds to regenerate"
     )
@@ -112,19 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--keep-tail", type=float, metavar="SECONDS", help="keep from SECONDS on, new attack"
     )
-    inp.add_argument("--seam-ms", type=float, default=5.0, help="crossfade into the new part")
-    inp.add_argument(
-        "--class", dest="drum_class", default=None, help="class condition (default: none)"
-    )
-    _common(inp)
+    p.add_argument("--seam-ms", type=float, default=5.0, help="crossfade into the new part")
+    _class_option(p)
+    _common(p)
 
-    mor = sub.add_parser(
-        "morph",
-        help="render from a blend of classes",
-        formatter_class=fmt,
-        description="Blend class conditions, e.g. --mix kick=0.5 --mix tom=0.5.",
-    )
-    mor.add_argument(
+
+def _morph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--mix",
         action="append",
         required=True,
@@ -132,23 +112,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="a class and its weight; repeat for a blend, whose weights are divided by their sum "
         "(kick=3 --mix tom=1 is 0.75/0.25); `none` is the unconditional share",
     )
-    _common(mor)
+    _common(p)
 
-    scr = sub.add_parser(
-        "scrub",
-        help="render with an earlier checkpoint of a run",
-        formatter_class=fmt,
-        description="Pick a checkpoint of a run folder by step or fraction of training.",
-    )
-    scr.add_argument("run", help="run folder (holding checkpoints/step-*.pt)")
-    pick = scr.add_mutually_exclusive_group()
+
+def _scrub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder (holding checkpoints/step-*.pt)")
+    pick = p.add_mutually_exclusive_group()
     pick.add_argument("--step", type=int, default=None, help="nearest checkpoint to this step")
     pick.add_argument("--fraction", type=float, default=None, help="0 = first kept, 1 = newest")
-    scr.add_argument("--list", action="store_true", help="list the checkpoints and exit")
-    scr.add_argument(
+    p.add_argument("--list", action="store_true", help="list the checkpoints and exit")
+    p.add_argument(
         "--class", dest="drum_class", default=None, help="class (default: unconditional)"
     )
-    _common(scr, model_flags=False)
+    _common(p, model_flags=False)
+
+
+#: Each operation's sub-command: its one-line help, its description and its own arguments.
+_OP_PARSERS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "vary": (
+        "variations of a hit",
+        "Noise a hit to a level (0 = same, 1 = new sound) and denoise.",
+        _vary_args,
+    ),
+    "interpolate": (
+        "hits between two hits",
+        "Invert both hits (DDIM backwards), slerp the latents, sample back.",
+        _interpolate_args,
+    ),
+    "inpaint": (
+        "regenerate part of a hit",
+        "Regenerate a time range (or extend: keep the attack or the tail).",
+        _inpaint_args,
+    ),
+    "morph": (
+        "render from a blend of classes",
+        "Blend class conditions, e.g. --mix kick=0.5 --mix tom=0.5.",
+        _morph_args,
+    ),
+    "scrub": (
+        "render with an earlier checkpoint of a run",
+        "Pick a checkpoint of a run folder by step or fraction of training.",
+        _scrub_args,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser(__doc__, "design")
+    sub = p.add_subparsers(dest="op", required=True, metavar="OP")
+    for name, (summary, description, add_arguments) in _OP_PARSERS.items():
+        op = sub.add_parser(
+            name, help=summary, formatter_class=HelpFormatter, description=description
+        )
+        add_arguments(op)
     return p
 
 

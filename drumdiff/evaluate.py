@@ -7,12 +7,14 @@ at several step counts. Writes report.json and index.html (with plots and audio)
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -21,8 +23,15 @@ from drumdiff.model import DEFAULT_CLASSIFIER, __version__
 from drumdiff.model.config import DRUM_CLASSES
 from drumdiff.model.errors import DrumDiffError
 
+# The judge loads torch; only its type names are needed here, so `drumdiff eval --help` answers
+# without it. Each step imports what it runs.
+if TYPE_CHECKING:
+    from drumdiff.model.core.checkpoint import LoadedModel
+    from drumdiff.model.judge.classifier import DrumClassifierModel
+    from drumdiff.model.judge.evaluate import HitSet, JudgedSet, Reference
 
-def build_parser():  # type: ignore[no-untyped-def]
+
+def build_parser() -> argparse.ArgumentParser:
     p = parser(__doc__, "eval")
     p.add_argument("checkpoint", nargs="?", help="checkpoint to judge (default: the shipped model)")
     p.add_argument("--config", help="judge a random-weight model of this config instead (tests)")
@@ -131,250 +140,279 @@ def class_rows(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.n < 2:
-        return fail("--n must be at least 2 (renders per class)")
-    if any(s < 1 for s in args.steps):
-        return fail("--steps must all be at least 1")
+@dataclass(frozen=True)
+class _Real:
+    """The real side of the judge: the test and training hits and the reference built on them."""
+
+    test: HitSet
+    train: HitSet
+    ref: Reference
+    test_kits: list[str]
+    sample_rate: int
+
+
+def _train_classifier(args: argparse.Namespace) -> Path:
+    """Train the classifier on --data's train split, save it to --train-classifier, say how
+    well it does; the path it was saved to."""
     import torch
 
-    from drumdiff.model.judge.classifier import load_classifier, train_classifier
-    from drumdiff.model.judge.evaluate import (
-        build_reference,
-        classifier_accuracy_on,
-        json_safe,
-        judge,
-        noise_bursts,
-        real_hits,
-        render_hits,
-        sample_per_class,
+    from drumdiff.model.judge.classifier import train_classifier
+
+    started = time.perf_counter()
+    with tqdm(total=args.classifier_epochs, unit="epoch", desc="classifier") as bar:
+
+        def tick(epoch: int, total: int, loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.3f}")
+            bar.update(1)
+
+        clf = train_classifier(
+            args.data, DRUM_CLASSES, epochs=args.classifier_epochs, seed=args.seed, progress=tick
+        )
+    clf.metrics["training"]["seconds"] = round(time.perf_counter() - started, 1)
+    clf.metrics["training"]["torch_threads"] = torch.get_num_threads()
+    path = clf.save(args.train_classifier)
+    for split in ("train", "validation", "test"):
+        m = clf.metrics.get(split)
+        if m:
+            kits = f" (kits {', '.join(m['kits'])})" if m.get("kits") else ""
+            print(f"classifier {split} accuracy: {m['accuracy']:.3f} on {m['count']} clips{kits}")
+    print(f"classifier written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return Path(args.train_classifier)
+
+
+def _real(
+    args: argparse.Namespace,
+    model: LoadedModel | None,
+    classes: tuple[str, ...],
+    classifier: DrumClassifierModel,
+) -> _Real:
+    """The dataset's test and training hits (checked against the model) and their reference."""
+    from drumdiff.model.judge.evaluate import build_reference, real_hits
+
+    test = real_hits(args.data, classes, "test")
+    train = real_hits(args.data, classes, "train")
+    meta = json.loads((Path(args.data) / "dataset.json").read_text())
+    sample_rate = int(meta["sample_rate"])
+    if model is not None:
+        from drumdiff.model.data.dataset import DrumDataset
+
+        DrumDataset(args.data, classes, splits=("test",)).check_compatible(model.config.model)
+    test_kits = sorted(k for k, s in meta.get("kits", {}).items() if s == "test")
+    print(
+        f"real test hits: {len(test.labels)} from kits {test_kits}; training hits: "
+        f"{len(train.labels)}",
+        flush=True,
+    )
+    ref = build_reference(
+        test,
+        train,
+        classifier,
+        sample_rate,
+        dataset=str(Path(args.data).resolve()),
+        kits=test_kits,
+    )
+    return _Real(test, train, ref, test_kits, sample_rate)
+
+
+def _render_and_judge(
+    args: argparse.Namespace,
+    model: LoadedModel,
+    ref: Reference,
+    steps: int,
+    *,
+    finished: bool,
+) -> JudgedSet:
+    """--n renders per class at `steps` steps, finished or raw, judged against `ref`."""
+    from drumdiff.model.judge.evaluate import judge, render_hits
+
+    total = len(model.classes) * args.n * steps
+    desc = f"render {steps:>3} steps" if finished else f"unfinished {steps:>3}"
+    with tqdm(total=total, unit="hit-step", desc=desc, file=sys.stderr) as bar:
+        hits, info = render_hits(
+            model,
+            args.n,
+            steps,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            overrides={"sampler": args.sampler, "guidance": args.guidance},
+            progress=bar.update,
+            finished=finished,
+        )
+    return judge(
+        ref,
+        f"steps={steps}" if finished else f"raw={steps}",
+        hits,
+        repeats=args.repeats,
+        seed=args.seed,
+        render_info=info,
+        steps=steps,
+        grid_period=model.config.model.patch_size,
     )
 
-    try:
-        if args.train_classifier:
-            started = time.perf_counter()
-            with tqdm(total=args.classifier_epochs, unit="epoch", desc="classifier") as bar:
 
-                def tick(epoch: int, total: int, loss: float) -> None:
-                    bar.set_postfix(loss=f"{loss:.3f}")
-                    bar.update(1)
+def _judge_model(args: argparse.Namespace, model: LoadedModel, ref: Reference) -> list[JudgedSet]:
+    """The model at every step count (and unfinished too with --unfinished)."""
+    judged = []
+    for steps in args.steps:
+        result = _render_and_judge(args, model, ref, steps, finished=True)
+        judged.append(result)
+        print("\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]), flush=True)
+        if args.unfinished:
+            judged.append(_render_and_judge(args, model, ref, steps, finished=False))
+    return judged
 
-                clf = train_classifier(
-                    args.data,
-                    DRUM_CLASSES,
-                    epochs=args.classifier_epochs,
-                    seed=args.seed,
-                    progress=tick,
-                )
-            clf.metrics["training"]["seconds"] = round(time.perf_counter() - started, 1)
-            clf.metrics["training"]["torch_threads"] = torch.get_num_threads()
-            path = clf.save(args.train_classifier)
-            for split in ("train", "validation", "test"):
-                m = clf.metrics.get(split)
-                if m:
-                    kits = f" (kits {', '.join(m['kits'])})" if m.get("kits") else ""
-                    print(
-                        f"classifier {split} accuracy: {m['accuracy']:.3f} on {m['count']} "
-                        f"clips{kits}"
-                    )
-            print(f"classifier written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
-            if not (args.checkpoint or args.config or args.reference_noise):
-                return 0
-            classifier_path = Path(args.train_classifier)
-        else:
-            classifier_path = Path(args.classifier)
-        if not args.out:
-            return fail("--out is required to write a report")
-        classifier = load_classifier(classifier_path)
-        device = pick_device(args.device)
-        model = None
-        if args.checkpoint or args.config or not args.reference_noise:
-            model = resolve_model(args.checkpoint, args.config, device, seed=args.seed)
-        classes = tuple(model.classes) if model is not None else tuple(DRUM_CLASSES)
-        test = real_hits(args.data, classes, "test")
-        train = real_hits(args.data, classes, "train")
-        meta = json.loads((Path(args.data) / "dataset.json").read_text())
-        sample_rate = int(meta["sample_rate"])
-        if model is not None:
-            from drumdiff.model.data.dataset import DrumDataset
 
-            DrumDataset(args.data, classes, splits=("test",)).check_compatible(model.config.model)
-        test_kits = sorted(k for k, s in meta.get("kits", {}).items() if s == "test")
-        print(
-            f"real test hits: {len(test.labels)} from kits {test_kits}; training hits: "
-            f"{len(train.labels)}",
-            flush=True,
+def _judge_references(
+    args: argparse.Namespace, classes: tuple[str, ...], real: _Real, grid_period: int | None
+) -> list[JudgedSet]:
+    """The reference sets asked for: white-noise bursts and real training hits."""
+    from drumdiff.model.judge.evaluate import noise_bursts, sample_per_class
+
+    judged = []
+    if args.reference_noise:
+        audio = real.test.audio
+        noise = noise_bursts(
+            classes,
+            args.n,
+            int(audio.shape[-1]),
+            real.sample_rate,
+            channels=audio.shape[1],
+            seed=args.seed,
         )
-        ref = build_reference(
-            test,
-            train,
-            classifier,
-            sample_rate,
-            dataset=str(Path(args.data).resolve()),
-            kits=test_kits,
-        )
-        judged = []
-        overrides = {"sampler": args.sampler, "guidance": args.guidance}
-        # The patch-grid buzz check looks at the model's patch rate; noise bursts are judged there
-        # too.
-        grid_period = model.config.model.patch_size if model is not None else None
-        if model is not None:
-            for steps in args.steps:
-                total = len(classes) * args.n * steps
-                with tqdm(
-                    total=total, unit="hit-step", desc=f"render {steps:>3} steps", file=sys.stderr
-                ) as bar:
-                    hits, info = render_hits(
-                        model,
-                        args.n,
-                        steps,
-                        seed=args.seed,
-                        batch_size=args.batch_size,
-                        overrides=overrides,
-                        progress=bar.update,
-                    )
-                result = judge(
-                    ref,
-                    f"steps={steps}",
-                    hits,
-                    repeats=args.repeats,
-                    seed=args.seed,
-                    render_info=info,
-                    steps=steps,
-                    grid_period=grid_period,
-                )
-                judged.append(result)
-                print(
-                    "\n".join(summary_rows([{"name": result.name, **result.scores}])[-1:]),
-                    flush=True,
-                )
-                if args.unfinished:
-                    with tqdm(
-                        total=total, unit="hit-step", desc=f"unfinished {steps:>3}", file=sys.stderr
-                    ) as bar:
-                        hits, info = render_hits(
-                            model,
-                            args.n,
-                            steps,
-                            seed=args.seed,
-                            batch_size=args.batch_size,
-                            overrides=overrides,
-                            progress=bar.update,
-                            finished=False,
-                        )
-                    judged.append(
-                        judge(
-                            ref,
-                            f"raw={steps}",
-                            hits,
-                            repeats=args.repeats,
-                            seed=args.seed,
-                            render_info=info,
-                            steps=steps,
-                            grid_period=grid_period,
-                        )
-                    )
-        if args.reference_noise:
-            length = int(test.audio.shape[-1])
-            noise = noise_bursts(
-                classes, args.n, length, sample_rate, channels=test.audio.shape[1], seed=args.seed
-            )
-            judged.append(
-                judge(
-                    ref,
-                    "noise",
-                    noise,
-                    repeats=args.repeats,
-                    seed=args.seed,
-                    grid_period=grid_period,
-                )
-            )
-        if args.reference_real:
-            judged.append(
-                judge(
-                    ref,
-                    "real-train",
-                    sample_per_class(train, args.n, seed=args.seed),
-                    repeats=args.repeats,
-                    seed=args.seed,
-                    grid_period=grid_period,
-                )
-            )
-        report: dict[str, Any] = {
-            "drumdiff": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": "drumdiff eval " + " ".join(argv if argv is not None else sys.argv[2:]),
-            "model": None
-            if model is None
-            else {
-                "checkpoint": str(model.path) if model.path else None,
-                "config": args.config,
-                "name": model.config.name,
-                "step": model.step,
-                "classes": list(model.classes),
-                "default_steps": model.config.sampling.steps,
-            },
-            "dataset": {
-                "path": ref.dataset,
-                "test_kits": test_kits,
-                "test_per_class": {c: int((test.labels == i).sum()) for i, c in enumerate(classes)},
-                "train_clips": int(len(train.labels)),
-            },
-            "classifier": {
-                "path": str(classifier_path.resolve()),
-                "classes": list(classifier.classes),
-                "trained": json_safe(classifier.metrics),
-                "on_this_test_set": classifier_accuracy_on(ref),
-            },
-            "protocol": {
-                "n_per_class": args.n,
-                "n_meaning": "renders per class at every step count; total = n x classes",
-                "seeds": list(range(args.seed, args.seed + args.n)),
-                "seeds_meaning": "render i of every class, at every step count, uses seeds[i]",
-                "repeats": args.repeats,
-                "distances": "mean over repeats of d(generated subset, real half B) beside floor "
-                "d(real half A, "
-                "real half B); halves stratified by class, generated subset drawn with half A's "
-                "class composition; ratio = distance / floor",
-                "kid": "unbiased MMD^2, kernel (x.y/D+1)^3; its floor between two halves of one "
-                "finite set "
-                "is negative on average, so the ratio is given on the biased MMD^2 (mmd_ratio)",
-                "copy_threshold": ref.copy_threshold,
-                "copy_threshold_from": ref.copy_reference,
-                "noise_bursts": "white noise, instant onset, exponential decay with time constant "
-                "log-uniform in 20-400 ms, peak 0.95"
-                if args.reference_noise
-                else None,
-            },
-            "real": {"fidelity_ceiling": ref.ceiling},
-            "results": [
-                {"name": j.name, "steps": j.steps, "render": j.render, **j.scores} for j in judged
-            ],
-        }
-        scored = {
-            r["name"]: r["overall"]["distances"]["embedding"]["fd_ratio"] for r in report["results"]
-        }
-        finishing = {}
-        for steps in args.steps if args.unfinished else []:
-            done, raw = scored.get(f"steps={steps}"), scored.get(f"raw={steps}")
-            if done and raw:
-                finishing[str(steps)] = {
-                    "finished": done,
-                    "raw": raw,
-                    "worse_by": raw / done - 1,
-                    "met": raw / done - 1 <= 0.15,
-                }
-        report["finishing"] = finishing
-        report = json_safe(report)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        from drumdiff.model.judge.report import write_html
+        judged.append(_judge_reference(args, real.ref, "noise", noise, grid_period))
+    if args.reference_real:
+        hits = sample_per_class(real.train, args.n, seed=args.seed)
+        judged.append(_judge_reference(args, real.ref, "real-train", hits, grid_period))
+    return judged
 
-        html = write_html(out, report, ref, judged, audio_per_class=args.audio_per_class)
-    except (DrumDiffError, ValueError) as err:
-        return fail(str(err))
+
+def _judge_reference(
+    args: argparse.Namespace, ref: Reference, name: str, hits: HitSet, grid_period: int | None
+) -> JudgedSet:
+    from drumdiff.model.judge.evaluate import judge
+
+    return judge(ref, name, hits, repeats=args.repeats, seed=args.seed, grid_period=grid_period)
+
+
+def _model_entry(args: argparse.Namespace, model: LoadedModel | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {
+        "checkpoint": str(model.path) if model.path else None,
+        "config": args.config,
+        "name": model.config.name,
+        "step": model.step,
+        "classes": list(model.classes),
+        "default_steps": model.config.sampling.steps,
+    }
+
+
+def _report(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    model: LoadedModel | None,
+    classes: tuple[str, ...],
+    real: _Real,
+    classifier: tuple[Path, DrumClassifierModel],
+    judged: list[JudgedSet],
+) -> dict[str, Any]:
+    """report.json's content, before `json_safe` and the finishing comparison."""
+    from drumdiff.model.judge.evaluate import classifier_accuracy_on, json_safe
+
+    classifier_path, clf = classifier
+    ref, test = real.ref, real.test
+    return {
+        "drumdiff": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "drumdiff eval " + " ".join(argv if argv is not None else sys.argv[2:]),
+        "model": _model_entry(args, model),
+        "dataset": {
+            "path": ref.dataset,
+            "test_kits": real.test_kits,
+            "test_per_class": {c: int((test.labels == i).sum()) for i, c in enumerate(classes)},
+            "train_clips": int(len(real.train.labels)),
+        },
+        "classifier": {
+            "path": str(classifier_path.resolve()),
+            "classes": list(clf.classes),
+            "trained": json_safe(clf.metrics),
+            "on_this_test_set": classifier_accuracy_on(ref),
+        },
+        "protocol": {
+            "n_per_class": args.n,
+            "n_meaning": "renders per class at every step count; total = n x classes",
+            "seeds": list(range(args.seed, args.seed + args.n)),
+            "seeds_meaning": "render i of every class, at every step count, uses seeds[i]",
+            "repeats": args.repeats,
+            "distances": "mean over repeats of d(generated subset, real half B) beside floor "
+            "d(real half A, "
+            "real half B); halves stratified by class, generated subset drawn with half A's "
+            "class composition; ratio = distance / floor",
+            "kid": "unbiased MMD^2, kernel (x.y/D+1)^3; its floor between two halves of one "
+            "finite set "
+            "is negative on average, so the ratio is given on the biased MMD^2 (mmd_ratio)",
+            "copy_threshold": ref.copy_threshold,
+            "copy_threshold_from": ref.copy_reference,
+            "noise_bursts": "white noise, instant onset, exponential decay with time constant "
+            "log-uniform in 20-400 ms, peak 0.95"
+            if args.reference_noise
+            else None,
+        },
+        "real": {"fidelity_ceiling": ref.ceiling},
+        "results": [
+            {"name": j.name, "steps": j.steps, "render": j.render, **j.scores} for j in judged
+        ],
+    }
+
+
+def _finishing(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per step count with --unfinished: how much worse (FD x floor) the raw renders are."""
+    scored = {r["name"]: r["overall"]["distances"]["embedding"]["fd_ratio"] for r in results}
+    finishing = {}
+    for steps in args.steps if args.unfinished else []:
+        done, raw = scored.get(f"steps={steps}"), scored.get(f"raw={steps}")
+        if done and raw:
+            finishing[str(steps)] = {
+                "finished": done,
+                "raw": raw,
+                "worse_by": raw / done - 1,
+                "met": raw / done - 1 <= 0.15,
+            }
+    return finishing
+
+
+def _evaluate(
+    args: argparse.Namespace, argv: list[str] | None, classifier_path: Path
+) -> tuple[dict[str, Any], Path, Path]:
+    """Judge what was asked and write the report; the report, its folder and its page."""
+    from drumdiff.model.judge.classifier import load_classifier
+    from drumdiff.model.judge.evaluate import json_safe
+
+    classifier = load_classifier(classifier_path)
+    device = pick_device(args.device)
+    model = None
+    if args.checkpoint or args.config or not args.reference_noise:
+        model = resolve_model(args.checkpoint, args.config, device, seed=args.seed)
+    classes = tuple(model.classes) if model is not None else tuple(DRUM_CLASSES)
+    real = _real(args, model, classes, classifier)
+    # The patch-grid buzz check looks at the model's patch rate; noise bursts are judged there
+    # too.
+    grid_period = model.config.model.patch_size if model is not None else None
+    judged = _judge_model(args, model, real.ref) if model is not None else []
+    judged += _judge_references(args, classes, real, grid_period)
+    report = _report(args, argv, model, classes, real, (classifier_path, classifier), judged)
+    report["finishing"] = _finishing(args, report["results"])
+    report = json_safe(report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    from drumdiff.model.judge.report import write_html
+
+    html = write_html(out, report, real.ref, judged, audio_per_class=args.audio_per_class)
+    return report, out, html
+
+
+def _print_summary(report: dict[str, Any], out: Path, html: Path) -> None:
     print("\n".join(summary_rows(report["results"])))
     for steps, row in report.get("finishing", {}).items():
         print(
@@ -400,4 +438,25 @@ def main(argv: list[str] | None = None) -> int:
         "real's)"
     )
     print(f"report: {(out / 'report.json').resolve()}\npage:   {html.resolve()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.n < 2:
+        return fail("--n must be at least 2 (renders per class)")
+    if any(s < 1 for s in args.steps):
+        return fail("--steps must all be at least 1")
+    try:
+        if args.train_classifier:
+            classifier_path = _train_classifier(args)
+            if not (args.checkpoint or args.config or args.reference_noise):
+                return 0
+        else:
+            classifier_path = Path(args.classifier)
+        if not args.out:
+            return fail("--out is required to write a report")
+        report, out, html = _evaluate(args, argv, classifier_path)
+    except (DrumDiffError, ValueError) as err:
+        return fail(str(err))
+    _print_summary(report, out, html)
     return 0

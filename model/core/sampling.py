@@ -15,7 +15,9 @@ eta=0.0) -> Tensor` where
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -74,143 +76,158 @@ def _check(ts: Tensor) -> list[float]:
     return values
 
 
-@torch.no_grad()
-def sample_ddim(
-    model: X0Model,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback = None,
-    generator: Generators = None,
-    eta: float = 0.0,
-) -> Tensor:
-    """DDIM, Algorithm of Song et al. (2021), eq. 12, with stochasticity eta (0 = deterministic)."""
+Sampler = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Step i of a schedule, from noise level t to t_next, with alpha and sigma at both ends."""
+
+    i: int
+    t: float
+    t_next: float
+    alpha: float
+    sigma: float
+    alpha_n: float
+    sigma_n: float
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one sampler call was given besides x and ts, for step rules that need it."""
+
+    model: X0Model
+    extra_args: dict[str, Any] | None
+    generator: Generators
+    eta: float
+
+
+#: How a sampler moves x from step.t to step.t_next, given the model's x0 = model(x, step.t).
+StepRule = Callable[[Tensor, Tensor, Step], Tensor]
+
+
+def _steps(ts: Tensor) -> Iterator[Step]:
     levels = _check(ts)
     for i, (t, t_next) in enumerate(zip(levels, levels[1:])):
-        alpha, sigma = _ab(t)
-        alpha_n, sigma_n = _ab(t_next)
-        x0 = _call(model, x, t, extra_args)
-        eps = _eps(x, x0, alpha, sigma)
-        noise_std = 0.0
-        if eta > 0 and t_next > 0:
-            noise_std = eta * (sigma_n / sigma) * math.sqrt(max(0.0, 1 - (alpha / alpha_n) ** 2))
-        x = alpha_n * x0 + math.sqrt(max(0.0, sigma_n**2 - noise_std**2)) * eps
-        if noise_std > 0:
-            x = x + noise_std * randn(x.shape, generator, device=x.device).to(x.dtype)
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "denoised": x0})
+        yield Step(i, t, t_next, *_ab(t), *_ab(t_next))
+
+
+def _sampler(rule_for: Callable[[Call], StepRule]) -> Sampler:
+    """The sampler of a step rule: the one shared signature, the loop and the callback.
+
+    `rule_for` makes a fresh rule per call (a multistep rule keeps its history in it); its
+    name and docstring become the sampler's.
+    """
+
+    @torch.no_grad()
+    def sample(
+        model: X0Model,
+        x: Tensor,
+        ts: Tensor,
+        *,
+        extra_args: dict[str, Any] | None = None,
+        callback: Callback = None,
+        generator: Generators = None,
+        eta: float = 0.0,
+    ) -> Tensor:
+        rule = rule_for(Call(model, extra_args, generator, eta))
+        for step in _steps(ts):
+            x0 = _call(model, x, step.t, extra_args)
+            x = rule(x, x0, step)
+            if callback is not None:
+                callback({"i": step.i, "t": step.t, "x": x, "denoised": x0})
+        return x
+
+    # Only the name and the docstring: the signature shown must stay the sampler's own.
+    sample.__name__ = sample.__qualname__ = rule_for.__name__
+    sample.__doc__ = rule_for.__doc__
+    return sample
+
+
+def _ddim_step(x: Tensor, x0: Tensor, s: Step, *, eta: float, generator: Generators) -> Tensor:
+    eps = _eps(x, x0, s.alpha, s.sigma)
+    noise_std = 0.0
+    if eta > 0 and s.t_next > 0:
+        noise_std = (
+            eta * (s.sigma_n / s.sigma) * math.sqrt(max(0.0, 1 - (s.alpha / s.alpha_n) ** 2))
+        )
+    x = s.alpha_n * x0 + math.sqrt(max(0.0, s.sigma_n**2 - noise_std**2)) * eps
+    if noise_std > 0:
+        x = x + noise_std * randn(x.shape, generator, device=x.device).to(x.dtype)
     return x
 
 
-@torch.no_grad()
-def sample_ddpm(
-    model: X0Model,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback = None,
-    generator: Generators = None,
-    eta: float = 1.0,
-) -> Tensor:
-    """DDPM ancestral sampling (Ho et al., 2020, Algorithm 2): DDIM with eta = 1."""
-    return sample_ddim(
-        model, x, ts, extra_args=extra_args, callback=callback, generator=generator, eta=1.0
-    )
+class _Dpmpp2mStep:
+    """One DPM-Solver++(2M) step; it keeps the previous x0 and step size for the next one."""
 
+    def __init__(self) -> None:
+        self.x0_prev: Tensor | None = None
+        self.h_prev = math.inf
 
-@torch.no_grad()
-def sample_dpmpp_2m(
-    model: X0Model,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback = None,
-    generator: Generators = None,
-    eta: float = 0.0,
-) -> Tensor:
-    """DPM-Solver++(2M), Algorithm 2 of Lu et al. (2022), data prediction, multistep."""
-    levels = _check(ts)
-    x0_prev: Tensor | None = None
-    h_prev = math.inf
-    for i, (t, t_next) in enumerate(zip(levels, levels[1:])):
-        alpha, sigma = _ab(t)
-        alpha_n, sigma_n = _ab(t_next)
-        x0 = _call(model, x, t, extra_args)
+    def __call__(self, x: Tensor, x0: Tensor, s: Step) -> Tensor:
         # exp(-h) with h = lambda_next - lambda, lambda = log(alpha / sigma); 0 at either end.
-        exp_neg_h = (alpha * sigma_n) / (sigma * alpha_n)
+        exp_neg_h = (s.alpha * s.sigma_n) / (s.sigma * s.alpha_n)
         h = -math.log(exp_neg_h) if exp_neg_h > 0 else math.inf
-        if x0_prev is None or t_next == 0 or not math.isfinite(h):
+        if self.x0_prev is None or s.t_next == 0 or not math.isfinite(h):
             d = x0
         else:
-            half_inv_r = h / (2 * h_prev)  # 1 / (2r), r = h_prev / h
-            d = (1 + half_inv_r) * x0 - half_inv_r * x0_prev
-        x = (sigma_n / sigma) * x + alpha_n * (1 - exp_neg_h) * d
-        x0_prev, h_prev = x0, h
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "denoised": x0})
-    return x
+            half_inv_r = h / (2 * self.h_prev)  # 1 / (2r), r = h_prev / h
+            d = (1 + half_inv_r) * x0 - half_inv_r * self.x0_prev
+        self.x0_prev, self.h_prev = x0, h
+        return (s.sigma_n / s.sigma) * x + s.alpha_n * (1 - exp_neg_h) * d
 
 
-@torch.no_grad()
-def sample_heun(
-    model: X0Model,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback = None,
-    generator: Generators = None,
-    eta: float = 0.0,
+def _heun_step(
+    x: Tensor, x0: Tensor, s: Step, *, model: X0Model, extra_args: dict[str, Any] | None
 ) -> Tensor:
+    eps = _eps(x, x0, s.alpha, s.sigma)
+    x_euler = s.alpha_n * x0 + s.sigma_n * eps  # the DDIM / Euler step
+    if s.t_next == 0 or s.alpha < 1e-6:
+        return x_euler
+    ve, ve_n = s.sigma / s.alpha, s.sigma_n / s.alpha_n
+    x0_2 = _call(model, x_euler, s.t_next, extra_args)
+    eps_2 = _eps(x_euler, x0_2, s.alpha_n, s.sigma_n)
+    x_ve = x / s.alpha + (ve_n - ve) * (eps + eps_2) / 2
+    return s.alpha_n * x_ve
+
+
+@_sampler
+def sample_ddim(call: Call) -> StepRule:
+    """DDIM, Algorithm of Song et al. (2021), eq. 12, with stochasticity eta (0 = deterministic)."""
+    return partial(_ddim_step, eta=call.eta, generator=call.generator)
+
+
+@_sampler
+def sample_ddpm(call: Call) -> StepRule:
+    """DDPM ancestral sampling (Ho et al., 2020, Algorithm 2): DDIM with eta = 1."""
+    return partial(_ddim_step, eta=1.0, generator=call.generator)
+
+
+@_sampler
+def sample_dpmpp_2m(call: Call) -> StepRule:
+    """DPM-Solver++(2M), Algorithm 2 of Lu et al. (2022), data prediction, multistep."""
+    return _Dpmpp2mStep()
+
+
+@_sampler
+def sample_heun(call: Call) -> StepRule:
     """Heun's 2nd-order method, Algorithm 1 of Karras et al. (2022), on the probability-flow ODE.
 
     Works in the variance-exploding view (x / alpha, sigma / alpha); a step from t = 1 (infinite
     VE sigma) and the last step to 0 are Euler steps, as in Karras et al.
     """
-    levels = _check(ts)
-    for i, (t, t_next) in enumerate(zip(levels, levels[1:])):
-        alpha, sigma = _ab(t)
-        alpha_n, sigma_n = _ab(t_next)
-        x0 = _call(model, x, t, extra_args)
-        eps = _eps(x, x0, alpha, sigma)
-        x_euler = alpha_n * x0 + sigma_n * eps  # the DDIM / Euler step
-        if t_next == 0 or alpha < 1e-6:
-            x = x_euler
-        else:
-            s, s_n = sigma / alpha, sigma_n / alpha_n
-            x0_2 = _call(model, x_euler, t_next, extra_args)
-            eps_2 = _eps(x_euler, x0_2, alpha_n, sigma_n)
-            x_ve = x / alpha + (s_n - s) * (eps + eps_2) / 2
-            x = alpha_n * x_ve
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "denoised": x0})
-    return x
+    return partial(_heun_step, model=call.model, extra_args=call.extra_args)
 
 
-@torch.no_grad()
-def sample_distilled(
-    model: X0Model,
-    x: Tensor,
-    ts: Tensor,
-    *,
-    extra_args: dict[str, Any] | None = None,
-    callback: Callback = None,
-    generator: Generators = None,
-    eta: float = 0.0,
-) -> Tensor:
+@_sampler
+def sample_distilled(call: Call) -> StepRule:
     """A distilled student's own rule: deterministic DDIM through the levels it learned.
 
     `model` is the student and `ts` its levels (see `model/train/distill.py`); eta is ignored
-    because
-    the student was trained to land where the teacher's deterministic ODE lands.
+    because the student was trained to land where the teacher's deterministic ODE lands.
     """
-    return sample_ddim(model, x, ts, extra_args=extra_args, callback=callback, generator=generator)
+    return partial(_ddim_step, eta=0.0, generator=call.generator)
 
-
-Sampler = Callable[..., Tensor]
 
 #: The sampler name of a checkpoint's few-step student (its network and levels, not the teacher's).
 DISTILLED = "distilled"

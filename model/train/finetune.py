@@ -31,9 +31,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -55,11 +54,25 @@ from drumdiff.model.judge.evaluate import HitSet, json_safe, nearest_train
 from drumdiff.model.judge.features import copy_vectors, log_mel
 from drumdiff.model.labels import label_from_name
 from drumdiff.model.render.finish import measure_class_envelopes
-from drumdiff.model.train.finetune_report import MIN_FILES_TO_HOLD_OUT, model_card, report_html
+from drumdiff.model.train.finetune_files import (
+    STATE_FILE,
+    STATE_VERSION,
+    append_judge_row,
+    load_base_renders,
+    now,
+    read_state,
+    read_timeline,
+    save_base_renders,
+    write_report_audio,
+    write_report_json,
+    write_report_pages,
+    write_state,
+)
+from drumdiff.model.train.finetune_report import MIN_FILES_TO_HOLD_OUT
 
-STATE_FILE = "finetune.json"
-JUDGE_FILE = "judge.jsonl"
-STATE_VERSION = 1
+if TYPE_CHECKING:
+    from drumdiff.model.train.trainer import Trainer
+
 #: Copy threshold when no hit could be held out (nothing to measure the real closeness by).
 FALLBACK_COPY_THRESHOLD = 0.98
 #: Level floor of the log-mel distance, relative to each clip's own maximum (as the copy detector).
@@ -451,6 +464,12 @@ class HeldOutJudge:
             if c in self.judged
         }
 
+    def held_hits(self) -> HitSet:
+        return HitSet(self.held_audio, self.held_labels, self.classes)
+
+    def train_hits(self) -> HitSet:
+        return HitSet(self.train_audio, self.train_labels, self.classes, ids=tuple(self.train_ids))
+
     def measure(self, hits: HitSet) -> dict[str, Any]:
         """Per-class distance (dB) to the held-out hits, its mean over classes, and the copies."""
         if hits.classes != self.classes:
@@ -519,8 +538,46 @@ class Outcome:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`finetune.KEY=VALUE` overrides (FinetuneSettings), then the training config's."""
+    own = [o for o in overrides if o.strip().startswith("finetune.")]
+    rest = [o for o in overrides if not o.strip().startswith("finetune.")]
+    return own, rest
+
+
+def _check_out_is_free(out: Path) -> None:
+    if (out / STATE_FILE).exists():
+        raise DrumDiffError(
+            f"{out} already holds a fine-tune; go on with --resume {out} or pick another --out"
+        )
+    if out.exists() and any(out.iterdir()):
+        raise DrumDiffError(f"{out} exists and is not empty; pick another --out")
+
+
+def _prepare_config(base: str | Path, base_config: dict[str, Any], rest: Sequence[str]) -> Config:
+    """The base model's config to prepare the folder with, once `rest` is known to apply to it."""
+    try:
+        prep_config = config_from_dict(copy.deepcopy(base_config))
+    except ConfigError as err:
+        raise DrumDiffError(f"{base}: its config is not valid: {err}") from None
+    probe = copy.deepcopy(base_config)
+    try:
+        # Checked before preparing, so a mistyped --set costs nothing and leaves nothing behind.
+        for override in (*SMALL_DATA, *rest):
+            apply_override(probe, override)
+        config_from_dict(probe)
+    except ConfigError as err:
+        raise DrumDiffError(f"--set: {err}") from None
+    return prep_config
+
+
+def _with_batch_size(rest: list[str], base_config: dict[str, Any], hits: int) -> list[str]:
+    """`rest` with the base's batch size, at most `hits`, unless it sets one itself."""
+    if any(o.strip().startswith("train.batch_size=") for o in rest):
+        return rest
+    # Balanced draws go with replacement, but a batch larger than the folder is pointless.
+    size = min(int(base_config["train"].get("batch_size", 16)), hits)
+    return [f"train.batch_size={size}", *rest]
 
 
 class FineTune:
@@ -562,29 +619,11 @@ class FineTune:
         FinetuneSettings.
         """
         out = Path(out)
-        if (out / STATE_FILE).exists():
-            raise DrumDiffError(
-                f"{out} already holds a fine-tune; go on with --resume {out} or pick another --out"
-            )
-        if out.exists() and any(out.iterdir()):
-            raise DrumDiffError(f"{out} exists and is not empty; pick another --out")
-        own = [o for o in overrides if o.strip().startswith("finetune.")]
-        rest = [o for o in overrides if not o.strip().startswith("finetune.")]
+        _check_out_is_free(out)
+        own, rest = _split_overrides(overrides)
         settings = settings_from_overrides(own)
         payload = read_checkpoint(base)
-        base_config = payload["config"]
-        try:
-            prep_config = config_from_dict(copy.deepcopy(base_config))
-        except ConfigError as err:
-            raise DrumDiffError(f"{base}: its config is not valid: {err}") from None
-        probe = copy.deepcopy(base_config)
-        try:
-            # Checked before preparing, so a mistyped --set costs nothing and leaves nothing behind.
-            for override in (*SMALL_DATA, *rest):
-                apply_override(probe, override)
-            config_from_dict(probe)
-        except ConfigError as err:
-            raise DrumDiffError(f"--set: {err}") from None
+        prep_config = _prepare_config(base, payload["config"], rest)
         name = class_slug(name or Path(folder).resolve().name)
         made = not out.exists()
         try:
@@ -642,21 +681,16 @@ class FineTune:
         )
         base_classes = tuple(base_config["model"]["classes"])
         classes = class_list(base_classes, summary.classes)
-        new = [c for c in classes if c not in base_classes]
         train_set = DrumDataset(out / "data", classes, splits=("train",))
         if len(train_set) == 0:
             raise DrumDiffError(
                 f"no usable training hits in {folder}; see {out / 'data' / 'report.json'}"
             )
-        batch_set = any(o.strip().startswith("train.batch_size=") for o in rest)
-        if not batch_set:
-            # Balanced draws go with replacement, but a batch larger than the folder is pointless.
-            size = min(int(base_config["train"].get("batch_size", 16)), len(train_set))
-            rest = [f"train.batch_size={size}", *rest]
+        rest = _with_batch_size(rest, base_config, len(train_set))
         config = finetune_config(base_config, classes, train_set, name=name, overrides=rest)
         state = {
             "version": STATE_VERSION,
-            "created": _now(),
+            "created": now(),
             "command": list(command),
             "folder": str(Path(folder).resolve()),
             "base": str(Path(base).resolve()),
@@ -664,7 +698,7 @@ class FineTune:
             "name": name,
             "classes_from": classes_from,
             "classes": list(classes),
-            "new_classes": new,
+            "new_classes": [c for c in classes if c not in base_classes],
             "data": summary.to_json(),
             "settings": asdict(settings),
             "overrides": list(overrides),
@@ -690,22 +724,10 @@ class FineTune:
     ) -> FineTune:
         """Reopen the job in `out`."""
         out = Path(out)
-        path = out / STATE_FILE
-        if not path.exists():
-            raise DrumDiffError(f"{out} is not a fine-tune folder (no {STATE_FILE})")
-        try:
-            state = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise DrumDiffError(f"{path} is damaged ({err})") from None
-        if state.get("version") != STATE_VERSION:
-            raise DrumDiffError(
-                f"{path} has version {state.get('version')!r}; this drumdiff reads {STATE_VERSION}"
-            )
-        return cls(out, state, device=device, log=log)
+        return cls(out, read_state(out), device=device, log=log)
 
     def save_state(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.out / STATE_FILE, json.dumps(self.state, indent=2) + "\n")
+        write_state(self.out, self.state)
 
     @property
     def config(self) -> Config:
@@ -717,15 +739,7 @@ class FineTune:
 
     def timeline(self) -> list[dict[str, Any]]:
         """Every cheap judge so far, by step (the last one of a step wins)."""
-        path = self.out / JUDGE_FILE
-        if not path.exists():
-            return []
-        rows: dict[int, dict[str, Any]] = {}
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[int(row["step"])] = row
-        return [rows[k] for k in sorted(rows)]
+        return read_timeline(self.out)
 
     # -- training ----------------------------------------------------------------------------
     def run(
@@ -742,144 +756,44 @@ class FineTune:
         With neither, a fresh job trains 10 minutes and a resumed one the rest of its budget.
         `should_stop()` is asked after every step: True checkpoints and returns "stopped".
         """
-        from drumdiff.model.train.trainer import Trainer
-
         if minutes is not None and minutes <= 0:
             raise DrumDiffError(f"minutes must be positive, got {minutes}")
         if stop_at is not None and stop_at < 1:
             raise DrumDiffError(f"stop_at must be at least 1, got {stop_at}")
+        budget = self._set_budget(minutes, stop_at)
+        session = _Session(self, budget, stop_at, should_stop, on_progress)
+        step, loss = session.train()
+        if session.stopped:
+            self._set_status("stopped")
+            return self._outcome("stopped", step)
+        # The last step is always kept and judged: the timeline ends where the training did.
+        if not self.timeline() or self.timeline()[-1]["step"] != step:
+            session.checkpoint_and_judge(step, loss)
+        self._set_status("trained")
+        if not report:
+            return self._outcome("trained", step)
+        session.show(step, loss, "report")
+        files = self.finish(session.judge)
+        self.state["status"] = "done"
+        self.state["finished"] = now()
+        self.save_state()
+        return self._outcome("done", step, files)
+
+    def _set_budget(self, minutes: float | None, stop_at: int | None) -> float | None:
+        """Record the job's time budget; the one this run stops at (None: it stops at a step)."""
         state = self.state
         if minutes is not None:
             state["budget_s"] = float(state["trained_s"]) + minutes * 60
         elif stop_at is None and not state["budget_s"]:
             state["budget_s"] = float(state["trained_s"]) + 600.0
-        budget = float(state["budget_s"]) if (minutes is not None or stop_at is None) else None
-        config = self.config
-        trainer = Trainer(
-            config,
-            self.out / "data",
-            self.out,
-            device=self.device,
-            init_checkpoint=None if (self.out / "last.pt").exists() else state["base"],
-            log=self.log,
-        )
-        resumed = trainer.resume()
-        trainer.write_run_files()
-        # The trainer fills in whatever the base model had not measured (model space, finishing).
-        state["config"] = to_dict(trainer.config)
-        judge = HeldOutJudge(self.out / "data", self.classes)
-        state["copy_threshold"] = judge.copy_threshold
-        state["copy_threshold_from"] = judge.copy_threshold_from
-        state["floor_db"] = judge.floor
-        state["status"] = "training"
-        session = {"started": _now(), "from_step": trainer.step, "resumed": resumed}
-        state["sessions"].append(session)
+        return float(state["budget_s"]) if (minutes is not None or stop_at is None) else None
+
+    def _set_status(self, status: str) -> None:
+        self.state["status"] = status
         self.save_state()
-        settings = self.settings
-        steps = settings.render_steps or config.sampling.steps
-        timeline = self.timeline()
-        base_row = timeline[0] if timeline and timeline[0]["step"] == 0 else None
-        latest = timeline[-1] if timeline else None
-        trained_before = float(state["trained_s"])
-        started = time.monotonic()
-        judge_every_s = settings.judge_every_s or max(60.0, ((budget or 0.0) - trained_before) / 4)
-        judge_every_steps = settings.judge_every_steps
-        if budget is None and not judge_every_steps:
-            judge_every_steps = max(1, ((stop_at or 1) - trainer.step) // 4)
-        last_judged_s = trained_before
-        stopped = False
 
-        def trained_s() -> float:
-            return trained_before + (time.monotonic() - started)
-
-        def cheap_judge(step: int) -> dict[str, Any]:
-            t0 = time.monotonic()
-            loaded = LoadedModel(Denoiser(trainer.ema.model), trainer.config, step, None)  # type: ignore[arg-type]
-            hits = render_for_judge(
-                loaded,
-                self.classes,
-                settings.judge_per_class,
-                steps,
-                seed=settings.seed,
-                only=judge.present,
-            )
-            row = {
-                "step": step,
-                "trained_s": round(trained_s(), 1),
-                "time": _now(),
-                "checkpoint": f"checkpoints/step-{step:07d}.pt",
-                **judge.measure(hits),
-            }
-            state["judge_s"] = float(state["judge_s"]) + time.monotonic() - t0
-            with open(self.out / JUDGE_FILE, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            return row
-
-        def show(step: int, loss: float, phase: str) -> None:
-            if on_progress is not None:
-                on_progress(
-                    Progress(step, loss, trained_s(), budget, stop_at, phase, latest, base_row)
-                )
-
-        def checkpoint_and_judge(step: int, loss: float) -> None:
-            nonlocal latest, base_row, last_judged_s
-            show(step, loss, "judge")
-            trainer.save()
-            latest = cheap_judge(step)
-            if step == 0:
-                base_row = latest
-            last_judged_s = trained_s()
-            state["step"], state["trained_s"] = step, trained_s()
-            self.save_state()
-
-        if base_row is None and trainer.step == 0:
-            checkpoint_and_judge(0, float("nan"))
-
-        def on_step(step: int, loss: float) -> bool:
-            nonlocal stopped
-            if should_stop():
-                stopped = True
-                return True
-            out_of_time = budget is not None and trained_s() >= budget
-            due = (judge_every_steps and step % judge_every_steps == 0) or (
-                not judge_every_steps and trained_s() - last_judged_s >= judge_every_s
-            )
-            if due and not out_of_time and step != stop_at:
-                checkpoint_and_judge(step, loss)
-                if should_stop():
-                    stopped = True
-                    return True
-            show(step, loss, "train")
-            return out_of_time
-
-        done_already = (budget is not None and trained_s() >= budget) or (
-            stop_at is not None and trainer.step >= stop_at
-        )
-        loss = float("nan")
-        if not done_already:
-            result = trainer.fit(stop_at=stop_at, progress=False, on_step=on_step)
-            loss = result.loss
-        step = trainer.step
-        state["step"], state["trained_s"] = step, trained_s()
-        session.update(
-            {"ended": _now(), "to_step": step, "seconds": round(time.monotonic() - started, 1)}
-        )
-        if stopped:
-            state["status"] = "stopped"
-            self.save_state()
-            return Outcome("stopped", step, float(state["trained_s"]), self.out)
-        if not self.timeline() or self.timeline()[-1]["step"] != step:
-            checkpoint_and_judge(step, loss)
-        state["status"] = "trained"
-        self.save_state()
-        if not report:
-            return Outcome("trained", step, float(state["trained_s"]), self.out)
-        show(step, loss, "report")
-        files = self.finish(judge)
-        state["status"] = "done"
-        state["finished"] = _now()
-        self.save_state()
-        return Outcome("done", step, float(state["trained_s"]), self.out, files)
+    def _outcome(self, status: str, step: int, files: dict[str, Path] | None = None) -> Outcome:
+        return Outcome(status, step, float(self.state["trained_s"]), self.out, files or {})
 
     # -- the end: export, judge base and fine-tuned, card, report -----------------------------
     def export(self) -> Path:
@@ -900,56 +814,259 @@ class FineTune:
         card and the report."""
         judge = judge or HeldOutJudge(self.out / "data", self.classes)
         model_path = self.export()
-        settings = self.settings
-        tuned = load_checkpoint(model_path, device=self.device)
-        base = load_checkpoint(self.state["base"], device=self.device)
-        steps = settings.render_steps or tuned.config.sampling.steps
-        base_steps = settings.render_steps or base.config.sampling.steps
-        stand_in = "other" if "other" in base.classes else None
-        ask = {c: (c if c in base.classes else stand_in) for c in self.classes}
-        t0 = time.monotonic()
-        base_hits = self._base_renders(base, ask, base_steps, judge.present)
-        tuned_hits = render_for_judge(
-            tuned,
-            self.classes,
-            settings.report_per_class,
-            steps,
-            seed=settings.seed,
-            only=judge.present,
+        return _Report(self, judge).write(model_path)
+
+
+# --- one training session --------------------------------------------------------------------
+
+
+class _Session:
+    """One `FineTune.run` from its trainer's resume to its last step: the trainer, the judge,
+    the clock and when to judge, and the hooks the training loop calls."""
+
+    def __init__(
+        self,
+        job: FineTune,
+        budget: float | None,
+        stop_at: int | None,
+        should_stop: Callable[[], bool],
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.job, self.state = job, job.state
+        self.budget, self.stop_at = budget, stop_at
+        self.should_stop, self.on_progress = should_stop, on_progress
+        config = job.config
+        self.trainer, resumed = self._open_trainer(config)
+        self.judge = HeldOutJudge(job.out / "data", job.classes)
+        self.record = self._record_start(resumed)
+        settings = job.settings
+        self.render_steps = settings.render_steps or config.sampling.steps
+        timeline = job.timeline()
+        self.base_row = timeline[0] if timeline and timeline[0]["step"] == 0 else None
+        self.latest = timeline[-1] if timeline else None
+        self.trained_before = float(self.state["trained_s"])
+        self.started = time.monotonic()
+        self.judge_every_s, self.judge_every_steps = self._judge_interval(settings)
+        self.last_judged_s = self.trained_before
+        self.stopped = False
+
+    def _judge_interval(self, settings: FinetuneSettings) -> tuple[float, int]:
+        """Seconds or steps between cheap judges: as set, else a quarter of what this run trains
+        (at least a minute when it runs by time)."""
+        every_s = settings.judge_every_s or max(
+            60.0, ((self.budget or 0.0) - self.trained_before) / 4
         )
-        render_s = time.monotonic() - t0
-        results = {"base": judge.measure(base_hits), "fine-tuned": judge.measure(tuned_hits)}
-        full = self._full_judge(judge, {"base": base_hits, "fine-tuned": tuned_hits})
-        timeline = self.timeline()
-        first_copy = next((row for row in timeline if row["copies"] > 0), None)
+        every_steps = settings.judge_every_steps
+        if self.budget is None and not every_steps:
+            every_steps = max(1, ((self.stop_at or 1) - self.trainer.step) // 4)
+        return every_s, every_steps
+
+    def _open_trainer(self, config: Config) -> tuple[Trainer, bool]:
+        """The job's trainer, resumed from its last checkpoint (True) or started from the base
+        model."""
+        from drumdiff.model.train.trainer import Trainer
+
+        out = self.job.out
+        trainer = Trainer(
+            config,
+            out / "data",
+            out,
+            device=self.job.device,
+            init_checkpoint=None if (out / "last.pt").exists() else self.state["base"],
+            log=self.job.log,
+        )
+        resumed = trainer.resume()
+        trainer.write_run_files()
+        # The trainer fills in whatever the base model had not measured (model space, finishing).
+        self.state["config"] = to_dict(trainer.config)
+        return trainer, resumed
+
+    def _record_start(self, resumed: bool) -> dict[str, Any]:
+        """The judge's copy threshold and floor, and this session, in the state (saved)."""
+        state, judge = self.state, self.judge
+        state["copy_threshold"] = judge.copy_threshold
+        state["copy_threshold_from"] = judge.copy_threshold_from
+        state["floor_db"] = judge.floor
+        state["status"] = "training"
+        record = {"started": now(), "from_step": self.trainer.step, "resumed": resumed}
+        state["sessions"].append(record)
+        self.job.save_state()
+        return record
+
+    def trained_s(self) -> float:
+        """Seconds trained in this job, all sessions."""
+        return self.trained_before + (time.monotonic() - self.started)
+
+    def train(self) -> tuple[int, float]:
+        """Judge the base model if not yet done, train to the budget or step, record the end;
+        the last step and its loss (NaN when nothing was left to train)."""
+        if self.base_row is None and self.trainer.step == 0:
+            self.checkpoint_and_judge(0, float("nan"))
+        done_already = (self.budget is not None and self.trained_s() >= self.budget) or (
+            self.stop_at is not None and self.trainer.step >= self.stop_at
+        )
+        loss = float("nan")
+        if not done_already:
+            result = self.trainer.fit(stop_at=self.stop_at, progress=False, on_step=self.on_step)
+            loss = result.loss
+        step = self.trainer.step
+        self.state["step"], self.state["trained_s"] = step, self.trained_s()
+        self.record.update(
+            {
+                "ended": now(),
+                "to_step": step,
+                "seconds": round(time.monotonic() - self.started, 1),
+            }
+        )
+        return step, loss
+
+    def on_step(self, step: int, loss: float) -> bool:
+        """The training loop's hook after every step: judge when due; True stops training."""
+        if self.should_stop():
+            self.stopped = True
+            return True
+        out_of_time = self.budget is not None and self.trained_s() >= self.budget
+        if self._judge_due(step) and not out_of_time and step != self.stop_at:
+            self.checkpoint_and_judge(step, loss)
+            if self.should_stop():
+                self.stopped = True
+                return True
+        self.show(step, loss, "train")
+        return out_of_time
+
+    def _judge_due(self, step: int) -> bool:
+        if self.judge_every_steps:
+            return step % self.judge_every_steps == 0
+        return self.trained_s() - self.last_judged_s >= self.judge_every_s
+
+    def show(self, step: int, loss: float, phase: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(
+                    step,
+                    loss,
+                    self.trained_s(),
+                    self.budget,
+                    self.stop_at,
+                    phase,
+                    self.latest,
+                    self.base_row,
+                )
+            )
+
+    def checkpoint_and_judge(self, step: int, loss: float) -> None:
+        """Keep a checkpoint of `step` and its cheap judge, and save where the job stands."""
+        self.show(step, loss, "judge")
+        self.trainer.save()
+        self.latest = self._cheap_judge(step)
+        if step == 0:
+            self.base_row = self.latest
+        self.last_judged_s = self.trained_s()
+        self.state["step"], self.state["trained_s"] = step, self.trained_s()
+        self.job.save_state()
+
+    def _cheap_judge(self, step: int) -> dict[str, Any]:
+        """The EMA model's distances and copies at `step`, appended to the timeline."""
+        t0 = time.monotonic()
+        trainer, settings = self.trainer, self.job.settings
+        loaded = LoadedModel(Denoiser(trainer.ema.model), trainer.config, step, None)  # type: ignore[arg-type]
+        hits = render_for_judge(
+            loaded,
+            self.job.classes,
+            settings.judge_per_class,
+            self.render_steps,
+            seed=settings.seed,
+            only=self.judge.present,
+        )
+        row = {
+            "step": step,
+            "trained_s": round(self.trained_s(), 1),
+            "time": now(),
+            "checkpoint": f"checkpoints/step-{step:07d}.pt",
+            **self.judge.measure(hits),
+        }
+        self.state["judge_s"] = float(self.state["judge_s"]) + time.monotonic() - t0
+        append_judge_row(self.job.out, row)
+        return row
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FinalRenders:
+    """The report's renders ("base" and "fine-tuned") and how they were made."""
+
+    sets: dict[str, HitSet]
+    steps: int  # the fine-tuned model's sampler steps
+    base_steps: int
+    stand_in: str | None  # what the base model is asked for in place of a class it lacks
+    seconds: float
+
+
+class _Report:
+    """The end of a job: renders of the base and the fine-tuned model, their figures on the
+    held-out hits, written as report.json, the report page (with audio) and the model card."""
+
+    def __init__(self, job: FineTune, judge: HeldOutJudge) -> None:
+        self.job, self.judge = job, judge
+
+    def write(self, model_path: Path) -> dict[str, Path]:
+        job, judge = self.job, self.judge
+        tuned = load_checkpoint(model_path, device=job.device)
+        base = load_checkpoint(job.state["base"], device=job.device)
+        renders = self._final_renders(tuned, base)
+        results = {name: judge.measure(hits) for name, hits in renders.sets.items()}
+        full = full_judge(judge, renders.sets, seed=job.settings.seed)
+        report = self._content((model_path, tuned.step), renders, results, full)
+        write_report_json(job.out, report)
+        audio = write_report_audio(
+            job.out,
+            job.classes,
+            renders.sets,
+            judge.held_hits(),
+            judge.present,
+            job.settings.audio_per_class,
+            judge.sample_rate,
+        )
+        return {"model": model_path, **write_report_pages(job.out, report, audio)}
+
+    def _content(
+        self,
+        model: tuple[Path, int],
+        renders: _FinalRenders,
+        results: dict[str, Any],
+        full: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """report.json: what was asked, how it trained, the judge's rules and both models'
+        figures."""
+        job, judge = self.job, self.judge
+        state, settings = job.state, job.settings
+        model_path, model_step = model
+        timeline = job.timeline()
         report = {
-            "created": _now(),
-            "command": self.state.get("command"),
-            "folder": self.state["folder"],
+            "created": now(),
+            "command": state.get("command"),
+            "folder": state["folder"],
             "base": {
-                "path": self.state["base"],
-                "step": self.state["base_step"],
-                "render_steps": base_steps,
-                "stand_in_for_new_classes": stand_in,
+                "path": state["base"],
+                "step": state["base_step"],
+                "render_steps": renders.base_steps,
+                "stand_in_for_new_classes": renders.stand_in,
             },
-            "model": {"path": str(model_path.resolve()), "step": tuned.step, "render_steps": steps},
-            "classes": list(self.classes),
-            "new_classes": self.state["new_classes"],
-            "data": self.state["data"],
-            "training": {
-                "steps": tuned.step,
-                "trained_s": round(float(self.state["trained_s"]), 1),
-                "judge_s": round(float(self.state["judge_s"]), 1),
-                "sessions": self.state["sessions"],
-                "overrides": self.state["overrides"],
-                "settings": self.state["settings"],
-                "train": self.state["config"]["train"],
-                "augment": self.state["config"]["data"]["augment"],
+            "model": {
+                "path": str(model_path.resolve()),
+                "step": model_step,
+                "render_steps": renders.steps,
             },
+            "classes": list(job.classes),
+            "new_classes": state["new_classes"],
+            "data": state["data"],
+            "training": _training_summary(state, model_step),
             "judge": {
                 "renders_per_class": settings.report_per_class,
                 "seeds": [settings.seed, settings.seed + settings.report_per_class - 1],
-                "render_s": round(render_s, 1),
+                "render_s": round(renders.seconds, 1),
                 "copy_threshold": judge.copy_threshold,
                 "copy_threshold_from": judge.copy_threshold_from,
                 "floor_db": judge.floor,
@@ -958,135 +1075,123 @@ class FineTune:
             "results": results,
             "full_judge": full,
             "timeline": timeline,
-            "copying_starts": None
-            if first_copy is None
-            else {
-                "step": first_copy["step"],
-                "checkpoint": first_copy["checkpoint"],
-                "copies": first_copy["copies"],
-            },
+            "copying_starts": _copying_starts(timeline),
         }
-        report = json_safe(report)
-        (self.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        audio = self._write_audio(judge, base_hits, tuned_hits)
-        page = self.out / "report.html"
-        page.write_text(report_html(report, audio))
-        card = self.out / "MODEL_CARD.md"
-        card.write_text(model_card(report))
-        return {
-            "model": model_path,
-            "card": card,
-            "report": page,
-            "report_json": self.out / "report.json",
-        }
+        return dict(json_safe(report))
 
-    def _base_renders(
-        self, base: LoadedModel, ask: dict[str, str | None], steps: int, only: Sequence[str]
+    def _final_renders(self, tuned: LoadedModel, base: LoadedModel) -> _FinalRenders:
+        """The report's renders of the base model and of the fine-tuned one, on the same seeds.
+
+        A class the base model lacks is asked of it as "other" where it has that class (else
+        unconditionally), so every class has something to compare with.
+        """
+        settings = self.job.settings
+        steps = settings.render_steps or tuned.config.sampling.steps
+        base_steps = settings.render_steps or base.config.sampling.steps
+        stand_in = "other" if "other" in base.classes else None
+        ask = {c: (c if c in base.classes else stand_in) for c in self.job.classes}
+        t0 = time.monotonic()
+        base_hits = self._base_renders(base, ask, base_steps)
+        tuned_hits = self._render(tuned, steps)
+        return _FinalRenders(
+            {"base": base_hits, "fine-tuned": tuned_hits},
+            steps,
+            base_steps,
+            stand_in,
+            time.monotonic() - t0,
+        )
+
+    def _render(
+        self, model: LoadedModel, steps: int, *, ask: dict[str, str | None] | None = None
     ) -> HitSet:
-        """The base model's renders for the report, cached: they never change during a job."""
-        settings = self.settings
-        key = {
-            "base": self.state["base"],
-            "steps": steps,
-            "n": settings.report_per_class,
-            "seed": settings.seed,
-            "classes": list(self.classes),
-            "ask": ask,
-            "only": list(only),
-        }
-        cache = self.out / "base_renders.npz"
-        if cache.exists():
-            stored = np.load(cache)
-            if json.loads(str(stored["key"])) == key:
-                return HitSet(
-                    stored["audio"],
-                    stored["labels"],
-                    self.classes,
-                    seeds=tuple(int(s) for s in stored["seeds"]),
-                )
-        hits = render_for_judge(
-            base,
-            self.classes,
+        """The report's renders of one model: the same seeds and classes for both."""
+        settings = self.job.settings
+        return render_for_judge(
+            model,
+            self.job.classes,
             settings.report_per_class,
             steps,
             seed=settings.seed,
             ask=ask,
-            only=only,
+            only=self.judge.present,
         )
-        np.savez(
-            cache,
-            audio=hits.audio,
-            labels=hits.labels,
-            seeds=np.asarray(hits.seeds),
-            key=json.dumps(key),
-        )
+
+    def _base_renders(self, base: LoadedModel, ask: dict[str, str | None], steps: int) -> HitSet:
+        """The base model's renders for the report, cached: they never change during a job."""
+        settings = self.job.settings
+        key = {
+            "base": self.job.state["base"],
+            "steps": steps,
+            "n": settings.report_per_class,
+            "seed": settings.seed,
+            "classes": list(self.job.classes),
+            "ask": ask,
+            "only": list(self.judge.present),
+        }
+        cached = load_base_renders(self.job.out, key, self.job.classes)
+        if cached is not None:
+            return cached
+        hits = self._render(base, steps, ask=ask)
+        save_base_renders(self.job.out, key, hits)
         return hits
 
-    def _full_judge(self, judge: HeldOutJudge, sets: dict[str, HitSet]) -> dict[str, Any] | None:
-        """The project judge's FD in the classifier embedding and class fidelity, where it can
-        run."""
-        from drumdiff.model.judge.classifier import load_classifier
-        from drumdiff.model.judge.evaluate import EvaluationError, build_reference
-        from drumdiff.model.judge.evaluate import judge as run_judge
 
-        path = DEFAULT_CLASSIFIER
-        if not path.exists() or len(judge.held_labels) < 2:
-            return None
-        try:
-            classifier = load_classifier(path)
-            held = HitSet(judge.held_audio, judge.held_labels, self.classes)
-            train = HitSet(
-                judge.train_audio, judge.train_labels, self.classes, ids=tuple(judge.train_ids)
-            )
-            ref = build_reference(held, train, classifier, judge.sample_rate)
-            out: dict[str, Any] = {}
-            for name, hits in sets.items():
-                scores = run_judge(ref, name, hits, repeats=10, seed=self.settings.seed).scores
-                o = scores["overall"]
-                emb = o.get("distances", {}).get("embedding", {})
-                out[name] = {
-                    "fd_embedding": emb.get("fd"),
-                    "fd_floor": emb.get("fd_floor"),
-                    "fd_ratio": emb.get("fd_ratio"),
-                    "items_per_half": emb.get("items_per_half"),
-                    "fidelity_micro": o["fidelity"]["micro"],
-                    "fidelity_ceiling": o["fidelity"]["ceiling_micro"],
-                    "fidelity_per_class": {
-                        c: e["fidelity"]["share"] for c, e in scores["per_class"].items()
-                    },
-                }
-            return out
-        except (EvaluationError, DrumDiffError, ValueError) as err:
-            return {"error": str(err)}
+def full_judge(judge: HeldOutJudge, sets: dict[str, HitSet], *, seed: int) -> dict[str, Any] | None:
+    """The project judge's FD in the classifier embedding and class fidelity, where it can
+    run."""
+    from drumdiff.model.judge.classifier import load_classifier
+    from drumdiff.model.judge.evaluate import EvaluationError, build_reference
+    from drumdiff.model.judge.evaluate import judge as run_judge
 
-    def _write_audio(
-        self, judge: HeldOutJudge, base_hits: HitSet, tuned_hits: HitSet
-    ) -> dict[str, dict[str, list[str]]]:
-        from drumdiff.model.wav import write_wav_atomic
-
-        folder = self.out / "audio"
-        folder.mkdir(exist_ok=True)
-        n = self.settings.audio_per_class
-        out: dict[str, dict[str, list[str]]] = {}
-        sr = judge.sample_rate
-        for cid, cname in enumerate(self.classes):
-            if not ((judge.train_labels == cid).any() or (judge.held_labels == cid).any()):
-                continue
-            entry: dict[str, list[str]] = {}
-            for tag, hits in (("base", base_hits), ("fine-tuned", tuned_hits)):
-                idx = np.nonzero(hits.labels == cid)[0][:n]
-                names = []
-                for k in idx:
-                    fname = f"{cname}_{tag}_{hits.seeds[k] if hits.seeds else k}.wav"
-                    write_wav_atomic(folder / fname, hits.audio[k], sr)
-                    names.append(fname)
-                entry[tag] = names
-            held = np.nonzero(judge.held_labels == cid)[0][:n]
-            names = []
-            for j, k in enumerate(held):
-                fname = f"{cname}_held_out_{j}.wav"
-                write_wav_atomic(folder / fname, judge.held_audio[k], sr)
-                names.append(fname)
-            entry["held-out"] = names
-            out[cname] = entry
+    path = DEFAULT_CLASSIFIER
+    if not path.exists() or len(judge.held_labels) < 2:
+        return None
+    try:
+        classifier = load_classifier(path)
+        ref = build_reference(judge.held_hits(), judge.train_hits(), classifier, judge.sample_rate)
+        out: dict[str, Any] = {}
+        for name, hits in sets.items():
+            scores = run_judge(ref, name, hits, repeats=10, seed=seed).scores
+            out[name] = _full_judge_entry(scores)
         return out
+    except (EvaluationError, DrumDiffError, ValueError) as err:
+        return {"error": str(err)}
+
+
+def _full_judge_entry(scores: dict[str, Any]) -> dict[str, Any]:
+    o = scores["overall"]
+    emb = o.get("distances", {}).get("embedding", {})
+    return {
+        "fd_embedding": emb.get("fd"),
+        "fd_floor": emb.get("fd_floor"),
+        "fd_ratio": emb.get("fd_ratio"),
+        "items_per_half": emb.get("items_per_half"),
+        "fidelity_micro": o["fidelity"]["micro"],
+        "fidelity_ceiling": o["fidelity"]["ceiling_micro"],
+        "fidelity_per_class": {c: e["fidelity"]["share"] for c, e in scores["per_class"].items()},
+    }
+
+
+def _training_summary(state: dict[str, Any], steps: int) -> dict[str, Any]:
+    return {
+        "steps": steps,
+        "trained_s": round(float(state["trained_s"]), 1),
+        "judge_s": round(float(state["judge_s"]), 1),
+        "sessions": state["sessions"],
+        "overrides": state["overrides"],
+        "settings": state["settings"],
+        "train": state["config"]["train"],
+        "augment": state["config"]["data"]["augment"],
+    }
+
+
+def _copying_starts(timeline: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first kept checkpoint whose renders include copies of training hits."""
+    first_copy = next((row for row in timeline if row["copies"] > 0), None)
+    if first_copy is None:
+        return None
+    return {
+        "step": first_copy["step"],
+        "checkpoint": first_copy["checkpoint"],
+        "copies": first_copy["copies"],
+    }
