@@ -32,7 +32,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch 2.13.0 is the CPU wheel this project is tested with; keep an existing (e.g. CUDA) torch.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-extras="train"
-[[ $want_test == 1 ]] && extras="train,eval,test"
+extras="train,openvino"
+[[ $want_test == 1 ]] && extras="train,openvino,eval,test"
 .venv/bin/pip install -q -e ".[${extras}]"
 echo "drumdiff is set up in $(pwd)/.venv"

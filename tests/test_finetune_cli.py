@@ -294,6 +294,8 @@ def test_the_daemon_serves_the_result(tmp_path: Path, base: Path) -> None:
             "-m",
             "drumdiff",
             "serve",
+            "--set",
+            "engine.runtime=torch",
             "--checkpoint",
             str(out / "model.pt"),
             "--port",

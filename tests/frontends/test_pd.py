@@ -329,6 +329,8 @@ def daemon(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         "-m",
         "drumdiff",
         "serve",
+        "--set",
+        "engine.runtime=torch",
         "--model-config",
         str(REPO / "configs" / "tiny-test.yaml"),
         "--port",

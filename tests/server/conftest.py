@@ -41,6 +41,7 @@ def make_config(tmp_path: Path, *overrides: str) -> ServerConfig:
         "engine.seed=1",
         "engine.pool_size=0",
         "engine.warmup=false",
+        "engine.runtime=torch",
         f"model_folders=[{tmp_path / 'models'}]",
     ]
     return load_server_config(None, base + list(overrides))

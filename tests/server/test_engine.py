@@ -60,7 +60,7 @@ class GatedRenderer:
 
 
 def make_engine(model: LoadedModel, rec: Recorder, **cfg: Any) -> Engine:
-    config = EngineConfig(**{"pool_size": 0, "warmup": False, **cfg})
+    config = EngineConfig(**{"pool_size": 0, "warmup": False, "runtime": "torch", **cfg})
     return Engine(
         model, config, note_map=GM_DRUM_MAP, on_hit=rec.on_hit, on_fail=rec.on_fail, seed=7
     )
@@ -72,7 +72,7 @@ def gated(tiny_model: LoadedModel) -> Any:
     fake = GatedRenderer()
     engine = Engine(
         tiny_model,
-        EngineConfig(pool_size=0, warmup=False, queue_size=4, max_batch=16),
+        EngineConfig(pool_size=0, warmup=False, queue_size=4, max_batch=16, runtime="torch"),
         note_map=GM_DRUM_MAP,
         on_hit=rec.on_hit,
         on_fail=rec.on_fail,

@@ -33,7 +33,7 @@ def fast_model(tiny_model: LoadedModel) -> LoadedModel:
 
 
 def engine_for(model: LoadedModel, rec: Recorder, **cfg: object) -> Engine:
-    config = EngineConfig(**{"pool_size": 0, "warmup": False, **cfg})  # type: ignore[arg-type]
+    config = EngineConfig(**{"pool_size": 0, "warmup": False, "runtime": "torch", **cfg})  # type: ignore[arg-type]
     return Engine(
         model, config, note_map=GM_DRUM_MAP, on_hit=rec.on_hit, on_fail=rec.on_fail, seed=7
     )

@@ -172,6 +172,8 @@ def test_sigkill_while_writing_leaves_no_partial_file_under_a_visible_name(
             "-m",
             "drumdiff",
             "serve",
+            "--set",
+            "engine.runtime=torch",
             "--model-config",
             str(model_yaml),
             "--port",
