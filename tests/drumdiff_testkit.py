@@ -6,6 +6,7 @@ pytest loaded last owns the module name `conftest`. tests/conftest.py re-exports
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,8 @@ def make_hit(
     body *= 0.8 / max(float(np.abs(body).max()), 1e-12)
     hit = np.concatenate([np.zeros(delay), body]).astype(np.float32)
     return np.stack([hit * (1.0 - 0.1 * c) for c in range(channels)])
+
+
+def serve_command(*args: str) -> list[str]:
+    """`drumdiff serve` as a subprocess command line, on torch (no runtime export per daemon)."""
+    return [sys.executable, "-m", "drumdiff", "serve", "--set", "engine.runtime=torch", *args]

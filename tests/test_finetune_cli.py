@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from drumdiff_testkit import serve_command
 
 from drumdiff import finetune as cli
 from drumdiff.model.config import load_config
@@ -289,13 +290,7 @@ def test_the_daemon_serves_the_result(tmp_path: Path, base: Path) -> None:
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "JACK_NO_START_SERVER": "1"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drumdiff",
-            "serve",
-            "--set",
-            "engine.runtime=torch",
+        serve_command(
             "--checkpoint",
             str(out / "model.pt"),
             "--port",
@@ -303,7 +298,7 @@ def test_the_daemon_serves_the_result(tmp_path: Path, base: Path) -> None:
             "--folder",
             str(tmp_path / "rendered"),
             "--no-midi",
-        ],
+        ),
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import pdfile
 import pytest
 import soundfile as sf
+from drumdiff_testkit import serve_command
 from pd_harness import PD_PATCHES, REPO, harness_patch, pd_binary, run_pd
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
@@ -324,13 +324,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         "drumdiff.server.daemon", reason="the daemon (server/daemon.py) is not there yet"
     )
     folder = tmp_path / "hits"
-    cmd = [
-        sys.executable,
-        "-m",
-        "drumdiff",
-        "serve",
-        "--set",
-        "engine.runtime=torch",
+    cmd = serve_command(
         "--model-config",
         str(REPO / "configs" / "tiny-test.yaml"),
         "--port",
@@ -340,7 +334,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         "--no-midi",
         "--seed",
         "1",
-    ]
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path

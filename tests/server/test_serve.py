@@ -6,12 +6,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from drumdiff_testkit import serve_command
 
 from drumdiff.server import protocol
 from tests.server.conftest import REPO, TINY
@@ -20,13 +20,7 @@ from tests.server.conftest import REPO, TINY
 def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, tuple[str, int]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "JACK_NO_START_SERVER": "1"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drumdiff",
-            "serve",
-            "--set",
-            "engine.runtime=torch",
+        serve_command(
             "--model-config",
             str(TINY),
             "--port",
@@ -37,7 +31,7 @@ def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, tuple[st
             "--seed",
             "3",
             *extra,
-        ],
+        ),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -100,19 +94,13 @@ def test_signal_finishes_in_flight_work_and_leaves_no_temporaries(
 
 def test_bad_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "drumdiff",
-            "serve",
-            "--set",
-            "engine.runtime=torch",
+        serve_command(
             "--checkpoint",
             str(tmp_path / "none.pt"),
             "--no-midi",
             "--port",
             "0",
-        ],
+        ),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -131,13 +119,7 @@ def test_a_busy_port_fails_before_the_model_is_loaded(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             # the checkpoint does not exist: had it been loaded first, that would be the error
-            [
-                sys.executable,
-                "-m",
-                "drumdiff",
-                "serve",
-                "--set",
-                "engine.runtime=torch",
+            serve_command(
                 "--port",
                 str(port),
                 "--no-midi",
@@ -145,7 +127,7 @@ def test_a_busy_port_fails_before_the_model_is_loaded(tmp_path: Path) -> None:
                 str(tmp_path / "none.pt"),
                 "--folder",
                 str(tmp_path / "hits"),
-            ],
+            ),
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -24,7 +24,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from drumdiff_testkit import serve_command
 
 from drumdiff.model.config import load_config
 from drumdiff.model.core.checkpoint import LoadedModel, build_model, save_checkpoint
@@ -167,13 +167,7 @@ def test_sigkill_while_writing_leaves_no_partial_file_under_a_visible_name(
     )  # 128 KB float files
     folder = tmp_path / "hits"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drumdiff",
-            "serve",
-            "--set",
-            "engine.runtime=torch",
+        serve_command(
             "--model-config",
             str(model_yaml),
             "--port",
@@ -191,7 +185,7 @@ def test_sigkill_while_writing_leaves_no_partial_file_under_a_visible_name(
             "writer.subtype=FLOAT",
             "--set",
             "engine.max_batch=4",
-        ],
+        ),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
