@@ -3,9 +3,9 @@
 For every model config in configs/ (or those given): a random-weight model is built and timed
 on synthetic data, so no dataset or checkpoint is needed. Training steps are the real recipe
 minus data loading (v-loss forward, backward, gradient clipping, AdamW, EMA update); renders go
-through `model.generate.render` with the config's sampler and guidance. Prints a table and writes
-JSON. Peak memory is the process's peak RSS during each phase on CPU (reset between phases
-through /proc/self/clear_refs where Linux allows it), CUDA max-allocated on a GPU.
+through `model.render.generate.render` with the config's sampler and guidance. Prints a table
+and writes JSON. Peak memory is the process's peak RSS during each phase on CPU (reset between
+phases through /proc/self/clear_refs where Linux allows it), CUDA max-allocated on a GPU.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For each runtime (torch under no_grad and inference_mode, torch.compile, OpenVINO, ONNX Runtime)
 and batch size: the network's forward alone, and whole renders (finishing included) at the
 model's default settings and at 12 steps of the full model. Runtimes other than torch are
-adopted by the same check the daemon uses (`model.runtime.use_runtime`); one that is missing or
+adopted by the same check the daemon uses (`model.core.runtime.use_runtime`); one that is missing or
 disagrees with torch is listed with its reason, not timed.
 """
 
@@ -22,7 +22,7 @@ from drumdiff.model.core.runtime import RUNTIMES, use_runtime
 from drumdiff.model.core.sampling import DISTILLED, network_evaluations
 from drumdiff.model.render.generate import RenderSettings, render, settings_for
 
-#: Runtime rows besides those of model.runtime: torch's own modes.
+#: Runtime rows besides those of model.core.runtime: torch's own modes.
 TORCH_MODES = ("torch-no-grad", "torch-inference", "torch-compile")
 
 

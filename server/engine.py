@@ -6,7 +6,8 @@ Results leave through the `on_hit` / `on_fail` callbacks, which the daemon point
 output and the WAV writer.
 
 - Requests that wait in the queue together are rendered as one batch per batch key (kind and
-  sampling settings); `model.generate.render` makes a batch equal the same renders one by one.
+  sampling settings); `model.render.generate.render` makes a batch equal the same renders one
+  by one.
 - A pool of pre-rendered hits per class (engine.pool_size) answers a trigger without any
   inference; the worker refills it in small rounds whenever the queue is empty.
 - A full queue raises `BusyError` instead of growing: a late drum hit is worse than none.

@@ -3,7 +3,7 @@
 The transport thread resolves a `DesignRequest` into one engine `Task` per hit: it looks up the
 referenced earlier hits in a short history (by request id, or `last` of a class), picks the
 checkpoint for `step` / `fraction`, draws seeds, and enqueues. The worker thread runs the
-renderers registered here, which call `model.sound_design`; checkpoints other than the loaded
+renderers registered here, which call `model.render.sound_design`; checkpoints other than the loaded
 one come from a small LRU cache, so switching between a few is quick after the first load.
 """
 

@@ -367,7 +367,7 @@ def ring_out(
     Each step puts the last `context` (a share of the model's window; 0.25 s for the shipped
     model) of the audio so far into a fresh model-length window, after `lead` (0.1 s) the model
     regenerates (an attack, discarded), and lets the model
-    regenerate everything after it (`model.sound_design.inpaint` with a keep mask), drawing
+    regenerate everything after it (`render.sound_design.inpaint` with a keep mask), drawing
     from the next seed. The context is scaled so that it sits at the level the model's space
     expects at that place in a hit (a quiet tail would otherwise read as near-silence), and the
     continuation is scaled back; where it starts louder than the tail it continues, it is turned

@@ -4,10 +4,10 @@ export.
 One folder (DIR) holds the whole job, so it can be stopped and resumed at any point:
 
 - `finetune.json`: what was asked (folder, base model, labels, settings) and where the run stands;
-- `data/`: the prepared folder (`model.data.prepare_dataset`); held-out hits are its validation
+- `data/`: the prepared folder (`data.dataset.prepare_dataset`); held-out hits are its validation
 split;
 - `last.pt`, `checkpoints/step-*.pt`, `metrics.jsonl`, `config.resolved.yaml`: the training run
-  (`model.train.Trainer`); a checkpoint is kept at every judge point, so `design scrub DIR` and
+  (`train.trainer.Trainer`); a checkpoint is kept at every judge point, so `design scrub DIR` and
   the daemon's `scrub` can go back to an earlier, less copied state;
 - `judge.jsonl`: the cheap judge at every kept checkpoint (distance to the held-out hits, copies);
 - at the end `model.pt` (fp16 EMA weights, what ships), `MODEL_CARD.md`, `report.json`,
@@ -18,7 +18,7 @@ out by file (per class), not by kit. Distances are log-mel distances in dB betwe
 its nearest held-out hit of the same class (and back), beside the same distance from each held-out
 hit to the nearest of the user's training hits (the floor: how close the user's own hits are to
 each other). A render is flagged as a copy when it is closer to a training hit (log-mel cosine)
-than any held-out hit is, the rule of `model.evaluate`.
+than any held-out hit is, the rule of `judge.evaluate`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The files of a fine-tune folder besides the training run's own: the job's state, the cheap
 judge's timeline, the cached base-model renders and the report's audio (see
-`model.train.finetune` for the folder as a whole)."""
+`train.finetune` for the folder as a whole)."""
 
 from __future__ import annotations
 
