@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drumdiff.model.core.checkpoint import LoadedModel
 
 
 class RunLog:
@@ -50,3 +53,29 @@ class RunLog:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.writer.add_scalar(f"{self.prefix}{key}", value, row["step"])
+
+    def demo(self, model: LoadedModel) -> None:
+        """Two renders per class as audio, and the first one's spectrogram as an image."""
+        if self.writer is None:
+            return
+        import torch
+
+        from drumdiff.model.render.generate import render, settings_for
+
+        settings = settings_for(model)
+        for cid, name in enumerate(model.classes):
+            audio = render(model, [cid, cid + 100], settings, classes=[name, name])
+            for k, hit in enumerate(audio):
+                self.writer.add_audio(
+                    f"demo/{name}_{k}", torch.from_numpy(hit[0]), model.step, model.sample_rate
+                )
+            spec = torch.stft(
+                torch.from_numpy(audio[0, 0]),
+                1024,
+                256,
+                window=torch.hann_window(1024),
+                return_complex=True,
+            )
+            image = (20 * spec.abs().clamp_min(1e-5).log10()).flip(0)
+            image = ((image + 100) / 100).clamp(0, 1)[None]
+            self.writer.add_image(f"spectrogram/{name}", image, model.step)

@@ -674,35 +674,13 @@ class Trainer:
             self.run_log.row(row)
 
     def _demo(self) -> None:
-        """A few renders per class into TensorBoard, as audio and spectrogram images."""
-        writer = self.run_log.writer if self.run_log is not None else None
-        if writer is None:
+        """A few renders per class into TensorBoard (see RunLog.demo)."""
+        if self.run_log is None:
             return
         from drumdiff.model.core.checkpoint import LoadedModel
         from drumdiff.model.core.denoiser import Denoiser
-        from drumdiff.model.render.generate import render, settings_for
 
-        loaded = LoadedModel(Denoiser(self.ema.model), self.config, self.step, None)
-        settings = settings_for(loaded)
-        for cid, name in enumerate(self.config.model.classes):
-            audio = render(loaded, [cid, cid + 100], settings, classes=[name, name])
-            for k, hit in enumerate(audio):
-                writer.add_audio(
-                    f"demo/{name}_{k}",
-                    torch.from_numpy(hit[0]),
-                    self.step,
-                    self.config.model.sample_rate,
-                )
-            spec = torch.stft(
-                torch.from_numpy(audio[0, 0]),
-                1024,
-                256,
-                window=torch.hann_window(1024),
-                return_complex=True,
-            )
-            image = (20 * spec.abs().clamp_min(1e-5).log10()).flip(0)
-            image = ((image + 100) / 100).clamp(0, 1)[None]
-            writer.add_image(f"spectrogram/{name}", image, self.step)
+        self.run_log.demo(LoadedModel(Denoiser(self.ema.model), self.config, self.step, None))
 
     def fit(
         self,
