@@ -17,9 +17,7 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.render.sound_design import DEFAULT_ROOT_NOTE, pitch_shift
 from drumdiff.server import protocol
 from drumdiff.server.audio_out import AudioOut
+from drumdiff.server.clients import Clients
 from drumdiff.server.config import ServerConfig, loadable_checkpoints
 from drumdiff.server.engine import Engine, Hit, Origin, Task, model_name, velocity_gain
 from drumdiff.server.errors import LoadError, ProtocolError, RenderError, ServerError, ShuttingDown
@@ -68,13 +67,6 @@ def memory_mb() -> tuple[float, float]:
     return current, peak
 
 
-@dataclass(frozen=True)
-class Client:
-    client_id: int
-    reply_to: Address
-    name: str | None
-
-
 class Daemon:
     """Build with a config and a loaded model; `start()`, then `stop()` (idempotent)."""
 
@@ -109,12 +101,9 @@ class Daemon:
         )
         self.osc: UdpOscServer | None = None
         self._transport = transport  # tests: a LoopbackTransport instead of UDP
-        self._clients: dict[Address, Client] = {}  # by the sender address of their hello
-        self._host_clients: dict[str, Client] = {}  # by host: the newest hello from it
-        self._clients_lock = threading.Lock()
+        self.clients = Clients(config.osc.reply_port)
         self.published = 0  # hits whose file was written (what `status` reports)
         self._stopping = False
-        self._next_client = 1
         self._stopped = False
         self._dispatcher = build_dispatcher(self.handle, self._answer_error)
 
@@ -270,14 +259,8 @@ class Daemon:
     def _hello(self, hello: protocol.Hello, origin: Origin) -> None:
         if origin.address is None:
             raise ProtocolError("hello is an OSC message")
-        with self._clients_lock:
-            known = self._clients.get(origin.address)
-            client_id = known.client_id if known else self._next_client
-            if known is None:
-                self._next_client += 1
-            client = Client(client_id, (origin.address[0], hello.reply_port), hello.client_name)
-            self._clients[origin.address] = client
-            self._host_clients[origin.address[0]] = client
+        client = self.clients.register(origin.address, hello.reply_port, hello.client_name)
+        client_id = client.client_id
         log.info(
             "hello from %s:%d (%s): client %d, replies to port %d",
             origin.address[0],
@@ -462,27 +445,12 @@ class Daemon:
         self._send(self.reply_address(origin), message)
 
     def reply_address(self, origin: Origin) -> Address:
-        """Where replies to an OSC request go (the rules of `protocol.REPLY_ROUTING`, in order).
-
-        Only the port is ever chosen: the host is always the sender's, so no message can point
-        replies at another machine.
-        """
+        """Where replies to an OSC request go (see `Clients.reply_address`)."""
         assert origin.address is not None
-        host = origin.address[0]
-        if origin.reply_port is not None:
-            return host, origin.reply_port
-        with self._clients_lock:
-            client = self._clients.get(origin.address) or self._host_clients.get(host)
-        if client is not None:
-            return client.reply_to
-        if self.config.osc.reply_port:
-            return host, self.config.osc.reply_port
-        return origin.address
+        return self.clients.reply_address(origin.address, origin.reply_port)
 
     def _broadcast(self, message: Message) -> None:
-        with self._clients_lock:
-            targets = {c.reply_to for c in self._clients.values()}
-        for dest in targets:
+        for dest in self.clients.everyone():
             self._send(dest, message)
 
     def _send(self, dest: Address, message: Message) -> None:

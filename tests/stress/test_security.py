@@ -264,6 +264,5 @@ def test_origin_of_a_reply_is_the_sender(daemon_factory: Any, peers: Any) -> Non
     daemon = daemon_factory()
     a = peers("127.0.0.2", daemon.osc_address)
     daemon.handle(protocol.parse(protocol.HELLO, [9]), a.address)
-    with daemon._clients_lock:
-        client = daemon._clients[a.address]
-    assert client.reply_to == ("127.0.0.2", 9)
+    client = daemon.clients.get(a.address)
+    assert client is not None and client.reply_to == ("127.0.0.2", 9)
