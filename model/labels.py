@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 # Ordered rules: the first whose pattern matches wins. Words are matched on a normalised name
 # (lower case, separators turned into spaces), so "HH_Open-02" -> "hh open 02".
@@ -103,3 +104,19 @@ def gm_note_class(note: int) -> str:
     if not 0 <= note <= 127:
         raise ValueError(f"MIDI note {note} out of range 0..127")
     return GM_DRUM_MAP.get(note, "percussion")
+
+
+def playable_class(wanted: str, classes: Sequence[str]) -> str | None:
+    """The class a model plays for `wanted`: it, else the first fallback it has, else None."""
+    for name in (wanted, *FALLBACK_CLASSES):
+        if name in classes:
+            return name
+    return None
+
+
+def class_note(drum_class: str, note_map: Mapping[int, str]) -> int | None:
+    """The note `note_map` calls `drum_class` by: its usual GM note when mapped to it, else the
+    lowest note that plays it (None when none does)."""
+    notes = sorted(n for n, c in note_map.items() if c == drum_class)
+    usual = GM_CLASS_NOTES.get(drum_class)
+    return usual if usual in notes else (notes[0] if notes else None)

@@ -38,7 +38,7 @@ import torch
 from drumdiff.model.core.checkpoint import LoadedModel, load_checkpoint
 from drumdiff.model.core.runtime import RuntimeChoice, use_runtime
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.labels import FALLBACK_CLASSES, GM_CLASS_NOTES
+from drumdiff.model.labels import class_note, playable_class
 from drumdiff.model.render.generate import (
     RenderSettings,
     render,
@@ -285,7 +285,7 @@ class Engine:
         if isinstance(request.target, int):
             note: int | None = request.target
             wanted = self._note_map.get(request.target, "percussion")
-            class_arg = self._class_for(wanted, model.classes)
+            class_arg = playable_class(wanted, model.classes)
         else:
             if request.target not in model.classes:
                 raise ProtocolError(
@@ -293,7 +293,7 @@ class Engine:
                     request_id=request.request_id,
                 )
             class_arg = request.target
-            note = self._root_note(request.target)
+            note = class_note(request.target, self._note_map)
         length = None
         if request.length_s is not None:
             length = max(1, round(request.length_s * model.sample_rate))
@@ -573,19 +573,6 @@ class Engine:
         """A seed from the engine's seeded stream (below 2^24, so Pd's floats hold it exactly)."""
         with self._rng_lock:
             return int(self._rng.integers(0, DRAWN_SEED_LIMIT))
-
-    @staticmethod
-    def _class_for(wanted: str, classes: Sequence[str]) -> str | None:
-        """The class a note plays: its mapped class, a fallback, or None (unconditional)."""
-        for name in (wanted, *FALLBACK_CLASSES):
-            if name in classes:
-                return name
-        return None
-
-    def _root_note(self, drum_class: str) -> int | None:
-        notes = [n for n, c in sorted(self._note_map.items()) if c == drum_class]
-        usual = GM_CLASS_NOTES.get(drum_class)
-        return usual if usual in notes else (notes[0] if notes else None)
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:

@@ -40,7 +40,7 @@ from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.core.space import audio_to_model, space_weights
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.files import write_bytes_atomic
-from drumdiff.model.labels import FALLBACK_CLASSES, gm_note_class
+from drumdiff.model.labels import FALLBACK_CLASSES, gm_note_class, playable_class
 from drumdiff.model.render.generate import FADE_OUT_S, RenderSettings, class_index, render
 from drumdiff.model.render.sound_design import inpaint, pitch_shift
 from drumdiff.model.wav import write_wav_atomic
@@ -216,13 +216,6 @@ def _voice_seed(base: int, voice: str, round_robin: int) -> int:
     return int((base + zlib.crc32(f"{voice}:{round_robin}".encode())) % 2**31)
 
 
-def _model_class(model_classes: Sequence[str], gm_class: str) -> str | None:
-    for candidate in (gm_class, *FALLBACK_CLASSES):
-        if candidate in model_classes:
-            return candidate
-    return None
-
-
 def plan_kit(
     model: LoadedModel,
     *,
@@ -274,7 +267,7 @@ def plan_kit(
         gm_class = gm_note_class(note)
         if classes is not None and gm_class not in classes:
             continue
-        drum_class = _model_class(model.classes, gm_class)
+        drum_class = playable_class(gm_class, model.classes)
         if drum_class is None:
             skipped.append(
                 (note, f"the model has no class {gm_class!r} (nor {', '.join(FALLBACK_CLASSES)})")

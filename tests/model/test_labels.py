@@ -113,3 +113,14 @@ def test_gm_map_covers_only_known_classes() -> None:
 def test_each_class_note_plays_its_class() -> None:
     assert {GM_DRUM_MAP[note] for note in GM_CLASS_NOTES.values()} == set(GM_CLASS_NOTES)
     assert all(GM_DRUM_MAP[note] == name for name, note in GM_CLASS_NOTES.items())
+
+
+def test_playable_class_and_class_note() -> None:
+    from drumdiff.model.labels import class_note, playable_class
+
+    assert playable_class("tom", ("kick", "tom")) == "tom"
+    assert playable_class("ride", ("kick", "percussion")) == "percussion"
+    assert playable_class("ride", ("kick",)) is None
+    assert class_note("snare", GM_DRUM_MAP) == 38  # not 37, the side stick
+    assert class_note("kick", {35: "kick"}) == 35
+    assert class_note("clap", {36: "kick"}) is None
