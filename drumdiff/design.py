@@ -26,6 +26,7 @@ from drumdiff.common import (
     settings_from_args,
     unused_path,
 )
+from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 
 # The operations load torch; only their type names are needed here, so `drumdiff design --help`
 # answers without it. Each function imports what it runs.
@@ -69,7 +70,7 @@ def _class_option(p: argparse.ArgumentParser, default: str = "none") -> None:
 
 def _vary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="WAV (or any libsndfile format) to vary")
-    p.add_argument("--level", type=float, default=0.5, help="noise level 0..1")
+    p.add_argument("--level", type=float, default=DESIGN_DEFAULTS.level, help="noise level 0..1")
     _class_option(p)
     _common(p)
 
@@ -77,11 +78,20 @@ def _vary_args(p: argparse.ArgumentParser) -> None:
 def _interpolate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="first hit")
     p.add_argument("b", help="second hit")
-    p.add_argument("-n", "--count", type=int, default=5, help="hits, endpoints included")
+    p.add_argument(
+        "-n",
+        "--count",
+        type=int,
+        default=DESIGN_DEFAULTS.interpolate_count,
+        help="hits, endpoints included",
+    )
     p.add_argument("--class-a", default=None, help="class of the first hit (default: none)")
     p.add_argument("--class-b", default=None, help="class of the second hit (default: none)")
     p.add_argument(
-        "--refine", type=int, default=2, help="fixed-point refinements per inversion step"
+        "--refine",
+        type=int,
+        default=DESIGN_DEFAULTS.refine,
+        help="fixed-point refinements per inversion step",
     )
     _common(p, seeded=False)
 
@@ -98,7 +108,12 @@ def _inpaint_args(p: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--keep-tail", type=float, metavar="SECONDS", help="keep from SECONDS on, new attack"
     )
-    p.add_argument("--seam-ms", type=float, default=5.0, help="crossfade into the new part")
+    p.add_argument(
+        "--seam-ms",
+        type=float,
+        default=DESIGN_DEFAULTS.seam_ms,
+        help="crossfade into the new part",
+    )
     _class_option(p)
     _common(p)
 
@@ -282,15 +297,17 @@ def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -
     from drumdiff.model.render.sound_design import interpolate
 
     settings = settings_from_args(model, args)
+    steps = args.steps or DESIGN_DEFAULTS.interpolate_steps  # inversion steps, as the daemon
+    guidance = DESIGN_DEFAULTS.interpolate_guidance if args.guidance is None else args.guidance
     audio = interpolate(
         model,
         _load(args.a),
         _load(args.b),
         args.count,
-        settings.steps,
+        steps,
         class_a=args.class_a,
         class_b=args.class_b,
-        guidance=args.guidance if args.guidance is not None else 1.0,
+        guidance=guidance,
         schedule=settings.schedule,
         refine=args.refine,
         length=settings.length,
@@ -310,10 +327,10 @@ def _interpolate(model: LoadedModel, args: argparse.Namespace, write: _Writer) -
                 "class_a": args.class_a,
                 "class_b": args.class_b,
                 "refine": args.refine,
-                "steps": settings.steps,
+                "steps": steps,
                 "sampler": "ddim",
                 "schedule": settings.schedule,
-                "guidance": args.guidance if args.guidance is not None else 1.0,
+                "guidance": guidance,
                 "length": settings.length,
             },
         )

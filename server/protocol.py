@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from drumdiff.model.core.sampling import DISTILLED, SAMPLERS, SCHEDULES
-from drumdiff.model.render.sound_design import DESIGN_DEFAULTS
+from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 from drumdiff.server.errors import ProtocolError, UnknownAddress
 
 PREFIX = "/drumdiff/"

@@ -21,9 +21,9 @@ import numpy as np
 
 from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.errors import DrumDiffError
+from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 from drumdiff.model.render.generate import RenderSettings, render, settings_with
 from drumdiff.model.render.sound_design import (
-    DESIGN_DEFAULTS,
     ClassRef,
     ModelCache,
     class_weight_vector,
@@ -210,7 +210,11 @@ class DesignService:
         if kind == "interpolate":
             count = request.count or DESIGN_DEFAULTS.interpolate_count
             steps = request.steps or DESIGN_DEFAULTS.interpolate_steps
-            guidance = 1.0 if request.guidance is None else request.guidance
+            guidance = (
+                DESIGN_DEFAULTS.interpolate_guidance
+                if request.guidance is None
+                else request.guidance
+            )
             refine = DESIGN_DEFAULTS.refine if request.refine is None else request.refine
             settings = RenderSettings(
                 steps=steps,

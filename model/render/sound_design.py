@@ -36,6 +36,7 @@ from drumdiff.model.core.sampling import (
 )
 from drumdiff.model.core.space import audio_to_model, model_to_audio, space_weights
 from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 from drumdiff.model.render.finish import (
     block_rms_db,
     dc_block,
@@ -56,18 +57,6 @@ ClassRef = str | int | None
 AudioIn = np.ndarray | DrumAudio
 
 
-@dataclass(frozen=True)
-class DesignDefaults:
-    """What a sound-design request leaves out, for the CLI, the daemon and the protocol docs."""
-
-    level: float = 0.5  # vary: noise level 0..1 (0 = the same hit, 1 = a new one)
-    interpolate_count: int = 5  # interpolate: hits, endpoints included
-    interpolate_steps: int = 32  # interpolate: DDIM inversion steps
-    refine: int = 2  # interpolate: fixed-point refinements per inversion step
-    seam_ms: float = 5.0  # inpaint: crossfade between kept and regenerated audio
-
-
-DESIGN_DEFAULTS = DesignDefaults()
 #: MIDI note a render is taken to sound at before pitching (C3 in Ableton's naming).
 DEFAULT_ROOT_NOTE = 60
 
