@@ -14,15 +14,20 @@ finetune.report_per_class=16).
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drumdiff.common import fail, parser, pick_device
 from drumdiff.model import DEFAULT_MODEL
 from drumdiff.model.errors import DrumDiffError
+
+if TYPE_CHECKING:
+    # Only for the hints: the trainer (and torch) loads when a job starts, not with the CLI.
+    from drumdiff.model.train.finetune import FineTune, Outcome
 
 
 def build_parser():  # type: ignore[no-untyped-def]
@@ -129,12 +134,12 @@ class ProgressBar:
             self.bar = None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _argument_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments before anything loads, or None."""
     if args.minutes is not None and args.minutes <= 0:
-        return fail(f"--minutes must be positive, got {args.minutes}")
+        return f"--minutes must be positive, got {args.minutes}"
     if args.stop_at is not None and args.stop_at < 1:
-        return fail(f"--stop-at must be at least 1, got {args.stop_at}")
+        return f"--stop-at must be at least 1, got {args.stop_at}"
     if args.resume and (
         args.folder
         or args.init
@@ -143,12 +148,38 @@ def main(argv: list[str] | None = None) -> int:
         or args.set
         or args.classes_from != "names"
     ):
-        return fail(
+        return (
             "--resume DIR goes on with DIR's own folder and settings; give only --minutes or "
             "--stop-at with it"
         )
     if not args.resume and not args.folder:
-        return fail("give a FOLDER of one-shots, or --resume DIR")
+        return "give a FOLDER of one-shots, or --resume DIR"
+    return None
+
+
+def _print_prepared(job: FineTune, out: Path) -> None:
+    """What preparing the folder kept, skipped and added, so a bad file is seen before training."""
+    data = job.state["data"]
+    print(f"job folder: {out.resolve()}", flush=True)
+    print(f"kept {data['kept']} hits; rejected: {data['per_reason'] or 'none'}", flush=True)
+    for item in data["rejected"]:
+        # Duplicates are counted above; listing each would drown the real problems.
+        if item.get("reason") != "duplicate":
+            print(
+                f"  skipped {item['source']}: {item.get('detail') or item['reason']}",
+                flush=True,
+            )
+    per = ", ".join(f"{c} {v['train']}+{v['validation']}" for c, v in data["per_class"].items())
+    print(f"per class (train+held out): {per}", flush=True)
+    if job.state["new_classes"]:
+        print(
+            f"classes the base model lacks, added: {', '.join(job.state['new_classes'])}",
+            flush=True,
+        )
+
+
+def _open_job(args: argparse.Namespace, argv: list[str] | None) -> FineTune | int:
+    """Resume the job in --resume DIR or start one on FOLDER; an exit code when that fails."""
     from tqdm import tqdm
 
     from drumdiff.model.train.finetune import FineTune, class_slug
@@ -159,45 +190,32 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             job = FineTune.resume(args.resume, device=device)
             print(f"resuming {Path(args.resume).resolve()} at step {job.state['step']}", flush=True)
-        else:
-            base = Path(args.init) if args.init else DEFAULT_MODEL
-            if not base.exists():
-                return fail(f"the base model {base} does not exist")
-            name = class_slug(args.name or Path(args.folder).resolve().name)
-            # Under runs/ the daemon's `load` finds it too (server config model_folders).
-            out = Path(args.out) if args.out else Path("runs") / f"finetune_{name}"
-            job = FineTune.start(
-                args.folder,
-                out,
-                base,
-                name=name,
-                classes_from=args.classes_from,
-                overrides=args.set,
-                device=device,
-                command=command,
-                progress=lambda items: tqdm(items, desc="preparing", unit="file", file=sys.stderr),
-            )
-            data = job.state["data"]
-            print(f"job folder: {out.resolve()}", flush=True)
-            print(f"kept {data['kept']} hits; rejected: {data['per_reason'] or 'none'}", flush=True)
-            for item in data["rejected"]:
-                if item.get("reason") != "duplicate":
-                    print(
-                        f"  skipped {item['source']}: {item.get('detail') or item['reason']}",
-                        flush=True,
-                    )
-            per = ", ".join(
-                f"{c} {v['train']}+{v['validation']}" for c, v in data["per_class"].items()
-            )
-            print(f"per class (train+held out): {per}", flush=True)
-            if job.state["new_classes"]:
-                print(
-                    f"classes the base model lacks, added: {', '.join(job.state['new_classes'])}",
-                    flush=True,
-                )
+            return job
+        base = Path(args.init) if args.init else DEFAULT_MODEL
+        if not base.exists():
+            return fail(f"the base model {base} does not exist")
+        name = class_slug(args.name or Path(args.folder).resolve().name)
+        # Under runs/ the daemon's `load` finds it too (server config model_folders).
+        out = Path(args.out) if args.out else Path("runs") / f"finetune_{name}"
+        job = FineTune.start(
+            args.folder,
+            out,
+            base,
+            name=name,
+            classes_from=args.classes_from,
+            overrides=args.set,
+            device=device,
+            command=command,
+            progress=lambda items: tqdm(items, desc="preparing", unit="file", file=sys.stderr),
+        )
+        _print_prepared(job, out)
     except (DrumDiffError, ValueError) as err:
         return fail(str(err))
+    return job
 
+
+def _train(job: FineTune, args: argparse.Namespace) -> Outcome | int:
+    """Run the job with a progress bar; the first Ctrl-C asks it to stop at a checkpoint."""
     interrupted = False
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -209,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     bar = ProgressBar(not args.no_progress)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        outcome = job.run(
+        return job.run(
             minutes=args.minutes,
             stop_at=args.stop_at,
             should_stop=lambda: interrupted,
@@ -229,6 +247,43 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+
+
+def _print_result(outcome: Outcome) -> None:
+    """The headline figures from report.json and where the model, card and report are."""
+    import json
+
+    report = json.loads(outcome.files["report_json"].read_text())
+    b, t = report["results"]["base"], report["results"]["fine-tuned"]
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    print(
+        f"distance to held-out hits: base {fmt(b['mean_db'])} dB -> fine-tuned "
+        f"{fmt(t['mean_db'])} dB; "
+        f"copies {b['copies']} -> {t['copies']} of {t['renders']}"
+    )
+    start = report["copying_starts"]
+    if start:
+        print(f"copying starts at step {start['step']} ({start['checkpoint']})")
+    print(f"model:  {outcome.files['model'].resolve()}")
+    print(f"card:   {outcome.files['card'].resolve()}")
+    print(f"report: {outcome.files['report'].resolve()}")
+    print(f"serve:  drumdiff serve --checkpoint {outcome.files['model']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    error = _argument_error(args)
+    if error is not None:
+        return fail(error)
+    job = _open_job(args, argv)
+    if isinstance(job, int):
+        return job
+    outcome = _train(job, args)
+    if isinstance(outcome, int):
+        return outcome
     minutes = outcome.trained_s / 60
     if outcome.status == "stopped":
         print(
@@ -239,24 +294,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"trained to step {outcome.step} ({minutes:.1f} min)")
     if outcome.status == "done":
-        import json
-
-        report = json.loads(outcome.files["report_json"].read_text())
-        b, t = report["results"]["base"], report["results"]["fine-tuned"]
-
-        def fmt(v: float | None) -> str:
-            return "-" if v is None else f"{v:.2f}"
-
-        print(
-            f"distance to held-out hits: base {fmt(b['mean_db'])} dB -> fine-tuned "
-            f"{fmt(t['mean_db'])} dB; "
-            f"copies {b['copies']} -> {t['copies']} of {t['renders']}"
-        )
-        start = report["copying_starts"]
-        if start:
-            print(f"copying starts at step {start['step']} ({start['checkpoint']})")
-        print(f"model:  {outcome.files['model'].resolve()}")
-        print(f"card:   {outcome.files['card'].resolve()}")
-        print(f"report: {outcome.files['report'].resolve()}")
-        print(f"serve:  drumdiff serve --checkpoint {outcome.files['model']}")
+        _print_result(outcome)
     return 0

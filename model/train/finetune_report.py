@@ -117,26 +117,31 @@ def copy_sentence(report: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) -> str:
-    """The comparison page: per-class distances, copies, the checkpoint timeline, audio."""
+PAGE_HEAD = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>drumdiff fine-tune</title><style>"
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid "
+    "#ccc;padding:3px 7px;text-align:right}"
+    "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}audio{width:200px}.copy{color:#b00}"
+    "</style></head><body><h1>Fine-tune report</h1>"
+)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; every cell is escaped."""
     esc = html.escape
+    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+    return "".join(out) + "</table>"
 
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
-        out += ["<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows]
-        return "".join(out) + "</table>"
 
+def _summary(report: dict[str, Any]) -> str:
+    """The paragraph naming the folder, both models, the classes and the renders."""
     t = report["training"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>drumdiff fine-tune</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid "
-        "#ccc;padding:3px 7px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}audio{width:200px}.copy{color:#b00}"
-        "</style></head><body><h1>Fine-tune report</h1>",
+    return (
         "<p>"
         + "<br>".join(
-            esc(x)
+            html.escape(x)
             for x in [
                 f"folder: {report['folder']}",
                 f"base model: {report['base']['path']} (step {report['base']['step']})",
@@ -151,9 +156,16 @@ def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) 
                 f"created {report['created']}",
             ]
         )
-        + "</p>",
+        + "</p>"
+    )
+
+
+def _distance_section(report: dict[str, Any]) -> list[str]:
+    """The per-class distance table and how to read it."""
+    stand_in = report["base"]["stand_in_for_new_classes"] or "unconditional"
+    return [
         "<h2>Distance to your held-out hits, per class</h2>",
-        table(CLASS_HEADER, class_rows(report)),
+        _table(CLASS_HEADER, class_rows(report)),
         "<p>Log-mel distance in dB (each hit relative to its own peak, 80 dB range): half the mean "
         "distance "
         "from each render to its nearest held-out hit of the class, half from each held-out hit to "
@@ -161,15 +173,23 @@ def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) 
         "render. Floor: the same from each held-out hit to your other (training) hits of the "
         "class. Lower is "
         "closer; the base model renders a class it lacks as "
-        f"{esc(str(report['base']['stand_in_for_new_classes'] or 'unconditional'))}.</p>",
+        f"{html.escape(str(stand_in))}.</p>",
+    ]
+
+
+def _copies_section(report: dict[str, Any]) -> list[str]:
+    """Whether renders copy the training hits: the verdict, the threshold, counts, each copy."""
+    judge = report["judge"]
+    parts = [
         "<h2>Copies of your hits</h2>",
-        f"<p class='{'copy' if report['copying_starts'] else ''}'>{esc(copy_sentence(report))}</p>",
+        f"<p class='{'copy' if report['copying_starts'] else ''}'>"
+        f"{html.escape(copy_sentence(report))}</p>",
         "<p>A render is a copy when its log-mel cosine similarity to one of your training hits "
         "exceeds "
-        f"{report['judge']['copy_threshold']:.4f}, the highest similarity of any held-out hit to a "
+        f"{judge['copy_threshold']:.4f}, the highest similarity of any held-out hit to a "
         "training hit "
-        f"({esc(json.dumps(report['judge']['copy_threshold_from']))}).</p>",
-        table(
+        f"({html.escape(json.dumps(judge['copy_threshold_from']))}).</p>",
+        _table(
             ["model", "copies", "renders", "max similarity"],
             [
                 [k, str(v["copies"]), str(v["renders"]), _f(v["max_similarity"], ".4f")]
@@ -180,7 +200,7 @@ def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) 
     copies = [(k, c) for k, v in report["results"].items() for c in v["copy_list"]]
     if copies:
         parts.append(
-            table(
+            _table(
                 ["model", "class", "seed", "similarity", "nearest training hit"],
                 [
                     [k, c["class"], str(c["seed"]), _f(c["similarity"], ".4f"), c["train"]]
@@ -188,81 +208,105 @@ def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) 
                 ],
             )
         )
-    parts += [
+    return parts
+
+
+def _timeline_section(report: dict[str, Any]) -> list[str]:
+    """The cheap judge at every kept checkpoint."""
+    return [
         "<h2>Checkpoints</h2>",
-        table(TIMELINE_HEADER, timeline_rows(report)),
+        _table(TIMELINE_HEADER, timeline_rows(report)),
         f"<p>The cheap judge: {report['training']['settings']['judge_per_class']} renders per "
         "class at each "
         "kept checkpoint (step 0 = the base weights).</p>",
     ]
-    full = report.get("full_judge")
-    if full and "error" not in full:
-        parts += [
-            "<h2>The project judge</h2>",
-            table(
+
+
+FULL_JUDGE_HEADER = [
+    "model",
+    "FD embedding",
+    "floor",
+    "x floor",
+    "items per half",
+    "class fidelity",
+    "ceiling",
+]
+
+
+def _full_judge_section(full: dict[str, Any]) -> list[str]:
+    """The project judge's embedding distance and class fidelity for both models."""
+    return [
+        "<h2>The project judge</h2>",
+        _table(
+            FULL_JUDGE_HEADER,
+            [
                 [
-                    "model",
-                    "FD embedding",
-                    "floor",
-                    "x floor",
-                    "items per half",
-                    "class fidelity",
-                    "ceiling",
-                ],
-                [
-                    [
-                        k,
-                        _f(v["fd_embedding"]),
-                        _f(v["fd_floor"]),
-                        _f(v["fd_ratio"]),
-                        _f(v["items_per_half"], "d"),
-                        _f(v["fidelity_micro"]),
-                        _f(v["fidelity_ceiling"]),
-                    ]
-                    for k, v in full.items()
-                ],
-            ),
-            "<p>Fréchet distance in the drum classifier's embedding to the held-out hits, beside "
-            "the floor "
-            "between two halves of them (fewer than 8 items per half is noisy).</p>",
-        ]
-    if audio:
-        rows = []
-        for cname, entry in audio.items():
-            cells = [esc(cname)]
-            for tag in ("base", "fine-tuned", "held-out"):
-                cells.append(
-                    "".join(
-                        f"<audio controls preload='none' src='audio/{esc(f)}'></audio>"
-                        for f in entry.get(tag, [])
-                    )
-                    or "-"
+                    k,
+                    _f(v["fd_embedding"]),
+                    _f(v["fd_floor"]),
+                    _f(v["fd_ratio"]),
+                    _f(v["items_per_half"], "d"),
+                    _f(v["fidelity_micro"]),
+                    _f(v["fidelity_ceiling"]),
+                ]
+                for k, v in full.items()
+            ],
+        ),
+        "<p>Fréchet distance in the drum classifier's embedding to the held-out hits, beside "
+        "the floor "
+        "between two halves of them (fewer than 8 items per half is noisy).</p>",
+    ]
+
+
+def _listen_section(audio: dict[str, dict[str, list[str]]]) -> str:
+    """Players per class: base, fine-tuned and held-out hits side by side."""
+    esc = html.escape
+    rows = []
+    for cname, entry in audio.items():
+        cells = [esc(cname)]
+        for tag in ("base", "fine-tuned", "held-out"):
+            cells.append(
+                "".join(
+                    f"<audio controls preload='none' src='audio/{esc(f)}'></audio>"
+                    for f in entry.get(tag, [])
                 )
-            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        parts.append(
-            "<h2>Listen</h2><table><tr><th>class</th><th>base</th><th>fine-tuned</th><th>held-out</th></tr>"
-            + "".join(rows)
-            + "</table>"
-        )
+                or "-"
+            )
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        "<h2>Listen</h2><table><tr><th>class</th><th>base</th><th>fine-tuned</th><th>held-out</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def report_html(report: dict[str, Any], audio: dict[str, dict[str, list[str]]]) -> str:
+    """The comparison page: per-class distances, copies, the checkpoint timeline, audio."""
+    parts = [PAGE_HEAD, _summary(report)]
+    parts += _distance_section(report)
+    parts += _copies_section(report)
+    parts += _timeline_section(report)
+    full = report.get("full_judge")
+    # A failed project judge is recorded as {"error": ...}; the page then leaves it out.
+    if full and "error" not in full:
+        parts += _full_judge_section(full)
+    if audio:
+        parts.append(_listen_section(audio))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def model_card(report: dict[str, Any]) -> str:
-    """MODEL_CARD.md: data, training, figures."""
-    t = report["training"]
+def _md(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _card_data(report: dict[str, Any]) -> list[str]:
+    """The card's title, provenance and Data section."""
     d = report["data"]
-
-    def md(header: list[str], rows: list[list[str]]) -> str:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
-
-    sessions = "; ".join(
-        f"steps {s.get('from_step')}->{s.get('to_step')} in {s.get('seconds')} s"
-        for s in t["sessions"]
-    )
-    lines = [
+    return [
         f"# {Path(report['model']['path']).parent.name}: drumdiff fine-tuned model",
         "",
         f"Fine-tuned from `{report['base']['path']}` (step {report['base']['step']}) on "
@@ -277,7 +321,7 @@ def model_card(report: dict[str, Any]) -> str:
         f"{report['training']['settings']['holdout']:.0%} of each class with at least "
         f"{MIN_FILES_TO_HOLD_OUT} files.",
         "",
-        md(
+        _md(
             ["class", "train", "held out"],
             [[c, str(v["train"]), str(v["validation"])] for c, v in d["per_class"].items()],
         ),
@@ -289,6 +333,16 @@ def model_card(report: dict[str, Any]) -> str:
             else "."
         ),
         "",
+    ]
+
+
+def _card_training(t: dict[str, Any]) -> list[str]:
+    """The card's Training section: steps, time, sessions and the settings that matter."""
+    sessions = "; ".join(
+        f"steps {s.get('from_step')}->{s.get('to_step')} in {s.get('seconds')} s"
+        for s in t["sessions"]
+    )
+    return [
         "## Training",
         "",
         f"{t['steps']} steps, {t['trained_s'] / 60:.1f} minutes (of which {t['judge_s'] / 60:.1f} "
@@ -299,26 +353,32 @@ def model_card(report: dict[str, Any]) -> str:
         "augmentation "
         f"{json.dumps(t['augment'])}; overrides: {' '.join(t['overrides']) or 'none'}.",
         "",
+    ]
+
+
+def _card_figures(report: dict[str, Any]) -> list[str]:
+    """The card's Figures section: distances per class, copies, the timeline, the judge."""
+    lines = [
         "## Figures (held-out hits)",
         "",
         f"{report['judge']['renders_per_class']} renders per class per model at "
         f"{report['model']['render_steps']} steps; "
         "log-mel distance in dB to the held-out hits (see report.html for the definition).",
         "",
-        md(CLASS_HEADER, class_rows(report)),
+        _md(CLASS_HEADER, class_rows(report)),
         "",
         f"Copies (similarity above {report['judge']['copy_threshold']:.4f}): base "
         f"{report['results']['base']['copies']}, fine-tuned "
         f"{report['results']['fine-tuned']['copies']} of "
         f"{report['results']['fine-tuned']['renders']}. {copy_sentence(report)}",
         "",
-        md(TIMELINE_HEADER, timeline_rows(report)),
+        _md(TIMELINE_HEADER, timeline_rows(report)),
         "",
     ]
     full = report.get("full_judge")
     if full and "error" not in full:
         lines += [
-            md(
+            _md(
                 ["model", "FD embedding", "floor", "x floor", "class fidelity"],
                 [
                     [
@@ -333,6 +393,14 @@ def model_card(report: dict[str, Any]) -> str:
             ),
             "",
         ]
+    return lines
+
+
+def model_card(report: dict[str, Any]) -> str:
+    """MODEL_CARD.md: data, training, figures."""
+    lines = _card_data(report)
+    lines += _card_training(report["training"])
+    lines += _card_figures(report)
     lines += [
         "Serve it with `drumdiff serve --checkpoint model.pt`; earlier checkpoints are in "
         "`checkpoints/`.",
