@@ -13,6 +13,7 @@ from drumdiff_testkit import TINY_CONFIG, make_hit
 from drumdiff.model.config import Config
 from drumdiff.model.core.checkpoint import LoadedModel, save_checkpoint
 from drumdiff.model.core.sampling import SCHEDULED
+from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 from drumdiff.model.render.generate import RenderSettings, render, settings_for
 from drumdiff.model.render.sound_design import (
     ModelCache,
@@ -393,6 +394,12 @@ def test_cli_writes_each_operation_with_its_parameters(tmp_path: Path, write_aud
     assert [_info(f)["fraction"] for f in files] == [0.0, 0.5, 1.0]
     assert read_root_note(files[0]) == 72
     assert sf.info(str(files[0])).frames < 2048  # an octave up is half as long
+    # Without --steps the inversion takes the daemon's default, not the model's render steps.
+    plain = ["--config", str(TINY_CONFIG), "--out", str(out / "plain")]
+    assert main(["design", "interpolate", str(a), str(b), "-n", "2", *plain]) == 0
+    (first, *_) = sorted((out / "plain").glob("a_to_b_*.wav"))
+    assert _info(first)["steps"] == DESIGN_DEFAULTS.interpolate_steps
+    assert _info(first)["guidance"] == DESIGN_DEFAULTS.interpolate_guidance
 
     assert (
         main(
