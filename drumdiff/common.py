@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from drumdiff.model import DEFAULT_MODEL
+from drumdiff.model.wav import SUBTYPES
 
 if TYPE_CHECKING:
     import torch
@@ -48,12 +49,6 @@ def parser(description: str | None, prog: str) -> argparse.ArgumentParser:
     )
 
 
-#: The `smpl` root note of an unpitched CLI render: middle C, where a sampler plays a sample
-#: unpitched (model.render.sound_design.DEFAULT_ROOT_NOTE; `design` checks they agree).
-ROOT_NOTE = 60
-WAV_FORMATS = ("PCM_16", "PCM_24", "FLOAT")  # model.wav.SUBTYPES, checked against it when used
-
-
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     """--steps, --sampler, --schedule, --guidance, --eta: each defaults to the model's own."""
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
@@ -88,7 +83,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--length", type=float, default=None, help="seconds (default: the model's length)"
     )
-    p.add_argument("--format", choices=WAV_FORMATS, default="PCM_24", help="WAV sample format")
+    p.add_argument("--format", choices=SUBTYPES, default="PCM_24", help="WAV sample format")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
         "--out", default="renders", help="output folder (existing files are never overwritten)"

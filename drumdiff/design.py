@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drumdiff.common import (
-    ROOT_NOTE,
-    WAV_FORMATS,
     HelpFormatter,
     add_output_options,
     add_sampling_options,
@@ -26,6 +24,7 @@ from drumdiff.common import (
     settings_from_args,
     unused_path,
 )
+from drumdiff.model.labels import DEFAULT_ROOT_NOTE
 from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 
 # The operations load torch; only their type names are needed here, so `drumdiff design --help`
@@ -56,7 +55,7 @@ def _common(p: argparse.ArgumentParser, *, seeded: bool = True, model_flags: boo
     p.add_argument(
         "--root-note",
         type=int,
-        default=ROOT_NOTE,
+        default=DEFAULT_ROOT_NOTE,
         help="MIDI note the unpitched hit sounds at; every file's smpl chunk gets it plus --pitch",
     )
     add_output_options(p)
@@ -468,10 +467,7 @@ def _scrub(args: argparse.Namespace, device: Any) -> tuple[LoadedModel, list[Pat
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from drumdiff.model.errors import DrumDiffError
-    from drumdiff.model.render.sound_design import DEFAULT_ROOT_NOTE
-    from drumdiff.model.wav import SUBTYPES
 
-    assert ROOT_NOTE == DEFAULT_ROOT_NOTE and set(WAV_FORMATS) == set(SUBTYPES)
     try:
         device = pick_device(args.device)
         if args.op == "scrub":

@@ -109,8 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        return fail("--steps must be at least 1")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         # Files of an earlier kit left beside a new one would look like part of it.

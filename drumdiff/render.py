@@ -10,8 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from drumdiff.common import (
-    ROOT_NOTE,
-    WAV_FORMATS,
     add_output_options,
     add_sampling_options,
     add_seed_option,
@@ -23,6 +21,7 @@ from drumdiff.common import (
     settings_from_args,
     unused_path,
 )
+from drumdiff.model.labels import DEFAULT_ROOT_NOTE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from drumdiff.model import __version__
     from drumdiff.model.errors import DrumDiffError
     from drumdiff.model.render.generate import render
-    from drumdiff.model.wav import SUBTYPES, write_wav_atomic
+    from drumdiff.model.wav import write_wav_atomic
 
-    assert set(WAV_FORMATS) == set(SUBTYPES)
     try:
         seeds = seeds_from_args(args)
         device = pick_device(args.device)
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                         hit,
                         model.sample_rate,
                         subtype=args.format,
-                        root_note=ROOT_NOTE,
+                        root_note=DEFAULT_ROOT_NOTE,
                         info={
                             "software": f"drumdiff {__version__}",
                             "comment": json.dumps(params),

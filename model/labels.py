@@ -95,6 +95,10 @@ GM_CLASS_NOTES: dict[str, int] = {
     "ride": 51,
 }
 
+#: The note an unpitched hit sounds at (C3 in Ableton's naming): a sampler plays it there as
+#: recorded. WAV files carry it (`smpl`) unless a class's own note is known.
+DEFAULT_ROOT_NOTE = 60
+
 #: When a note's class is one the loaded model lacks, try these in order.
 FALLBACK_CLASSES: tuple[str, ...] = ("percussion", "other")
 

@@ -25,7 +25,8 @@ import torch
 from drumdiff.model import __version__
 from drumdiff.model.core.checkpoint import LoadedModel
 from drumdiff.model.errors import DrumDiffError
-from drumdiff.model.render.sound_design import DEFAULT_ROOT_NOTE, pitch_shift
+from drumdiff.model.labels import DEFAULT_ROOT_NOTE
+from drumdiff.model.render.sound_design import pitch_shift
 from drumdiff.server import protocol
 from drumdiff.server.audio_out import AudioOut
 from drumdiff.server.clients import Clients

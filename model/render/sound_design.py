@@ -36,6 +36,7 @@ from drumdiff.model.core.sampling import (
 )
 from drumdiff.model.core.space import audio_to_model, model_to_audio, space_weights
 from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.labels import DEFAULT_ROOT_NOTE
 from drumdiff.model.render.design_defaults import DESIGN_DEFAULTS
 from drumdiff.model.render.finish import (
     block_rms_db,
@@ -55,10 +56,6 @@ from drumdiff.model.render.generate import (
 
 ClassRef = str | int | None
 AudioIn = np.ndarray | DrumAudio
-
-
-#: MIDI note a render is taken to sound at before pitching (C3 in Ableton's naming).
-DEFAULT_ROOT_NOTE = 60
 
 
 class SoundDesignError(DrumDiffError, ValueError):
