@@ -7,7 +7,10 @@ and RUN/checkpoints/step-N.pt (fp16, teacher and student together: judge one wit
 step-N.pt --data DATA --sampler distilled --steps 4`, ship one with `drumdiff export step-N.pt
 --out model.pt --set sampling.sampler=distilled --set sampling.steps=4`).
 --set distill.KEY=VALUE changes the settings (distill.steps=4, distill.trajectories=4096,
-distill.lr=1e-4, ...; see model/train/distill.py).
+distill.lr=1e-4, distill.keep=[0,4,6,8,12] for the student's levels as indices of the teacher's
+schedule, distill.rollout=0.5 for the share of segments started from the student's own state;
+see model/train/distill.py). The stored trajectories depend on the teacher alone: a second run
+with other student settings can reuse the first's (--trajectories-from RUN).
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="render the teacher's trajectories, then stop",
     )
+    p.add_argument(
+        "--trajectories-from",
+        metavar="RUN",
+        help="use the stored teacher trajectories of another run of the same teacher",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -51,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.run
             else Path(args.runs) / f"distill_{settings.steps}step_{teacher_path.stem}"
         )
-        distiller = Distiller(teacher, settings, run_dir)
+        shared = Path(args.trajectories_from) / "trajectories" if args.trajectories_from else None
+        if shared is not None and not (shared / "trajectories.json").exists():
+            raise DrumDiffError(f"--trajectories-from: {shared} holds no stored trajectories")
+        distiller = Distiller(teacher, settings, run_dir, trajectories=shared)
         distiller.resume()
         print(
             f"run folder: {run_dir.resolve()}; student: {settings.steps} steps at levels "

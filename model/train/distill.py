@@ -72,6 +72,12 @@ class DistillSettings:
     validate_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
+    # The teacher's schedule indices of the student's levels (first 0, last the teacher's step
+    # count); empty = every (teacher steps / steps)-th level.
+    keep: tuple[int, ...] = ()
+    # Share of each batch whose segment starts from the EMA student's own run from the noise
+    # rather than the teacher's state, so the student learns to correct its own drift.
+    rollout: float = 0.0
     # A checkpoint whose distilled student (same levels) starts this one instead of the teacher's
     # weights: a new teacher plan (e.g. other guidance) need not start the student from scratch.
     init: str = ""
@@ -79,10 +85,23 @@ class DistillSettings:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"distill.steps must be at least 1, got {self.steps}")
-        if self.teacher_steps < 0 or (self.teacher_steps and self.teacher_steps % self.steps):
+        if self.keep and len(self.keep) != self.steps + 1:
+            raise ValueError(
+                f"distill.keep names {len(self.keep)} levels; {self.steps} steps need "
+                f"{self.steps + 1}"
+            )
+        if self.keep and (
+            self.keep[0] != 0 or any(b <= a for a, b in itertools.pairwise(self.keep))
+        ):
+            raise ValueError(f"distill.keep must start at 0 and increase, got {list(self.keep)}")
+        if not 0.0 <= self.rollout <= 1.0:
+            raise ValueError(f"distill.rollout must be in [0, 1], got {self.rollout}")
+        if self.teacher_steps < 0:
+            raise ValueError(f"distill.teacher_steps must be 0 or more, got {self.teacher_steps}")
+        if not self.keep and self.teacher_steps % self.steps:
             raise ValueError(
                 f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps "
-                f"({self.steps})"
+                f"({self.steps}), or distill.keep must name the student's levels"
             )
         if self.teacher_sampler and self.teacher_sampler not in (*DETERMINISTIC, DISTILLED):
             raise ValueError(
@@ -132,26 +151,37 @@ class TeacherPlan:
     student_steps: int
     levels: tuple[float, ...] = ()
     class_guidance: tuple[tuple[str, float], ...] = ()  # per-class scales (others: guidance)
-
-    @property
-    def stride(self) -> int:
-        return self.steps // self.student_steps
+    keep: tuple[int, ...] = ()  # the teacher's level indices of the student's (empty: every k-th)
 
     def teacher_levels(self) -> Tensor:
         if self.levels:
             return torch.tensor(self.levels)
         return get_schedule(self.schedule, self.steps)
 
+    def kept(self) -> tuple[int, ...]:
+        """Indices into the teacher's levels (and stored states) of the student's levels."""
+        if self.keep:
+            return self.keep
+        return tuple(range(0, self.steps + 1, self.steps // self.student_steps))
+
     def student_levels(self) -> tuple[float, ...]:
-        return tuple(float(v) for v in self.teacher_levels()[:: self.stride])
+        levels = self.teacher_levels()
+        return tuple(float(levels[i]) for i in self.kept())
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         # Optional fields appear only when set, so plans written before them still compare equal.
-        for key in ("levels", "class_guidance"):
+        for key in ("levels", "class_guidance", "keep"):
             value = data.pop(key)
             if value:
                 data[key] = [list(v) if isinstance(v, tuple) else v for v in value]
+        return data
+
+    def teacher_json(self) -> dict[str, Any]:
+        """The teacher's part of the plan: what its stored trajectories depend on."""
+        data = self.to_json()
+        data.pop("student_steps")
+        data.pop("keep", None)
         return data
 
     def guidance_of(self, classes: Sequence[str], class_ids: Sequence[int]) -> Tensor:
@@ -171,7 +201,9 @@ def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan
                 "the teacher's sampler is distilled, but it has no distilled student"
             )
         student = teacher.distilled
-        plan = TeacherPlan(DISTILLED, "", student.steps, 1.0, settings.steps, student.levels)
+        plan = TeacherPlan(
+            DISTILLED, "", student.steps, 1.0, settings.steps, student.levels, keep=settings.keep
+        )
     else:
         plan = TeacherPlan(
             sampler=sampler,
@@ -181,6 +213,7 @@ def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan
             student_steps=settings.steps,
             # A guidance asked for applies to every class, as it does for a render.
             class_guidance=() if settings.teacher_guidance else s.guidance_by_class(),
+            keep=settings.keep,
         )
     if plan.sampler not in (*DETERMINISTIC, DISTILLED):
         raise DrumDiffError(
@@ -188,7 +221,12 @@ def teacher_plan(teacher: LoadedModel, settings: DistillSettings) -> TeacherPlan
             "distill.teacher_sampler "
             f"to one of {DETERMINISTIC}"
         )
-    if plan.steps % plan.student_steps:
+    if plan.keep and plan.keep[-1] != plan.steps:
+        raise DrumDiffError(
+            f"distill.keep must end at the teacher's step count ({plan.steps}), got "
+            f"{list(plan.keep)}"
+        )
+    if not plan.keep and plan.steps % plan.student_steps:
         raise DrumDiffError(
             f"the teacher's {plan.steps} steps are not a multiple of the student's "
             f"{plan.student_steps}; "
@@ -254,15 +292,15 @@ def trajectory_classes(num_classes: int, count: int, null_share: float, seed: in
 def teacher_trajectories(
     teacher: LoadedModel, plan: TeacherPlan, seeds: Sequence[int], class_ids: Sequence[int]
 ) -> Tensor:
-    """The teacher's states at the student's levels, (B, student steps + 1, C, T), noise first."""
+    """The teacher's states at every level of its schedule, (B, teacher steps + 1, C, T), noise
+    first."""
     cfg = teacher.config.model
     device = next(teacher_network(teacher, plan).parameters()).device
     x = randn((len(seeds), cfg.audio_channels, cfg.length), generators_for(seeds), device=device)
     states = [x.clone()]
 
     def keep(info: dict[str, Any]) -> None:
-        if (int(info["i"]) + 1) % plan.stride == 0:
-            states.append(info["x"].clone())
+        states.append(info["x"].clone())
 
     extra = {
         "class_ids": torch.as_tensor(list(class_ids), dtype=torch.long, device=device),
@@ -276,7 +314,7 @@ def teacher_trajectories(
 
 @dataclass
 class Trajectories:
-    states: Tensor  # (N, S + 1, C, T), float16
+    states: Tensor  # (N, teacher steps + 1, C, T), float16
     class_ids: Tensor  # (N,)
     seeds: Tensor  # (N,)
 
@@ -297,7 +335,8 @@ def generate_trajectories(
     """
     folder.mkdir(parents=True, exist_ok=True)
     meta = {
-        "plan": plan.to_json(),
+        "teacher_plan": plan.teacher_json(),
+        "states": "every teacher level",
         "seed": settings.seed,
         "null_share": settings.null_share,
         "chunk": settings.chunk,
@@ -363,16 +402,25 @@ def generate_trajectories(
 
 
 @torch.no_grad()
-def student_render_states(
+def student_run(
     student: Denoiser, noise: Tensor, class_ids: Tensor, levels: Sequence[float]
 ) -> Tensor:
-    """The student's own DDIM run from `noise` through `levels`: its final state (model space)."""
-    x = noise
+    """The student's own DDIM run from `noise` through `levels`: its state at each level, noise
+    first, (B, len(levels), C, T) in model space."""
+    x, states = noise, [noise]
     for t, t_next in itertools.pairwise(levels):
         tt = torch.full((x.shape[0],), t)
         x0 = student(x, tt, class_ids=class_ids, guidance=1.0)
         x = ddim_step(x, x0, tt, torch.full_like(tt, t_next))
-    return x
+        states.append(x)
+    return torch.stack(states, dim=1)
+
+
+def student_render_states(
+    student: Denoiser, noise: Tensor, class_ids: Tensor, levels: Sequence[float]
+) -> Tensor:
+    """The student's own DDIM run from `noise` through `levels`: its final state (model space)."""
+    return student_run(student, noise, class_ids, levels)[:, -1]
 
 
 @torch.no_grad()
@@ -391,7 +439,11 @@ def teacher_short_states(
 
 
 class Distiller:
-    """Owns one distillation run folder: trajectories/, checkpoints/, last.pt, metrics.jsonl."""
+    """Owns one distillation run folder: trajectories/, checkpoints/, last.pt, metrics.jsonl.
+
+    `trajectories` names another folder of stored teacher trajectories to use (another run's,
+    of the same teacher) instead of RUN/trajectories.
+    """
 
     def __init__(
         self,
@@ -399,11 +451,15 @@ class Distiller:
         settings: DistillSettings,
         run_dir: str | Path,
         *,
+        trajectories: str | Path | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.teacher = teacher
         self.settings = settings
         self.run_dir = Path(run_dir)
+        self.trajectories_dir = (
+            Path(trajectories) if trajectories is not None else self.run_dir / "trajectories"
+        )
         self.log = log
         self.plan = teacher_plan(teacher, settings)
         self.levels = self.plan.student_levels()
@@ -505,7 +561,7 @@ class Distiller:
             self.teacher,
             self.plan,
             self.settings,
-            self.run_dir / "trajectories",
+            self.trajectories_dir,
             log=self.log,
             progress=progress,
         )
@@ -523,22 +579,32 @@ class Distiller:
 
     def batch(self, rows: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """x at a segment's start, the x0 target, t, t_next and the class ids, for trajectory
-        rows."""
+        rows.
+
+        The start is the teacher's state, or for a `distill.rollout` share of the rows past the
+        first segment the EMA student's own state there; the target always lands on the
+        teacher's next state.
+        """
         assert self.data is not None
         segment = self.rng.integers(0, self.plan.student_steps, size=len(rows))
         states = self.data.states[torch.as_tensor(rows)]
+        ids = self.data.class_ids[torch.as_tensor(rows)]
         idx = torch.as_tensor(segment)
-        x = states[torch.arange(len(rows)), idx].float()
-        x_next = states[torch.arange(len(rows)), idx + 1].float()
+        kept = torch.tensor(self.plan.kept())
+        items = torch.arange(len(rows))
+        x = states[items, kept[idx]].float()
+        x_next = states[items, kept[idx + 1]].float()
         levels = torch.tensor(self.levels)
         t, t_next = levels[idx], levels[idx + 1]
-        return (
-            x,
-            segment_target(x, x_next, t, t_next),
-            t,
-            t_next,
-            self.data.class_ids[torch.as_tensor(rows)],
-        )
+        if self.settings.rollout > 0:
+            own = torch.as_tensor(self.rng.random(len(rows)) < self.settings.rollout) & (idx > 0)
+            if bool(own.any()):
+                top = int(idx[own].max())
+                run = student_run(
+                    self.ema, states[own, 0].float(), ids[own], self.levels[: top + 1]
+                )
+                x[own] = run[torch.arange(int(own.sum())), idx[own]]
+        return x, segment_target(x, x_next, t, t_next), t, t_next, ids
 
     def train_step(self, train_rows: np.ndarray) -> float:
         rows = self.rng.choice(

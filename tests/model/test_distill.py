@@ -250,3 +250,110 @@ def test_a_student_can_start_from_another_runs_student(
         Distiller(
             distiller.teacher, replace(settings, steps=4), tmp_path / "other", log=lambda _m: None
         )
+
+
+def test_the_student_can_keep_any_of_the_teachers_levels(tiny_model: LoadedModel) -> None:
+    plan = teacher_plan(tiny_model, replace(TINY, steps=3, teacher_steps=8, keep=(0, 4, 6, 8)))
+    teacher = plan.teacher_levels().tolist()
+    assert plan.student_levels() == (teacher[0], teacher[4], teacher[6], teacher[8])
+    # The stored trajectories depend on the teacher alone, so students of other levels share them.
+    assert plan.teacher_json() == teacher_plan(tiny_model, replace(TINY, steps=2)).teacher_json()
+    with pytest.raises(DrumDiffError, match="need 4"):
+        settings_from_overrides(["distill.steps=3", "distill.keep=[0, 4, 8]"])
+    with pytest.raises(DrumDiffError, match="start at 0 and increase"):
+        settings_from_overrides(["distill.steps=2", "distill.keep=[0, 6, 4]"])
+    with pytest.raises(DrumDiffError, match="end at the teacher's step count"):
+        teacher_plan(tiny_model, replace(TINY, steps=2, teacher_steps=8, keep=(0, 4, 7)))
+    with pytest.raises(DrumDiffError, match="rollout"):
+        settings_from_overrides(["distill.rollout=1.5"])
+
+
+def test_trajectories_hold_every_teacher_level(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]],
+) -> None:
+    distiller, _, _ = trained
+    assert distiller.data is not None
+    assert distiller.data.states.shape[:2] == (TINY.trajectories, TINY.teacher_steps + 1)
+
+
+def test_rollout_rows_start_from_the_students_own_state(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    from drumdiff.model.train.distill import student_run
+
+    distiller, _, _ = trained
+    both = {}
+    for rollout in (0.0, 1.0):
+        again = Distiller(
+            distiller.teacher,
+            replace(TINY, rollout=rollout),
+            tmp_path / f"r{rollout}",
+            log=lambda _m: None,
+        )
+        again.data = distiller.data
+        again.ema.load_state_dict(distiller.ema.state_dict())
+        again.rng = np.random.default_rng(5)
+        rows = np.arange(8)
+        both[rollout] = again.batch(rows)
+    x_teacher, _, t, _, ids = both[0.0]
+    x_own, target, t_own, t_next, _ = both[1.0]
+    assert distiller.data is not None
+    later = t < 1.0  # rows past the first segment
+    assert bool(later.any()) and bool((~later).any())
+    torch.testing.assert_close(x_own[~later], x_teacher[~later])
+    assert not torch.allclose(x_own[later], x_teacher[later], atol=1e-3)
+    own = student_run(distiller.ema, distiller.data.states[:8, 0].float(), ids, distiller.levels)
+    segment = torch.tensor([distiller.levels.index(float(v)) for v in t_own])
+    torch.testing.assert_close(x_own[later], own[torch.arange(8), segment][later])
+    # The target still lands on the teacher's next state.
+    kept = torch.tensor(distiller.plan.kept())
+    teacher_next = distiller.data.states[torch.arange(8), kept[segment + 1]].float()
+    torch.testing.assert_close(
+        ddim_step(x_own, target, t_own, t_next), teacher_next, atol=1e-4, rtol=1e-4
+    )
+
+
+def test_a_second_run_shares_the_first_runs_trajectories(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    shared = distiller.run_dir / "trajectories"
+    second = Distiller(
+        distiller.teacher,
+        replace(TINY, keep=(0, 4, 8), rollout=0.5),
+        tmp_path / "second",
+        trajectories=shared,
+        log=lambda _m: None,
+    )
+    data = second.prepare(progress=False)
+    assert distiller.data is not None
+    torch.testing.assert_close(data.states, distiller.data.states)
+    assert not (tmp_path / "second" / "trajectories").exists()
+    other_teacher = replace(TINY, teacher_guidance=3.5)
+    with pytest.raises(DrumDiffError, match="another teacher"):
+        Distiller(
+            distiller.teacher,
+            other_teacher,
+            tmp_path / "third",
+            trajectories=shared,
+            log=lambda _m: None,
+        ).prepare(progress=False)
+
+
+def test_the_cli_refuses_a_run_without_trajectories_to_share(
+    tiny_teacher: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drumdiff.distill import main
+
+    code = main(
+        [
+            str(tiny_teacher.path),
+            "--run",
+            str(tmp_path / "run"),
+            "--trajectories-from",
+            str(tmp_path / "nothing"),
+            "--no-progress",
+        ]
+    )
+    assert code != 0
+    assert "holds no stored trajectories" in capsys.readouterr().err
