@@ -75,8 +75,8 @@ class DistillSettings:
     # The teacher's schedule indices of the student's levels (first 0, last the teacher's step
     # count); empty = every (teacher steps / steps)-th level.
     keep: tuple[int, ...] = ()
-    # Share of each batch whose segment starts from the EMA student's own run from the noise
-    # rather than the teacher's state, so the student learns to correct its own drift.
+    # Share of the segments past the first that start from the EMA student's own run from the
+    # noise rather than the teacher's state, so the student learns to correct its own drift.
     rollout: float = 0.0
     # A checkpoint whose distilled student (same levels) starts this one instead of the teacher's
     # weights: a new teacher plan (e.g. other guidance) need not start the student from scratch.
