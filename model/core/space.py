@@ -13,8 +13,9 @@ spectrum and envelope, and a blend of classes uses their weighted geometric mean
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -22,8 +23,24 @@ from torch import Tensor
 
 from drumdiff.model.config import DiffusionConfig
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _normal_tensors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Cached gains are built as normal tensors even when first asked for under
+    `torch.inference_mode`, so a later autograd pass (the critic's) can use them."""
+
+    @functools.wraps(fn)
+    def build(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.inference_mode(False):
+            return fn(*args, **kwargs)
+
+    return build
+
 
 @functools.lru_cache(maxsize=16)
+@_normal_tensors
 def envelope_gain(cfg: DiffusionConfig, length: int) -> Tensor:
     """Per-sample gain (length,) from audio to model space: data_scale / envelope.
 
@@ -39,6 +56,7 @@ def envelope_gain(cfg: DiffusionConfig, length: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=16)
+@_normal_tensors
 def spectrum_gain(cfg: DiffusionConfig, length: int) -> Tensor:
     """Per-rfft-bin gain (length // 2 + 1,) that whitens audio: 1 / measured amplitude."""
     bins = length // 2 + 1
@@ -57,6 +75,7 @@ def _filter(x: Tensor, gain: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=16)
+@_normal_tensors
 def _class_log_gains(cfg: DiffusionConfig, length: int, device: str) -> tuple[Tensor, Tensor]:
     """Log spectrum gains (K, bins) and log envelope gains (K, length) of every class's space.
 

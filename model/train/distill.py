@@ -1,14 +1,19 @@
 """Distil a model into a few-step student with its guidance baked in.
 
 The teacher (a trained model at its deterministic sampler, e.g. 12 steps of DPM-Solver++(2M)
-at guidance 8, two network passes per step) is run once from many seeds, and its trajectory is
-kept at the student's levels: every (teacher steps / student steps)-th noise level of the
-teacher's schedule. The student, initialised from the teacher's weights, learns each segment
-of those trajectories as one DDIM step of one conditional network pass: from the teacher's state
-at level k it predicts the x0 whose DDIM step lands on the teacher's state at level k + 1. This
-is the multi-step generalisation of Salimans & Ho's progressive distillation (2022), done in one
-stage from stored teacher trajectories (as in Luhman & Luhman, 2021, for the one-step case), and
-the guidance is distilled with it (Meng et al., 2023) at one fixed scale.
+at guidance 8, two network passes per step) is run once from many seeds, and every level of its
+trajectory is kept. The student, initialised from the teacher's weights, runs through a few of
+those levels (every (teacher steps / student steps)-th, or those `distill.keep` names) and learns
+each segment as one DDIM step of one conditional network pass: from the teacher's state at level k
+it predicts the x0 whose DDIM step lands on the teacher's state at level k + 1. This is the
+multi-step generalisation of Salimans & Ho's progressive distillation (2022), done in one stage
+from stored teacher trajectories (as in Luhman & Luhman, 2021, for the one-step case), and the
+guidance is distilled with it (Meng et al., 2023) at one fixed scale.
+
+Regression alone plateaus where the student cannot tell apart what the teacher would do, and
+averages it: duller noise, softer onsets. `distill.adversarial` adds a critic (`critic.py`) that
+compares the student's finished hits with real hits of the same class, beside the regression
+(adversarial post-training, as in Sauer et al.'s ADD, 2023, and Novack et al.'s ARC, 2025).
 
 Stored trajectories make a CPU run affordable: each costs one teacher render, and the student's
 steps then cost one forward and backward pass of a batch, reusing every trajectory many times.
@@ -40,7 +45,10 @@ from drumdiff.model.core.checkpoint import (
 )
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
+from drumdiff.model.core.space import model_to_audio, space_weights
+from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.train.critic import HitCritic, critic_loss, generator_loss
 from drumdiff.model.train.runlog import RunLog
 
 #: Teacher samplers whose trajectories are a function of the starting noise alone.
@@ -81,6 +89,15 @@ class DistillSettings:
     # A checkpoint whose distilled student (same levels) starts this one instead of the teacher's
     # weights: a new teacher plan (e.g. other guidance) need not start the student from scratch.
     init: str = ""
+    # Adversarial post-training beside the regression: the weight of the student's critic loss
+    # (0 = off), the prepared dataset whose train clips are the real hits the critic hears, how
+    # many of the student's last steps run with gradients to the finished hit, the rows per
+    # step, and the critic's learning rate.
+    adversarial: float = 0.0
+    real_data: str = ""
+    adversarial_steps: int = 2
+    adversarial_batch: int = 8
+    critic_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -96,6 +113,21 @@ class DistillSettings:
             raise ValueError(f"distill.keep must start at 0 and increase, got {list(self.keep)}")
         if not 0.0 <= self.rollout <= 1.0:
             raise ValueError(f"distill.rollout must be in [0, 1], got {self.rollout}")
+        if self.adversarial < 0:
+            raise ValueError(f"distill.adversarial must be 0 or more, got {self.adversarial}")
+        if self.adversarial > 0 and not self.real_data:
+            raise ValueError(
+                "distill.adversarial needs distill.real_data, a prepared dataset of real hits"
+            )
+        if self.adversarial_steps < 1 or (self.adversarial and self.adversarial_steps > self.steps):
+            raise ValueError(
+                f"distill.adversarial_steps must be in [1, distill.steps={self.steps}], got "
+                f"{self.adversarial_steps}"
+            )
+        if self.adversarial_batch < 1 or self.critic_lr <= 0:
+            raise ValueError(
+                "distill.adversarial_batch must be at least 1 and distill.critic_lr positive"
+            )
         if self.teacher_steps < 0:
             raise ValueError(f"distill.teacher_steps must be 0 or more, got {self.teacher_steps}")
         if not self.keep and self.teacher_steps % self.steps:
@@ -438,6 +470,37 @@ def teacher_short_states(
     return get_sampler(plan.sampler)(teacher, noise, ts, extra_args=extra)
 
 
+class RealHits:
+    """The train clips of a prepared dataset, drawn by class to pair with the student's hits.
+
+    A class without real clips is left out of the adversarial rows (its trajectories still train
+    the regression); the null class ("any drum") pairs with any clip.
+    """
+
+    def __init__(
+        self, folder: str | Path, teacher: LoadedModel, *, log: Callable[[str], None] = print
+    ) -> None:
+        self.dataset = DrumDataset(folder, teacher.classes, splits=("train",))
+        self.dataset.check_compatible(teacher.config.model)
+        if not len(self.dataset):
+            raise DrumDiffError(f"distill.real_data: {folder} has no train clips")
+        labels = np.asarray(self.dataset.labels)
+        self.by_class = [np.flatnonzero(labels == c) for c in range(len(teacher.classes))]
+        self.by_class.append(np.arange(len(self.dataset)))  # the null class
+        missing = [c for c, rows in zip(teacher.classes, self.by_class) if not len(rows)]
+        if missing:
+            log(f"distill.real_data has no {', '.join(missing)}: those train without the critic")
+
+    def covers(self, class_ids: Tensor) -> np.ndarray:
+        """Which of these class ids have real clips to pair with (a bool mask)."""
+        return np.array([len(self.by_class[int(c)]) > 0 for c in class_ids.tolist()], dtype=bool)
+
+    def draw(self, class_ids: Tensor, rng: np.random.Generator) -> Tensor:
+        """One random real clip per class id, (B, C, T)."""
+        picks = [int(rng.choice(self.by_class[int(c)])) for c in class_ids.tolist()]
+        return torch.from_numpy(np.stack([self.dataset.clip(i) for i in picks]))
+
+
 class Distiller:
     """Owns one distillation run folder: trajectories/, checkpoints/, last.pt, metrics.jsonl.
 
@@ -475,6 +538,14 @@ class Distiller:
         self.optimizer = torch.optim.AdamW(
             self.student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
         )
+        self.critic: HitCritic | None = None
+        self.real: RealHits | None = None
+        if settings.adversarial > 0:
+            self.real = RealHits(settings.real_data, teacher, log=log)
+            self.critic = HitCritic(len(teacher.classes))
+            self.critic_optimizer = torch.optim.Adam(
+                self.critic.parameters(), lr=settings.critic_lr, betas=(0.5, 0.9)
+            )
         self.step = 0
         self.rng = np.random.default_rng(settings.seed)
         self.data: Trajectories | None = None
@@ -510,6 +581,12 @@ class Distiller:
         self.student.net.load_state_dict(state["student"])
         self.ema.net.load_state_dict(payload["distilled"]["weights"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.critic is not None:
+            if "critic" in state:
+                self.critic.load_state_dict(state["critic"])
+                self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+            else:
+                self.log("the run had no critic: its critic starts now")
         self.step = int(state["step"])
         self.rng = np.random.default_rng([self.settings.seed, self.step])
         self.log(f"resumed {self.run_dir} at step {self.step}")
@@ -538,6 +615,7 @@ class Distiller:
                     "settings": asdict(self.settings),
                     "student": self.student.net.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
+                    **self._critic_state(),
                 }
             },
         )
@@ -552,6 +630,14 @@ class Distiller:
             half=True,
             extra={"distill_step": self.step},
         )
+
+    def _critic_state(self) -> dict[str, Any]:
+        if self.critic is None:
+            return {}
+        return {
+            "critic": self.critic.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+        }
 
     # -- data -----------------------------------------------------------------------------
     def prepare(self, *, progress: bool = True) -> Trajectories:
@@ -577,36 +663,85 @@ class Distiller:
         warm = self.settings.warmup_steps
         return self.settings.lr * min(1.0, (step + 1) / warm) if warm else self.settings.lr
 
-    def batch(self, rows: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """x at a segment's start, the x0 target, t, t_next and the class ids, for trajectory
-        rows.
-
-        The start is the teacher's state, or for a `distill.rollout` share of the rows past the
-        first segment the EMA student's own state there; the target always lands on the
-        teacher's next state.
-        """
+    def start_states(self, rows: np.ndarray, idx: Tensor) -> Tensor:
+        """Each row's state at the start of the student's segment `idx`: the teacher's, or for a
+        `distill.rollout` share of the rows past the first segment the EMA student's own there."""
         assert self.data is not None
-        segment = self.rng.integers(0, self.plan.student_steps, size=len(rows))
         states = self.data.states[torch.as_tensor(rows)]
-        ids = self.data.class_ids[torch.as_tensor(rows)]
-        idx = torch.as_tensor(segment)
         kept = torch.tensor(self.plan.kept())
-        items = torch.arange(len(rows))
-        x = states[items, kept[idx]].float()
-        x_next = states[items, kept[idx + 1]].float()
-        levels = torch.tensor(self.levels)
-        t, t_next = levels[idx], levels[idx + 1]
+        x = states[torch.arange(len(rows)), kept[idx]].float()
         if self.settings.rollout > 0:
             own = torch.as_tensor(self.rng.random(len(rows)) < self.settings.rollout) & (idx > 0)
             if bool(own.any()):
+                ids = self.data.class_ids[torch.as_tensor(rows)]
                 top = int(idx[own].max())
                 run = student_run(
                     self.ema, states[own, 0].float(), ids[own], self.levels[: top + 1]
                 )
                 x[own] = run[torch.arange(int(own.sum())), idx[own]]
+        return x
+
+    def batch(self, rows: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """x at a segment's start (see `start_states`), the x0 target, t, t_next and the class
+        ids, for trajectory rows; the target always lands on the teacher's next state."""
+        assert self.data is not None
+        segment = self.rng.integers(0, self.plan.student_steps, size=len(rows))
+        idx = torch.as_tensor(segment)
+        states = self.data.states[torch.as_tensor(rows)]
+        ids = self.data.class_ids[torch.as_tensor(rows)]
+        kept = torch.tensor(self.plan.kept())
+        x_next = states[torch.arange(len(rows)), kept[idx + 1]].float()
+        levels = torch.tensor(self.levels)
+        t, t_next = levels[idx], levels[idx + 1]
+        x = self.start_states(rows, idx)
         return x, segment_target(x, x_next, t, t_next), t, t_next, ids
 
-    def train_step(self, train_rows: np.ndarray) -> float:
+    def finished_hits(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The student's finished hits (audio, with gradients through its last
+        `distill.adversarial_steps` steps) and their class ids, for trajectory rows."""
+        assert self.data is not None
+        steps = self.plan.student_steps
+        first = steps - self.settings.adversarial_steps
+        x = self.start_states(rows, torch.full((len(rows),), first))
+        ids = self.data.class_ids[torch.as_tensor(rows)]
+        for k in range(first, steps):
+            t = torch.full((len(rows),), self.levels[k])
+            x0 = self.student(x, t, class_ids=ids, guidance=1.0)
+            x = ddim_step(x, x0, t, torch.full_like(t, self.levels[k + 1]))
+        weights = space_weights(len(self.teacher.classes), class_ids=ids)
+        return model_to_audio(x, self.teacher.config.diffusion, weights), ids
+
+    def adversarial_loss(self, train_rows: np.ndarray) -> tuple[Tensor, dict[str, float]]:
+        """One critic step on the student's finished hits against real hits of the same classes,
+        then the student's loss against the updated critic (with gradients to the student)."""
+        assert self.critic is not None and self.real is not None
+        s = self.settings
+        assert self.data is not None
+        eligible = train_rows[self.real.covers(self.data.class_ids[torch.as_tensor(train_rows)])]
+        rows = self.rng.choice(
+            eligible, size=s.adversarial_batch, replace=len(eligible) < s.adversarial_batch
+        )
+        fake, ids = self.finished_hits(rows)
+        real = self.real.draw(ids, self.rng)
+        critic_step = critic_loss(self.critic(real, ids), self.critic(fake.detach(), ids))
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_step.backward()
+        self.critic_optimizer.step()
+        self.critic.requires_grad_(False)
+        with torch.no_grad():
+            real_scores = self.critic(real, ids)
+        fake_scores = self.critic(fake, ids)
+        self.critic.requires_grad_(True)
+        student_loss = generator_loss(real_scores, fake_scores)
+        return student_loss, {
+            "critic_loss": float(critic_step.detach()),
+            "adversarial_loss": float(student_loss.detach()),
+            "critic_margin": float((real_scores - fake_scores.detach()).mean()),
+        }
+
+    def train_step(self, train_rows: np.ndarray) -> dict[str, float]:
+        """One optimiser step: the regression loss, plus with `distill.adversarial` the critic's
+        step and the student's adversarial loss; returns the step's losses."""
         rows = self.rng.choice(
             train_rows,
             size=self.settings.batch_size,
@@ -617,6 +752,11 @@ class Distiller:
             group["lr"] = self.lr_at(self.step)
         x0 = self.student(x, t, class_ids=ids, guidance=1.0)
         loss = torch.mean((x0 - target) ** 2)
+        metrics = {"loss": float(loss.detach())}
+        if self.critic is not None:
+            student_loss, adversarial = self.adversarial_loss(train_rows)
+            loss = loss + self.settings.adversarial * student_loss
+            metrics.update(adversarial)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.grad_clip > 0:
@@ -627,7 +767,7 @@ class Distiller:
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.student.parameters()):
                 e.lerp_(p, 1 - decay)
-        return float(loss.detach())
+        return metrics
 
     @torch.no_grad()
     def validate(self, rows: np.ndarray) -> dict[str, float]:
@@ -681,21 +821,24 @@ class Distiller:
                 total=target, initial=self.step, unit="step", desc="student", dynamic_ncols=True
             )
         run_log = RunLog(self.run_dir, prefix="distill/", log=self.log)
-        loss, window = float("nan"), []
+        loss = float("nan")
+        window: list[dict[str, float]] = []
         with run_log:
             if self.step == 0:
                 run_log.row({"step": 0, **self.validate(val_rows), "time": time.time()})
             while self.step < target:
-                loss = self.train_step(train_rows)
-                window.append(loss)
+                metrics = self.train_step(train_rows)
+                loss = metrics["loss"]
+                window.append(metrics)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}")
                 if s.log_every and self.step % s.log_every == 0:
+                    means = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
                     run_log.row(
                         {
                             "step": self.step,
-                            "loss": float(np.mean(window)),
+                            **means,
                             "lr": self.lr_at(self.step),
                             "time": time.time(),
                         }

@@ -357,3 +357,121 @@ def test_the_cli_refuses_a_run_without_trajectories_to_share(
     )
     assert code != 0
     assert "holds no stored trajectories" in capsys.readouterr().err
+
+
+# -- adversarial post-training ----------------------------------------------------------------
+
+
+def adversarial(real_data: Path, **changes: object) -> DistillSettings:
+    return replace(
+        TINY,
+        trajectories=24,
+        validation=4,
+        max_steps=4,
+        checkpoint_every=2,
+        log_every=2,
+        adversarial=0.1,
+        real_data=str(real_data),
+        adversarial_batch=4,
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def real_hits(tmp_path: Path, tiny_model: LoadedModel) -> Path:
+    from _audio_fixtures import prepared
+
+    return prepared(tmp_path / "real", tiny_model.config, kits=1, per_kit=8)
+
+
+def test_adversarial_training_needs_real_hits_of_the_models_shape(
+    tiny_teacher: LoadedModel, tmp_path: Path
+) -> None:
+    with pytest.raises(DrumDiffError, match="real_data"):
+        settings_from_overrides(["distill.adversarial=0.1"])
+    with pytest.raises(DrumDiffError, match="adversarial_steps"):
+        settings_from_overrides(
+            [
+                "distill.adversarial=0.1",
+                "distill.real_data=data",
+                "distill.adversarial_steps=3",
+                "distill.steps=2",
+                "distill.teacher_steps=8",
+            ]
+        )
+    from _audio_fixtures import prepared
+
+    longer = replace(tiny_teacher.config, model=replace(tiny_teacher.config.model, length=4096))
+    other = prepared(tmp_path / "long", longer, kits=1, per_kit=4)
+    with pytest.raises(DrumDiffError, match="2048"):
+        Distiller(tiny_teacher, adversarial(other), tmp_path / "run", log=lambda _m: None)
+    with pytest.raises(DrumDiffError, match="prepared dataset"):
+        Distiller(
+            tiny_teacher, adversarial(tmp_path / "nowhere"), tmp_path / "run", log=lambda _m: None
+        )
+
+
+def test_finished_hits_are_the_students_run_with_gradients(
+    tiny_teacher: LoadedModel, real_hits: Path, tmp_path: Path
+) -> None:
+    from drumdiff.model.core.space import model_to_audio, space_weights
+    from drumdiff.model.train.distill import student_run
+
+    distiller = Distiller(
+        tiny_teacher, adversarial(real_hits, adversarial_steps=2), tmp_path / "run", log=print
+    )
+    data = distiller.prepare(progress=False)
+    rows = np.arange(3)
+    hits, ids = distiller.finished_hits(rows)
+    assert hits.requires_grad and hits.shape == (3, 1, 2048)
+    # From the noise through every step, the finished hit is the student's own render.
+    own = student_run(distiller.student, data.states[:3, 0].float(), ids, distiller.levels)[:, -1]
+    weights = space_weights(len(tiny_teacher.classes), class_ids=ids)
+    expected = model_to_audio(own, tiny_teacher.config.diffusion, weights)
+    torch.testing.assert_close(hits.detach(), expected, atol=1e-5, rtol=1e-4)
+    hits.pow(2).mean().backward()
+    assert any(
+        p.grad is not None and bool(p.grad.abs().sum() > 0) for p in distiller.student.parameters()
+    )
+
+
+def test_an_adversarial_run_trains_its_critic_logs_it_and_resumes_it(
+    tiny_teacher: LoadedModel, real_hits: Path, tmp_path: Path
+) -> None:
+    import json
+
+    settings = adversarial(real_hits)
+    distiller = Distiller(tiny_teacher, settings, tmp_path / "run", log=lambda _m: None)
+    assert distiller.critic is not None
+    start = [p.detach().clone() for p in distiller.critic.parameters()]
+    distiller.fit(progress=False)
+    moved = [not torch.equal(a, b) for a, b in zip(start, distiller.critic.parameters())]
+    assert any(moved)
+    log = (tmp_path / "run" / "metrics.jsonl").read_text()
+    rows = [json.loads(line) for line in log.splitlines()]
+    logged = [r for r in rows if "critic_loss" in r]
+    assert logged and all(
+        np.isfinite(r["critic_loss"]) and np.isfinite(r["adversarial_loss"]) for r in logged
+    )
+    again = Distiller(
+        tiny_teacher, replace(settings, max_steps=6), tmp_path / "run", log=lambda _m: None
+    )
+    assert again.resume() and again.critic is not None
+    for a, b in zip(again.critic.state_dict().values(), distiller.critic.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    again.fit(progress=False)
+    assert again.step == 6
+
+
+def test_the_cli_answers_a_critic_without_real_hits(
+    tiny_teacher: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drumdiff.distill import main
+
+    base = [str(tiny_teacher.path), "--run", str(tmp_path / "run"), "--no-progress"]
+    assert main([*base, "--set", "distill.adversarial=0.05"]) != 0
+    assert "distill.real_data" in capsys.readouterr().err
+    missing = ["--set", "distill.adversarial=0.05", "--set", f"distill.real_data={tmp_path}"]
+    assert main([*base, *missing]) != 0
+    assert "not a prepared dataset" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
