@@ -4,9 +4,10 @@ Regression onto a teacher's states averages over what the student cannot tell ap
 heard as duller noise (hats, crashes, snare wires) and softer onsets. A critic that compares the
 student's finished hits with real hits of the same class pushes back on exactly that. It looks at
 what is heard: log-magnitude spectrograms at a few resolutions (long frames for kick and tom
-bodies, short ones for onsets), each through a small strided 2-D convolution stack, pooled, and
-scored with a class projection (Miyato & Koyama 2018). Hits are peak-normalised first, because
-rendering finishes every hit to its peak anyway.
+bodies, short ones for onsets), each through a small strided 2-D convolution stack, pooled onto a
+coarse grid of bands and times (so where and when energy sits counts: a kick's body must last,
+not only sound like a kick in places), and scored with a class projection (Miyato & Koyama
+2018). Hits are peak-normalised first, because rendering finishes every hit to its peak anyway.
 
 The losses are relativistic and paired by class (Jolicoeur-Martineau 2018; used for audio
 post-training by Novack et al. 2025, "ARC"): the critic learns that a real hit of a class sounds
@@ -36,9 +37,10 @@ def peak_normalised(audio: Tensor) -> Tensor:
 class _Resolution(nn.Module):
     window: Tensor
 
-    def __init__(self, n_fft: int, channels: int, layers: int) -> None:
+    def __init__(self, n_fft: int, channels: int, layers: int, grid: tuple[int, int]) -> None:
         super().__init__()
         self.n_fft = n_fft
+        self.grid = grid
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         # Every layer halves both axes: a full-resolution layer would cost most of the critic.
         convs: list[nn.Module] = [spectral_norm(nn.Conv2d(1, channels, 3, stride=2, padding=1))]
@@ -47,7 +49,7 @@ class _Resolution(nn.Module):
         self.convs = nn.ModuleList(convs)
 
     def forward(self, mono: Tensor) -> Tensor:
-        """(B, T) -> pooled features (B, channels)."""
+        """(B, T) -> features pooled onto a coarse (frequency, time) grid, (B, channels x cells)."""
         spec = torch.stft(
             mono,
             self.n_fft,
@@ -58,7 +60,7 @@ class _Resolution(nn.Module):
         h = torch.log(spec.abs() + 1e-5)[:, None]  # (B, 1, freq, frames)
         for conv in self.convs:
             h = F.leaky_relu(conv(h), 0.2)
-        return h.mean(dim=(2, 3))
+        return F.adaptive_avg_pool2d(h, self.grid).flatten(1)
 
 
 class HitCritic(nn.Module):
@@ -72,12 +74,13 @@ class HitCritic(nn.Module):
         ffts: Sequence[int] = DEFAULT_FFTS,
         channels: int = 16,
         layers: int = 4,
+        grid: tuple[int, int] = (4, 8),
     ) -> None:
         super().__init__()
         if not ffts:
             raise ValueError("the critic needs at least one FFT size")
-        self.resolutions = nn.ModuleList(_Resolution(n, channels, layers) for n in ffts)
-        width = channels * len(self.resolutions)
+        self.resolutions = nn.ModuleList(_Resolution(n, channels, layers, grid) for n in ffts)
+        width = channels * grid[0] * grid[1] * len(self.resolutions)
         self.score = spectral_norm(nn.Linear(width, 1))
         self.embed = spectral_norm(nn.Embedding(num_classes + 1, width))
 
