@@ -487,13 +487,11 @@ class RealHits:
         labels = np.asarray(self.dataset.labels)
         self.by_class = [np.flatnonzero(labels == c) for c in range(len(teacher.classes))]
         self.by_class.append(np.arange(len(self.dataset)))  # the null class
+        #: Whether each class id (the null class last) has real clips to pair with.
+        self.covered = np.array([len(rows) > 0 for rows in self.by_class], dtype=bool)
         missing = [c for c, rows in zip(teacher.classes, self.by_class) if not len(rows)]
         if missing:
             log(f"distill.real_data has no {', '.join(missing)}: those train without the critic")
-
-    def covers(self, class_ids: Tensor) -> np.ndarray:
-        """Which of these class ids have real clips to pair with (a bool mask)."""
-        return np.array([len(self.by_class[int(c)]) > 0 for c in class_ids.tolist()], dtype=bool)
 
     def draw(self, class_ids: Tensor, rng: np.random.Generator) -> Tensor:
         """One random real clip per class id, (B, C, T)."""
@@ -714,10 +712,9 @@ class Distiller:
     def adversarial_loss(self, train_rows: np.ndarray) -> tuple[Tensor, dict[str, float]]:
         """One critic step on the student's finished hits against real hits of the same classes,
         then the student's loss against the updated critic (with gradients to the student)."""
-        assert self.critic is not None and self.real is not None
+        assert self.critic is not None and self.real is not None and self.data is not None
         s = self.settings
-        assert self.data is not None
-        eligible = train_rows[self.real.covers(self.data.class_ids[torch.as_tensor(train_rows)])]
+        eligible = train_rows[self.real.covered[self.data.class_ids[train_rows].numpy()]]
         rows = self.rng.choice(
             eligible, size=s.adversarial_batch, replace=len(eligible) < s.adversarial_batch
         )
