@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--unfinished",
         action="store_true",
-        help="also judge every step count without the class envelope limit and tail gate",
+        help="also judge every step count without the class envelope limit, patch-grid "
+        "suppression and tail gate",
     )
     p.add_argument(
         "--reference-real",

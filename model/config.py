@@ -241,6 +241,13 @@ class FinishConfig:
     # analytic signal, so a kick's cycles are not flattened one by one.
     envelope_block: int = 256  # samples per envelope value
     envelope_margin_db: float = 0.0  # headroom above the measured envelope
+    # A patched network leaves a buzz at sample_rate / patch and its multiples. What repeats every
+    # patch (measured over `grid_window_s`) is removed with its least-squares weight in the audio
+    # (over `grid_smooth_s`), less `grid_threshold` times what broadband sound shares with it by
+    # chance (see finish.suppress_patch_grid). 0 = off.
+    grid_threshold: float = 0.5
+    grid_window_s: float = 0.093
+    grid_smooth_s: float = 0.023
     dc_cutoff_hz: float = 10.0  # one-pole DC blocker (0 = off)
     # A render whose first sample is already near its peak starts with a click; training clips
     # start where they first reach -40 dB re peak. A raised-cosine ramp this long (much shorter

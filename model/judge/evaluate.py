@@ -762,13 +762,14 @@ def render_hits(
     for every class and step count, so step counts are compared on the same starting noise).
 
     `progress(k)` is called after each sampler step with the number of hits in the batch.
-    `finished=False` renders without the class envelope limit and the tail gate, to judge what
-    the network makes before finishing polishes it. Returns the hits and the render settings used.
+    `finished=False` renders without the class envelope limit, the patch-grid suppression and
+    the tail gate, to judge what the network makes before finishing polishes it. Returns the
+    hits and the render settings used.
     """
     from drumdiff.model.render.generate import render, settings_for
 
     if not finished:
-        raw = replace(model.config.finish, class_envelopes=(), tail_gate_db=0.0)
+        raw = replace(model.config.finish, class_envelopes=(), grid_threshold=0.0, tail_gate_db=0.0)
         model = replace(model, config=replace(model.config, finish=raw))
 
     settings = settings_for(model, steps=steps, **(overrides or {}))

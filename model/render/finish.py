@@ -1,5 +1,5 @@
-"""The last steps of every render, after the sampler: a class envelope limit, DC blocking, a tail
-gate, the end fade and peak normalisation.
+"""The last steps of every render, after the sampler: a class envelope limit, patch-grid
+suppression, DC blocking, a tail gate, the end fade and peak normalisation.
 
 The envelope limit is the one that needs a word. A diffusion model's residual errors come back
 shaped like its model space, whose envelope is the average of all training clips: a kick whose
@@ -12,6 +12,7 @@ there. It only ever attenuates, and a render inside the bound passes unchanged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -114,6 +115,113 @@ def dc_block(audio: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarra
     return np.fft.irfft(spec, n=n, axis=-1)[..., :length].astype(np.float32)
 
 
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT sizes that numpy transforms quickly."""
+    best = 1 << int(np.ceil(np.log2(max(n, 1))))
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35 << max(0, int(np.ceil(np.log2(n / p35))))
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+class _Convolver:
+    """Centred convolutions of (..., length) signals with fixed odd-length kernels through one
+    FFT size, the kernels' spectra computed once."""
+
+    def __init__(self, length: int, kernels: dict[str, np.ndarray]) -> None:
+        self.length = length
+        self.size = _fast_length(length + max(len(k) for k in kernels.values()) - 1)
+        self.spectra = {name: np.fft.rfft(k, n=self.size) for name, k in kernels.items()}
+        self.offsets = {name: (len(k) - 1) // 2 for name, k in kernels.items()}
+
+    def __call__(self, signal: np.ndarray, kernel: str) -> np.ndarray:
+        spectrum = np.fft.rfft(signal, n=self.size, axis=-1) * self.spectra[kernel]
+        start = self.offsets[kernel]
+        return np.fft.irfft(spectrum, n=self.size, axis=-1)[..., start : start + self.length]
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_filters(
+    length: int, period: int, window: int, smooth: int, block: int
+) -> tuple[_Convolver, np.ndarray, np.ndarray]:
+    """The kernels of `suppress_patch_grid`, the comb's coverage of each sample (the sum of its
+    weights that fall inside the audio) and, per sample, the share of broadband power the comb
+    passes there."""
+    # A mean over exactly one period has zeros at every multiple of the patch rate; for an even
+    # period, half-weighted end taps keep the kernel odd (centred) with the same zeros.
+    one_period = np.ones(period + 1 - period % 2)
+    if period % 2 == 0:
+        one_period[[0, -1]] = 0.5
+    one_period /= period
+    window += 1 - window % 2  # odd, so that the middle tap is the moment itself
+    hann = np.hanning(window + 2)[1:-1]
+    comb = np.zeros((window - 1) * period + 1)
+    comb[::period] = hann
+    # Leave the moment itself out: what repeats is then measured on the other periods alone, so
+    # broadband sound is uncorrelated with it and only a real repetition correlates.
+    comb[(window - 1) // 2 * period] = 0.0
+
+    def smoothing(size: int) -> np.ndarray:
+        kernel = np.hanning(size + 1 - size % 2)
+        return kernel / kernel.sum()
+
+    convolve = _Convolver(
+        length,
+        {"period": one_period, "comb": comb, "level": smoothing(block), "local": smoothing(smooth)},
+    )
+    # Near the ends the comb reaches past the audio: average over the periods that are there.
+    # Fewer periods there pass a larger share of broadband power (up to twice it at the ends).
+    coverage = convolve(np.ones(length), "comb")
+    squares = _Convolver(length, {"comb": np.square(comb)})(np.ones(length), "comb")
+    return convolve, coverage, squares / np.square(coverage)
+
+
+def suppress_patch_grid(
+    audio: np.ndarray, period: int, window: int, smooth: int, threshold: float, block: int = 256
+) -> np.ndarray:
+    """Remove the part of `audio` (C, T) that repeats every `period` samples, where it is there.
+
+    A patched network's output patches do not join seamlessly: renders carry a buzz at
+    sample_rate / period and its multiples, strongest in quiet bodies and tails (in the shipped
+    model's "other" hits the lines stand 20-30 dB over their neighbourhood there).
+
+    The audio above its low band (less its mean over one period, which keeps everything near DC,
+    a kick's body included) is divided by its own level (RMS over `block` samples), so a loud
+    attack weighs no more than a quiet tail. What repeats near each moment is the Hann-weighted
+    mean of the samples whole periods away over `window` periods, the moment itself left out (its
+    lines are a few Hz wide), less its own mean over one period. It is subtracted, at the audio's
+    level, with its local least-squares weight in the audio (over `smooth` samples), less a
+    margin of `threshold` times what broadband sound shares with it by chance (the comb's noise
+    bandwidth, sum w^2 / (sum w)^2 of the weights that fall inside the audio), clipped to [0, 1].
+    Sound that does not repeat (noise, transients, a pattern found elsewhere in the render but
+    not here) is uncorrelated with it and passes untouched, as do tones away from the lines.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    length = x.shape[-1]
+    if period < 2 or window < 3 or length < 2 * period:
+        return audio
+    convolve, coverage, share = _grid_filters(length, period, window, smooth, block)
+    above_low = x - convolve(x, "period")
+    level = np.sqrt(convolve(np.square(above_low).sum(axis=0), "level").clip(0))
+    level = np.maximum(level, 1e-4 * level.max() + 1e-30)
+    unit = above_low / level
+    repeating = convolve(unit, "comb") / coverage
+    repeating -= convolve(repeating, "period")
+    # The local least-squares weight of the repeating part in the audio, less a margin of
+    # `threshold` times what broadband sound would put there by chance.
+    shared_power = convolve((unit * repeating).sum(axis=0), "local")
+    repeating_power = convolve(np.square(repeating).sum(axis=0), "local")
+    broadband_power = convolve(np.square(unit).sum(axis=0), "local")
+    excess = shared_power - threshold * share * broadband_power
+    gain = np.clip(excess / np.maximum(repeating_power, 1e-30), 0.0, 1.0)
+    return (x - gain * level * repeating).astype(np.float32)
+
+
 def gate_tail(
     audio: np.ndarray, sample_rate: int, threshold_db: float, block: int, release_s: float
 ) -> np.ndarray:
@@ -156,11 +264,35 @@ def envelope_bound(cfg: FinishConfig, weights: Sequence[float]) -> tuple[float, 
     return tuple(float(v) for v in np.max([e[:size] for e in chosen], axis=0))
 
 
-def finish_render(
-    audio: np.ndarray, cfg: FinishConfig, sample_rate: int, bound: Sequence[float] | None, fade: int
+def finish_patch_grid(
+    audio: np.ndarray, cfg: FinishConfig, sample_rate: int, patch: int
 ) -> np.ndarray:
-    """Envelope limit (when there is a bound), DC blocker, fade-in, tail gate, end fade, then the
-    peak (C, T)."""
+    """`suppress_patch_grid` with the config's settings, for a network with `patch`-sample
+    patches (none for 0 or 1, or when `cfg.grid_threshold` is 0)."""
+    if patch <= 1 or cfg.grid_threshold <= 0:
+        return audio
+    window = max(3, int(round(cfg.grid_window_s * sample_rate / patch)))
+    smooth = max(1, int(round(cfg.grid_smooth_s * sample_rate)))
+    return suppress_patch_grid(audio, patch, window, smooth, cfg.grid_threshold)
+
+
+def finish_render(
+    audio: np.ndarray,
+    cfg: FinishConfig,
+    sample_rate: int,
+    bound: Sequence[float] | None,
+    fade: int,
+    patch: int = 0,
+    keep: int | None = None,
+) -> np.ndarray:
+    """Patch-grid suppression (for a network with `patch`-sample patches), then the first `keep`
+    samples (all: None) get the envelope limit (when there is a bound), DC blocker, fade-in, tail
+    gate, end fade, then the peak (C, T).
+
+    The suppression looks ~90 ms either way, so it runs on the network's whole output before the
+    cut: a shorter render is then the start of the longer one.
+    """
+    audio = finish_patch_grid(audio, cfg, sample_rate, patch)[..., :keep]
     if bound:
         audio = limit_to_envelope(audio, bound, cfg.envelope_block, cfg.envelope_margin_db)
     audio = np.array(dc_block(audio, sample_rate, cfg.dc_cutoff_hz), dtype=np.float32)

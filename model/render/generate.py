@@ -233,12 +233,20 @@ def render(
     space = torch.as_tensor(
         np.asarray(rows), dtype=torch.float32
     )  # per-class spaces, if the model has them
-    audio = model_to_audio(out.float(), model.config.diffusion, space)[..., :keep].cpu().numpy()
+    audio = model_to_audio(out.float(), model.config.diffusion, space).cpu().numpy()
     finish = model.config.finish
     fade = int(FADE_OUT_S * cfg.sample_rate)
     return np.stack(
         [
-            finish_render(item, finish, cfg.sample_rate, envelope_bound(finish, row), fade)
+            finish_render(
+                item,
+                finish,
+                cfg.sample_rate,
+                envelope_bound(finish, row),
+                fade,
+                patch=cfg.patch_size,
+                keep=keep,
+            )
             for item, row in zip(audio, rows)
         ]
     )

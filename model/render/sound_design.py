@@ -42,6 +42,7 @@ from drumdiff.model.render.finish import (
     block_rms_db,
     dc_block,
     envelope_bound,
+    finish_patch_grid,
     gate_tail,
     limit_to_envelope,
 )
@@ -177,8 +178,9 @@ def finish_from_audio(
     length: int | None = None,
 ) -> np.ndarray:
     """Finish (B, C, T) hits made from a user's audio (vary, interpolate) as `render` finishes
-    its own, cut to `length`: envelope limit to bounds[i] (see `source_bound`), DC blocker,
-    tail gate, end fade, then item i's peak set to peaks[i].
+    its own, cut to `length`: patch-grid suppression (before the cut), envelope limit to
+    bounds[i] (see `source_bound`), DC blocker, tail gate, end fade, then item i's peak set to
+    peaks[i].
 
     Two of render's steps differ, because the sound is the user's and not only the model's:
     - the envelope limit is not the class's alone: render turns a hit down wherever it is
@@ -196,7 +198,9 @@ def finish_from_audio(
     sr = model.config.model.sample_rate
     fade = int(FADE_OUT_S * sr)
     out = []
-    for item, peak, bound in zip(audio[..., : length or audio.shape[-1]], peaks, bounds):
+    patch = model.config.model.patch_size
+    for item, peak, bound in zip(audio, peaks, bounds):
+        item = finish_patch_grid(item, cfg, sr, patch)[..., : length or item.shape[-1]]
         if bound:
             item = limit_to_envelope(item, bound, cfg.envelope_block, cfg.envelope_margin_db)
         item = np.array(dc_block(item, sr, _design_dc_cutoff(model)), dtype=np.float32)

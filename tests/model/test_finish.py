@@ -11,6 +11,7 @@ import pytest
 from drumdiff.model.audio import normalise_peak
 from drumdiff.model.config import FinishConfig
 from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.judge.evaluate import grid_peaks_db
 from drumdiff.model.render.finish import (
     block_rms_db,
     dc_block,
@@ -19,6 +20,7 @@ from drumdiff.model.render.finish import (
     gate_tail,
     limit_to_envelope,
     measure_class_envelopes,
+    suppress_patch_grid,
 )
 from drumdiff.model.render.generate import render, settings_for
 
@@ -126,6 +128,78 @@ def test_finish_ramps_in_a_hit_that_starts_at_its_peak_and_keeps_the_rest() -> N
     np.testing.assert_allclose(
         faded[:, ramp + 1 : 4096], plain[:, ramp + 1 : 4096], rtol=1e-5, atol=1e-7
     )
+
+
+def patch_buzz(length: int, period: int, seed: int) -> np.ndarray:
+    """A pattern that repeats every `period` samples, slowly fading: a patched network's buzz."""
+    pattern = np.random.default_rng(seed).standard_normal(period)
+    pattern -= pattern.mean()
+    t = np.arange(length) / SR
+    return (np.tile(pattern, length // period) * np.exp(-t / 0.4))[None]
+
+
+def grid_args(period: int = 32) -> tuple[int, int, int, float]:
+    cfg = FinishConfig()
+    window = int(round(cfg.grid_window_s * SR / period))
+    return period, window, int(round(cfg.grid_smooth_s * SR)), cfg.grid_threshold
+
+
+def test_patch_grid_suppression_removes_a_buzz_under_a_hit() -> None:
+    length = 32768
+    hits = [decaying(0.08, length=length, seed=s) for s in range(4)]
+    buzzed = [h + 0.05 * patch_buzz(length, 32, s) for s, h in enumerate(hits)]
+    cleaned = [suppress_patch_grid(b.astype(np.float32), *grid_args()) for b in buzzed]
+    before = grid_peaks_db(np.concatenate(buzzed), 32)
+    after = grid_peaks_db(np.concatenate(cleaned), 32)
+    assert before is not None and after is not None
+    assert before > 8.0 and after < before - 6.0
+    # Where the hit has died away and the buzz stands out, what is left of it is a small part.
+    tail = slice(int(0.3 * SR), None)
+    for hit, buzz, clean in zip(hits, buzzed, cleaned):
+        left = np.sum((clean - hit)[:, tail] ** 2)
+        assert left < 0.05 * np.sum((buzz - hit)[:, tail] ** 2)
+
+
+def test_patch_grid_suppression_leaves_noise_low_tones_and_tones_between_lines() -> None:
+    length = 32768
+    t = np.arange(length) / SR
+    noise = np.random.default_rng(5).standard_normal((1, length))
+    body = np.sin(2 * np.pi * 50 * t) * np.exp(-t / 0.3)  # a kick's body, near DC
+    between = np.sin(2 * np.pi * 2100 * t) * np.exp(-t / 0.3)  # between two patch-rate lines
+    for audio in (noise, body[None], between[None] + 0.01 * noise):
+        out = suppress_patch_grid(audio.astype(np.float32), *grid_args())
+        assert np.sum((out - audio) ** 2) < 1e-3 * np.sum(audio**2)
+    # A tone sitting on a line is taken for buzz: the price of the cleaning, kept narrow.
+    on_line = (np.sin(2 * np.pi * SR / 32 * t) * np.exp(-t / 0.3))[None].astype(np.float32)
+    assert np.sum(suppress_patch_grid(on_line, *grid_args()) ** 2) < 0.1 * np.sum(on_line**2)
+
+
+def test_patch_grid_suppression_never_copies_a_tail_buzz_into_the_attack() -> None:
+    length = 32768
+    rng = np.random.default_rng(7)
+    attack = np.zeros((1, length))
+    attack[:, :2000] = rng.standard_normal((1, 2000))  # loud, and free of any buzz
+    buzz = 0.01 * patch_buzz(length, 32, 2)
+    buzz[:, :8000] = 0.0  # a buzz that only the quiet tail carries
+    audio = (attack + buzz).astype(np.float32)
+    out = suppress_patch_grid(audio, *grid_args())
+    alone = suppress_patch_grid(attack.astype(np.float32), *grid_args())
+    head = slice(0, 1500)
+    # The attack comes out as it does with no buzz anywhere, and nearly as it went in.
+    np.testing.assert_allclose(out[:, head], alone[:, head], atol=1e-5)
+    assert np.sum((out - audio)[:, head] ** 2) < 1e-3 * np.sum(audio[:, head] ** 2)
+    tail = slice(12000, None)
+    assert np.sum((out - attack)[:, tail] ** 2) < 0.05 * np.sum(buzz[:, tail] ** 2)
+
+
+def test_finish_suppresses_the_grid_only_for_a_patched_network_and_when_on() -> None:
+    clip = (decaying(0.08, length=16384) + 0.05 * patch_buzz(16384, 32, 1)).astype(np.float32)
+    keep = {"dc_cutoff_hz": 0.0, "tail_gate_db": 0.0, "peak": 0.0, "fade_in_s": 0.0}
+    plain = finish_render(clip.copy(), FinishConfig(**keep), SR, None, 64)
+    patched = finish_render(clip.copy(), FinishConfig(**keep), SR, None, 64, patch=32)
+    off = finish_render(clip.copy(), FinishConfig(**keep, grid_threshold=0.0), SR, None, 64, 32)
+    np.testing.assert_array_equal(plain, off)
+    assert np.sum((patched - plain) ** 2) > 1e-3 * np.sum(plain**2)
 
 
 def test_bounds_for_classes_blends_and_the_null_class() -> None:
