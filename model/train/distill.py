@@ -98,6 +98,11 @@ class DistillSettings:
     adversarial_steps: int = 2
     adversarial_batch: int = 8
     critic_lr: float = 1e-4
+    # The regression's weight on the first `onset_s` of every hit, against 1 for the rest (it
+    # falls off exponentially; the whole profile averages 1). Onsets are a few ms of a 0.74 s
+    # clip, so a flat loss lets the student average them away into slow attacks.
+    onset_weight: float = 1.0
+    onset_s: float = 0.02
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -130,6 +135,11 @@ class DistillSettings:
             )
         if self.teacher_steps < 0:
             raise ValueError(f"distill.teacher_steps must be 0 or more, got {self.teacher_steps}")
+        if self.onset_weight <= 0 or self.onset_s <= 0:
+            raise ValueError(
+                f"distill.onset_weight and distill.onset_s must be positive, got "
+                f"{self.onset_weight} and {self.onset_s}"
+            )
         if not self.keep and self.teacher_steps % self.steps:
             raise ValueError(
                 f"distill.teacher_steps ({self.teacher_steps}) must be a multiple of distill.steps "
@@ -295,6 +305,14 @@ def ddim_step(x: Tensor, x0: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
     alpha, sigma = _alpha_sigma(t)
     alpha_n, sigma_n = _alpha_sigma(t_next)
     return alpha_n * x0 + sigma_n * (x - alpha * x0) / sigma
+
+
+def onset_weights(length: int, sample_rate: int, weight: float, seconds: float) -> Tensor:
+    """Per-sample loss weights: `weight` at the onset falling exponentially (time constant
+    `seconds`) to 1, scaled so that they average 1 over `length` samples."""
+    t = torch.arange(length, dtype=torch.float32) / sample_rate
+    profile = 1.0 + (weight - 1.0) * torch.exp(-t / seconds)
+    return profile / profile.mean()
 
 
 def segment_target(x: Tensor, x_next: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
@@ -546,6 +564,12 @@ class Distiller:
             )
         self.step = 0
         self.rng = np.random.default_rng(settings.seed)
+        cfg = teacher.config.model
+        self.time_weights = (
+            onset_weights(cfg.length, cfg.sample_rate, settings.onset_weight, settings.onset_s)
+            if settings.onset_weight != 1.0
+            else None
+        )
         self.data: Trajectories | None = None
         self._teacher_short: float | None = None
 
@@ -748,7 +772,10 @@ class Distiller:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         x0 = self.student(x, t, class_ids=ids, guidance=1.0)
-        loss = torch.mean((x0 - target) ** 2)
+        error = (x0 - target) ** 2
+        if self.time_weights is not None:
+            error = error * self.time_weights[: error.shape[-1]]
+        loss = torch.mean(error)
         metrics = {"loss": float(loss.detach())}
         if self.critic is not None:
             student_loss, adversarial = self.adversarial_loss(train_rows)

@@ -22,6 +22,7 @@ from drumdiff.model.train.distill import (
     Distiller,
     DistillSettings,
     ddim_step,
+    onset_weights,
     segment_target,
     settings_from_overrides,
     teacher_plan,
@@ -311,6 +312,40 @@ def test_rollout_rows_start_from_the_students_own_state(
     torch.testing.assert_close(
         ddim_step(x_own, target, t_own, t_next), teacher_next, atol=1e-4, rtol=1e-4
     )
+
+
+def test_onset_weights_lean_on_the_first_milliseconds_and_average_one() -> None:
+    w = onset_weights(32768, 44100, 10.0, 0.02)
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-5)
+    assert float(w[0] / w[-1]) == pytest.approx(10.0, rel=1e-3)
+    assert bool((w[1:] <= w[:-1]).all())
+    torch.testing.assert_close(onset_weights(100, 44100, 1.0, 0.02), torch.ones(100))
+    with pytest.raises(DrumDiffError, match="onset"):
+        settings_from_overrides(["distill.onset_weight=0"])
+
+
+def test_the_onset_weight_weighs_the_regression(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    settings = replace(TINY, onset_weight=10.0, onset_s=0.005)
+    weighted, by_hand = (
+        Distiller(distiller.teacher, settings, tmp_path / name, log=lambda _m: None)
+        for name in ("weighted", "by_hand")
+    )
+    weighted.data = by_hand.data = distiller.data
+    train_rows, _ = weighted._split()
+    weighted.rng, by_hand.rng = np.random.default_rng(3), np.random.default_rng(3)
+    loss = weighted.train_step(train_rows)["loss"]
+    # The same draws, by hand, from the same (untrained) student.
+    rows = by_hand.rng.choice(train_rows, size=settings.batch_size, replace=False)
+    x, target, t, _, ids = by_hand.batch(rows)
+    with torch.no_grad():
+        error = (by_hand.student(x, t, class_ids=ids, guidance=1.0) - target) ** 2
+    cfg = distiller.teacher.config.model
+    weights = onset_weights(cfg.length, cfg.sample_rate, 10.0, 0.005)
+    assert loss == pytest.approx(float((error * weights).mean()), rel=1e-4)
+    assert loss != pytest.approx(float(error.mean()), rel=1e-3)
 
 
 def test_a_second_run_shares_the_first_runs_trajectories(
