@@ -170,15 +170,14 @@ def _grid_filters(
         kernel = np.hanning(size + 1 - size % 2)
         return kernel / kernel.sum()
 
+    kernels = {"period": one_period, "comb": comb, "comb_squared": np.square(comb)}
     convolve = _Convolver(
-        length,
-        {"period": one_period, "comb": comb, "level": smoothing(block), "local": smoothing(smooth)},
+        length, {**kernels, "level": smoothing(block), "local": smoothing(smooth)}
     )
     # Near the ends the comb reaches past the audio: average over the periods that are there.
     # Fewer periods there pass a larger share of broadband power (up to twice it at the ends).
     coverage = convolve(np.ones(length), "comb")
-    squares = _Convolver(length, {"comb": np.square(comb)})(np.ones(length), "comb")
-    return convolve, coverage, squares / np.square(coverage)
+    return convolve, coverage, convolve(np.ones(length), "comb_squared") / np.square(coverage)
 
 
 def suppress_patch_grid(
