@@ -14,6 +14,10 @@ Regression alone plateaus where the student cannot tell apart what the teacher w
 averages it: duller noise, softer onsets. `distill.adversarial` adds a critic (`critic.py`) that
 compares the student's finished hits with real hits of the same class, beside the regression
 (adversarial post-training, as in Sauer et al.'s ADD, 2023, and Novack et al.'s ARC, 2025).
+`distill.spectral` instead adds a phase-blind distance between the student's own finished hit and
+the teacher's (multi-resolution log-magnitude spectrograms): still a regression onto the teacher,
+but one that averaging noise and onsets away does not lower (the role LPIPS plays for image
+consistency models, Song et al. 2023).
 
 Stored trajectories make a CPU run affordable: each costs one teacher render, and the student's
 steps then cost one forward and backward pass of a batch, reusing every trajectory many times.
@@ -44,6 +48,7 @@ from drumdiff.model.core.checkpoint import (
     save_payload_atomic,
 )
 from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.loss import log_spectral_distance
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 from drumdiff.model.core.space import model_to_audio, space_weights
 from drumdiff.model.data.dataset import DrumDataset
@@ -103,6 +108,13 @@ class DistillSettings:
     # clip, so a flat loss lets the student average them away into slow attacks.
     onset_weight: float = 1.0
     onset_s: float = 0.02
+    # A phase-blind term beside the regression: the weight of the multi-resolution log-spectral
+    # distance between the student's own finished hit and the teacher's (0 = off), how many of
+    # the student's last steps run with gradients to it (the earlier ones are the EMA student's
+    # own run from the noise, as at render time), and the rows per step.
+    spectral: float = 0.0
+    spectral_steps: int = 2
+    spectral_batch: int = 8
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -132,6 +144,17 @@ class DistillSettings:
         if self.adversarial_batch < 1 or self.critic_lr <= 0:
             raise ValueError(
                 "distill.adversarial_batch must be at least 1 and distill.critic_lr positive"
+            )
+        if self.spectral < 0:
+            raise ValueError(f"distill.spectral must be 0 or more, got {self.spectral}")
+        if self.spectral_steps < 1 or (self.spectral and self.spectral_steps > self.steps):
+            raise ValueError(
+                f"distill.spectral_steps must be in [1, distill.steps={self.steps}], got "
+                f"{self.spectral_steps}"
+            )
+        if self.spectral_batch < 1:
+            raise ValueError(
+                f"distill.spectral_batch must be at least 1, got {self.spectral_batch}"
             )
         if self.teacher_steps < 0:
             raise ValueError(f"distill.teacher_steps must be 0 or more, got {self.teacher_steps}")
@@ -718,20 +741,45 @@ class Distiller:
         x = self.start_states(rows, idx)
         return x, segment_target(x, x_next, t, t_next), t, t_next, ids
 
-    def finished_hits(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
-        """The student's finished hits (audio, with gradients through its last
-        `distill.adversarial_steps` steps) and their class ids, for trajectory rows."""
+    def finished_hits(
+        self, rows: np.ndarray, steps: int, *, own: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """The student's finished hits (audio, with gradients through its last `steps` steps)
+        and their class ids, for trajectory rows. The earlier steps' state is `start_states`'
+        (the teacher's, or a rollout share the EMA student's own), or with `own` always the EMA
+        student's own run from the noise, as at render time."""
         assert self.data is not None
-        steps = self.plan.student_steps
-        first = steps - self.settings.adversarial_steps
-        x = self.start_states(rows, torch.full((len(rows),), first))
+        first = self.plan.student_steps - steps
         ids = self.data.class_ids[torch.as_tensor(rows)]
-        for k in range(first, steps):
+        if own:
+            noise = self.data.states[torch.as_tensor(rows), 0].float()
+            with torch.no_grad():
+                x = student_run(self.ema, noise, ids, self.levels[: first + 1])[:, -1]
+        else:
+            x = self.start_states(rows, torch.full((len(rows),), first))
+        for k in range(first, self.plan.student_steps):
             t = torch.full((len(rows),), self.levels[k])
             x0 = self.student(x, t, class_ids=ids, guidance=1.0)
             x = ddim_step(x, x0, t, torch.full_like(t, self.levels[k + 1]))
-        weights = space_weights(len(self.teacher.classes), class_ids=ids)
-        return model_to_audio(x, self.teacher.config.diffusion, weights), ids
+        return self.to_audio(x, ids), ids
+
+    def to_audio(self, x: Tensor, class_ids: Tensor) -> Tensor:
+        """Model-space states of these classes as audio (differentiable)."""
+        weights = space_weights(len(self.teacher.classes), class_ids=class_ids)
+        return model_to_audio(x, self.teacher.config.diffusion, weights)
+
+    def spectral_loss(self, train_rows: np.ndarray) -> tuple[Tensor, dict[str, float]]:
+        """The log-spectral distance of the student's own finished hits from the teacher's."""
+        assert self.data is not None
+        s = self.settings
+        rows = self.rng.choice(
+            train_rows, size=s.spectral_batch, replace=len(train_rows) < s.spectral_batch
+        )
+        mine, ids = self.finished_hits(rows, s.spectral_steps, own=True)
+        with torch.no_grad():
+            teacher = self.to_audio(self.data.states[torch.as_tensor(rows), -1].float(), ids)
+        loss = log_spectral_distance(mine, teacher)
+        return loss, {"spectral_loss": float(loss.detach())}
 
     def adversarial_loss(self, train_rows: np.ndarray) -> tuple[Tensor, dict[str, float]]:
         """One critic step on the student's finished hits against real hits of the same classes,
@@ -742,7 +790,7 @@ class Distiller:
         rows = self.rng.choice(
             eligible, size=s.adversarial_batch, replace=len(eligible) < s.adversarial_batch
         )
-        fake, ids = self.finished_hits(rows)
+        fake, ids = self.finished_hits(rows, s.adversarial_steps)
         real = self.real.draw(ids, self.rng)
         critic_step = critic_loss(self.critic(real, ids), self.critic(fake.detach(), ids))
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -762,7 +810,8 @@ class Distiller:
 
     def train_step(self, train_rows: np.ndarray) -> dict[str, float]:
         """One optimiser step: the regression loss, plus with `distill.adversarial` the critic's
-        step and the student's adversarial loss; returns the step's losses."""
+        step and the student's adversarial loss, and with `distill.spectral` the log-spectral
+        distance; returns the step's losses."""
         rows = self.rng.choice(
             train_rows,
             size=self.settings.batch_size,
@@ -781,6 +830,10 @@ class Distiller:
             student_loss, adversarial = self.adversarial_loss(train_rows)
             loss = loss + self.settings.adversarial * student_loss
             metrics.update(adversarial)
+        if self.settings.spectral > 0:
+            spectral, spectral_metrics = self.spectral_loss(train_rows)
+            loss = loss + self.settings.spectral * spectral
+            metrics.update(spectral_metrics)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.grad_clip > 0:

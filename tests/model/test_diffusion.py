@@ -18,7 +18,7 @@ from drumdiff.model.core.diffusion import (
     v_target,
     x0_from_v,
 )
-from drumdiff.model.core.loss import v_loss
+from drumdiff.model.core.loss import log_spectral_distance, v_loss
 
 
 @pytest.fixture
@@ -337,3 +337,23 @@ def test_configured_loss_is_the_plain_mse_until_asked(tiny_config: Config) -> No
     )
     weights = configured_frequency_weights(cfg, 2048)
     assert weights is not None and weights.shape == (1025,)
+
+
+def test_the_log_spectral_distance_is_blind_to_phase_and_punishes_averaging_noise_away() -> None:
+    gen = torch.Generator().manual_seed(0)
+    decay = torch.exp(-torch.arange(8192) / 2000.0)
+    hit = torch.randn(4, 1, 8192, generator=gen) * decay
+    other = torch.randn(4, 1, 8192, generator=gen) * decay  # the same noise, drawn again
+    assert float(log_spectral_distance(hit, hit)) == pytest.approx(0.0, abs=1e-6)
+    assert float(log_spectral_distance(-hit, hit)) == pytest.approx(0.0, abs=1e-6)
+    # A sample-wise error prefers the average of unpredictable noise (silence) to another draw
+    # of it; this distance prefers the draw, and a quieter copy lies in between.
+    assert float(torch.mean(hit**2)) < float(torch.mean((other - hit) ** 2))
+    drawn = float(log_spectral_distance(other, hit))
+    quieter = float(log_spectral_distance(0.25 * hit, hit))
+    silent = float(log_spectral_distance(torch.zeros_like(hit), hit))
+    assert drawn < quieter < silent
+    with pytest.raises(ValueError, match="differ"):
+        log_spectral_distance(hit, hit[..., :100])
+    with pytest.raises(ValueError, match="no FFT size"):
+        log_spectral_distance(hit[..., :32], hit[..., :32])

@@ -457,7 +457,7 @@ def test_finished_hits_are_the_students_run_with_gradients(
     )
     data = distiller.prepare(progress=False)
     rows = np.arange(3)
-    hits, ids = distiller.finished_hits(rows)
+    hits, ids = distiller.finished_hits(rows, 2)
     assert hits.requires_grad and hits.shape == (3, 1, 2048)
     # From the noise through every step, the finished hit is the student's own render.
     own = student_run(distiller.student, data.states[:3, 0].float(), ids, distiller.levels)[:, -1]
@@ -510,3 +510,55 @@ def test_the_cli_answers_a_critic_without_real_hits(
     assert main([*base, *missing]) != 0
     assert "not a prepared dataset" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_own_finished_hits_run_the_ema_student_before_the_steps_with_gradients(
+    tiny_teacher: LoadedModel, tmp_path: Path
+) -> None:
+    from drumdiff.model.train.distill import student_run
+
+    distiller = Distiller(tiny_teacher, replace(TINY, rollout=0.0), tmp_path / "run", log=print)
+    data = distiller.prepare(progress=False)
+    with torch.no_grad():  # the EMA student apart from the student, so the two parts differ
+        for p in distiller.ema.parameters():
+            p.mul_(0.9)
+    rows = np.arange(3)
+    hits, ids = distiller.finished_hits(rows, 1, own=True)
+    assert hits.requires_grad
+    start = student_run(distiller.ema, data.states[:3, 0].float(), ids, distiller.levels[:2])
+    t = torch.full((3,), distiller.levels[1])
+    with torch.no_grad():
+        x0 = distiller.student(start[:, -1], t, class_ids=ids, guidance=1.0)
+        last = ddim_step(start[:, -1], x0, t, torch.full_like(t, distiller.levels[2]))
+    torch.testing.assert_close(hits.detach(), distiller.to_audio(last, ids), atol=1e-5, rtol=1e-4)
+    teachers_start = distiller.finished_hits(rows, 1)[0]  # rollout 0: from the teacher's state
+    assert not torch.allclose(teachers_start, hits)
+
+
+def test_the_spectral_term_joins_the_loss_and_is_logged(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    with pytest.raises(DrumDiffError, match="spectral_steps"):
+        settings_from_overrides(
+            ["distill.spectral=1", "distill.spectral_steps=3", "distill.steps=2"]
+        )
+    with pytest.raises(DrumDiffError, match="spectral must"):
+        settings_from_overrides(["distill.spectral=-1"])
+    distiller, _, _ = trained
+    grads = []
+    for weight in (0.0, 1.0):
+        run = Distiller(
+            distiller.teacher,
+            replace(TINY, spectral=weight, spectral_batch=4, spectral_steps=2),
+            tmp_path / f"run{weight}",
+            log=lambda _m: None,
+        )
+        run.data = distiller.data
+        run.rng = np.random.default_rng(5)
+        train_rows, _ = run._split()
+        metrics = run.train_step(train_rows)
+        assert ("spectral_loss" in metrics) == (weight > 0)
+        grads.append(torch.cat([p.grad.flatten() for p in run.student.parameters()]))
+    assert metrics["spectral_loss"] > 0
+    # Same rows and student: the regression's gradient alone, then with the spectral term.
+    assert not torch.allclose(grads[0], grads[1])
