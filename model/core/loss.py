@@ -120,6 +120,7 @@ def log_spectral_distance(
     *,
     ffts: tuple[int, ...] = SPECTRAL_FFTS,
     floor_db: float = -60.0,
+    time_weights: Tensor | None = None,
 ) -> Tensor:
     """Multi-resolution distance between the magnitude spectrograms of `audio` and `target`
     (both (B, C, T)): per resolution, the mean absolute log-magnitude difference plus the
@@ -129,7 +130,8 @@ def log_spectral_distance(
     unlike a sample-wise error, this is not lowered by averaging unpredictable detail (wire and
     cymbal noise, the first milliseconds of an onset) away. Magnitudes below `floor_db` of each
     target spectrogram's loudest bin are treated as that floor, so an inaudible tail does not
-    outweigh the hit. FFT sizes longer than the clips are left out.
+    outweigh the hit. FFT sizes longer than the clips are left out. `time_weights` (T,) weighs
+    each frame by its value at the frame's centre (normalised to average 1 over the frames).
     """
     if audio.shape != target.shape:
         raise ValueError(f"audio {tuple(audio.shape)} and target {tuple(target.shape)} differ")
@@ -145,10 +147,18 @@ def log_spectral_distance(
             torch.stft(x, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()
             for x in (mono, reference)
         ]
+        frames = spec[0].shape[-1]
+        if time_weights is None:
+            weight = spec[0].new_ones(frames)
+        else:
+            centres = (torch.arange(frames) * (n_fft // 4)).clamp_max(time_weights.shape[-1] - 1)
+            weight = time_weights.to(spec[0])[centres.to(time_weights.device)]
+            weight = weight / weight.mean()
         floor = spec[1].amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8) * 10 ** (floor_db / 20)
-        log_error = (torch.log(spec[0] + floor) - torch.log(spec[1] + floor)).abs().mean()
-        convergence = torch.linalg.vector_norm(spec[0] - spec[1], dim=(-2, -1)) / (
-            torch.linalg.vector_norm(spec[1], dim=(-2, -1)).clamp_min(1e-8)
-        )
+        log_error = (torch.log(spec[0] + floor) - torch.log(spec[1] + floor)).abs()
+        error_power = ((spec[0] - spec[1]).square().sum(dim=-2) * weight).sum(dim=-1)
+        target_power = (spec[1].square().sum(dim=-2) * weight).sum(dim=-1)
+        convergence = error_power.sqrt() / target_power.sqrt().clamp_min(1e-8)
+        log_error = (log_error * weight).mean()
         total = total + log_error + convergence.mean()
     return total / len(ffts)

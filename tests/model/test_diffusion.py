@@ -357,3 +357,16 @@ def test_the_log_spectral_distance_is_blind_to_phase_and_punishes_averaging_nois
         log_spectral_distance(hit, hit[..., :100])
     with pytest.raises(ValueError, match="no FFT size"):
         log_spectral_distance(hit[..., :32], hit[..., :32])
+
+
+def test_time_weights_make_a_weak_onset_count() -> None:
+    gen = torch.Generator().manual_seed(1)
+    hit = torch.randn(2, 1, 8192, generator=gen) * torch.exp(-torch.arange(8192) / 2000.0)
+    weak_onset = hit.clone()
+    weak_onset[..., :400] *= 0.5
+    flat = log_spectral_distance(weak_onset, hit)
+    ones = log_spectral_distance(weak_onset, hit, time_weights=torch.ones(8192))
+    onset = 1.0 + 29.0 * torch.exp(-torch.arange(8192) / 400.0)
+    leaning = log_spectral_distance(weak_onset, hit, time_weights=onset)
+    assert float(ones) == pytest.approx(float(flat), rel=1e-5)
+    assert float(leaning) > 2 * float(flat) > 0

@@ -544,6 +544,8 @@ def test_the_spectral_term_joins_the_loss_and_is_logged(
         )
     with pytest.raises(DrumDiffError, match="spectral must"):
         settings_from_overrides(["distill.spectral=-1"])
+    with pytest.raises(DrumDiffError, match="spectral_onset_weight"):
+        settings_from_overrides(["distill.spectral_onset_weight=0"])
     distiller, _, _ = trained
     grads = []
     for weight in (0.0, 1.0):
