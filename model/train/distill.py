@@ -596,18 +596,14 @@ class Distiller:
         self.step = 0
         self.rng = np.random.default_rng(settings.seed)
         cfg = teacher.config.model
-        self.time_weights = (
-            onset_weights(cfg.length, cfg.sample_rate, settings.onset_weight, settings.onset_s)
-            if settings.onset_weight != 1.0
-            else None
-        )
-        self.spectral_weights = (
-            onset_weights(
-                cfg.length, cfg.sample_rate, settings.spectral_onset_weight, settings.onset_s
-            )
-            if settings.spectral_onset_weight != 1.0
-            else None
-        )
+
+        def profile(weight: float) -> Tensor | None:  # None: flat, nothing to weigh
+            if weight == 1.0:
+                return None
+            return onset_weights(cfg.length, cfg.sample_rate, weight, settings.onset_s)
+
+        self.time_weights = profile(settings.onset_weight)
+        self.spectral_weights = profile(settings.spectral_onset_weight)
         self.data: Trajectories | None = None
         self._teacher_short: float | None = None
 
