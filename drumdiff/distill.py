@@ -13,7 +13,9 @@ distill.onset_weight=10 to weigh each hit's first 20 ms (distill.onset_s) that m
 regression, distill.adversarial=0.05 with distill.real_data=DATA for a critic that compares the
 student's finished hits with DATA's real train hits of the same class, distill.spectral=0.1
 for a phase-blind log-spectral distance between the student's own finished hit and the
-teacher's, through its last distill.spectral_steps steps; see model/train/distill.py). The
+teacher's, through its last distill.spectral_steps steps, distill.onset_skip_s=0.06 for
+learned onset skips over each hit's first 60 ms, which keep the white noise there as the ODE does
+instead of shrinking it; see model/train/distill.py). The
 stored trajectories depend on the teacher alone: a second run with other student settings can
 reuse the first's (--trajectories-from RUN).
 """

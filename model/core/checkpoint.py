@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from drumdiff.model.config import MEASURED_TABLES, Config, config_from_dict, to_dict
-from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.denoiser import Denoiser, StudentDenoiser
 from drumdiff.model.core.unet import DrumUNet1d
 from drumdiff.model.errors import CheckpointError, ConfigError, DrumDiffError
 from drumdiff.model.files import atomic_open
@@ -36,7 +36,8 @@ class DistilledModel:
     """A few-step student of the model: its own network, with the teacher's guidance baked in.
 
     It renders by DDIM through exactly `levels` (decreasing, ending in 0), one conditional
-    network pass per step; `teacher` records the sampling settings it learned to imitate.
+    network pass per step; `teacher` records the sampling settings it learned to imitate. Its
+    denoiser is a `StudentDenoiser` when it learned onset skips.
     """
 
     denoiser: Denoiser
@@ -86,7 +87,8 @@ def save_checkpoint(
     """Write a checkpoint atomically (temporary name, fsync, rename).
 
     `distilled` is a few-step student to ship beside the weights: {"weights": state dict,
-    "levels": [...], "teacher": {...}} (see `DistilledModel`); its weights are cast like the rest.
+    "levels": [...], "teacher": {...}} and optionally its onset skips, "skips" and "skip_block"
+    (see `DistilledModel`, `StudentDenoiser`); its weights are cast like the rest.
     """
     if model_state is None and ema_state is None:
         raise ValueError("a checkpoint needs model or EMA weights")
@@ -121,6 +123,10 @@ def save_checkpoint(
             "levels": [float(v) for v in distilled["levels"]],
             "teacher": dict(distilled.get("teacher", {})),
         }
+        if distilled.get("skips") is not None:
+            # Kept in fp32: a few thousand factors, each multiplying a whole state.
+            payload["distilled"]["skips"] = distilled["skips"].detach().float().cpu().contiguous()
+            payload["distilled"]["skip_block"] = int(distilled["skip_block"])
     if extra:
         payload.update(extra)
     return save_payload_atomic(path, payload)
@@ -269,6 +275,14 @@ def _distilled_from(path: str | Path, config: Config, entry: Any) -> DistilledMo
     if len(levels) < 2 or levels[-1] != 0.0 or any(b >= a for a, b in zip(levels, levels[1:])):
         raise CheckpointError(f"{path}: its distilled levels {levels} are not decreasing to 0")
     denoiser = _rebuild(path, config, entry["weights"], "distilled weights")
+    if entry.get("skips") is not None:
+        skips, block = entry["skips"], entry.get("skip_block")
+        if not isinstance(skips, Tensor) or not isinstance(block, int):
+            raise CheckpointError(f"{path}: its distilled skips are malformed")
+        try:
+            denoiser = StudentDenoiser(denoiser.net, levels, skips, block).eval()
+        except ValueError as err:
+            raise CheckpointError(f"{path}: its distilled skips do not fit: {err}") from None
     teacher = entry.get("teacher", {})
     return DistilledModel(denoiser, levels, dict(teacher) if isinstance(teacher, dict) else {})
 

@@ -230,6 +230,10 @@ def use_runtime(
         )
     distilled = model.distilled
     if distilled is not None:
-        distilled = DistilledModel(Denoiser(exported[1]), distilled.levels, distilled.teacher)  # type: ignore[arg-type]
+        distilled = DistilledModel(
+            distilled.denoiser.with_net(exported[1]),  # type: ignore[arg-type]
+            distilled.levels,
+            distilled.teacher,
+        )
     swapped = replace(model, denoiser=Denoiser(exported[0]), distilled=distilled)  # type: ignore[arg-type]
     return swapped, RuntimeChoice(runtime, f"matches torch within {worst:.1g}", worst)

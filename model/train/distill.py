@@ -47,7 +47,7 @@ from drumdiff.model.core.checkpoint import (
     save_checkpoint,
     save_payload_atomic,
 )
-from drumdiff.model.core.denoiser import Denoiser
+from drumdiff.model.core.denoiser import Denoiser, StudentDenoiser
 from drumdiff.model.core.loss import log_spectral_distance
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 from drumdiff.model.core.space import model_to_audio, space_weights
@@ -119,6 +119,14 @@ class DistillSettings:
     # as `onset_weight`'s, frame by frame): the shortfall of a student's onset is in ~1 % of the
     # frames.
     spectral_onset_weight: float = 1.0
+    # The student's onset skips (`StudentDenoiser`) over each hit's first `onset_skip_s` (0 =
+    # none), one factor per level, class and `skip_block` samples: fitted by least squares on
+    # the student's own run from `skip_fit_rows` train trajectories per class when the run
+    # starts without them, then trained with the network at `skip_lr`.
+    onset_skip_s: float = 0.0
+    skip_block: int = 64
+    skip_fit_rows: int = 40
+    skip_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -164,6 +172,14 @@ class DistillSettings:
             raise ValueError(
                 f"distill.spectral_batch must be at least 1, got {self.spectral_batch}"
             )
+        if self.onset_skip_s < 0 or self.skip_block < 1 or self.skip_fit_rows < 1:
+            raise ValueError(
+                "distill.onset_skip_s must be 0 or more, distill.skip_block and "
+                f"distill.skip_fit_rows at least 1, got {self.onset_skip_s}, {self.skip_block} "
+                f"and {self.skip_fit_rows}"
+            )
+        if self.skip_lr < 0:
+            raise ValueError(f"distill.skip_lr must be 0 or more, got {self.skip_lr}")
         if self.teacher_steps < 0:
             raise ValueError(f"distill.teacher_steps must be 0 or more, got {self.teacher_steps}")
         if self.onset_weight <= 0 or self.onset_s <= 0:
@@ -574,7 +590,16 @@ class Distiller:
         self.plan = teacher_plan(teacher, settings)
         self.levels = self.plan.student_levels()
         torch.manual_seed(settings.seed)
-        self.student = copy.deepcopy(teacher_network(teacher, self.plan)).float().train()
+        cfg = teacher.config.model
+        net = copy.deepcopy(teacher_network(teacher, self.plan).net).float()
+        self.student: Denoiser = Denoiser(net)
+        if settings.onset_skip_s > 0:
+            blocks = math.ceil(settings.onset_skip_s * cfg.sample_rate / settings.skip_block)
+            skips = torch.zeros(settings.steps, len(teacher.classes) + 1, blocks)
+            self.student = StudentDenoiser(net, self.levels, skips, settings.skip_block)
+        self.student.train()
+        #: Whether the onset skips still need their least-squares start (a new run without them).
+        self.skips_to_fit = isinstance(self.student, StudentDenoiser)
         if settings.init:
             self._init_student(settings.init)
         for p in self.student.parameters():
@@ -582,8 +607,18 @@ class Distiller:
         self.ema = copy.deepcopy(self.student).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
+        groups: list[dict[str, Any]] = [{"params": list(self.student.net.parameters())}]
+        if isinstance(self.student, StudentDenoiser):
+            groups.append(
+                {
+                    "params": [self.student.skips],
+                    "lr": settings.skip_lr,
+                    "weight_decay": 0.0,
+                    "lr_scale": settings.skip_lr / settings.lr,
+                }
+            )
         self.optimizer = torch.optim.AdamW(
-            self.student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+            groups, lr=settings.lr, weight_decay=settings.weight_decay
         )
         self.critic: HitCritic | None = None
         self.real: RealHits | None = None
@@ -595,7 +630,6 @@ class Distiller:
             )
         self.step = 0
         self.rng = np.random.default_rng(settings.seed)
-        cfg = teacher.config.model
 
         def profile(weight: float) -> Tensor | None:  # None: flat, nothing to weigh
             if weight == 1.0:
@@ -617,6 +651,23 @@ class Distiller:
                 f"through {self.levels}"
             )
         self.student.net.load_state_dict(start.denoiser.net.state_dict())
+        theirs = start.denoiser if isinstance(start.denoiser, StudentDenoiser) else None
+        if theirs is None:
+            return
+        if not isinstance(self.student, StudentDenoiser):
+            raise DrumDiffError(
+                f"distill.init: {path}'s student has onset skips; set distill.onset_skip_s "
+                "(and distill.skip_block) to keep them"
+            )
+        if theirs.skips.shape != self.student.skips.shape or theirs.block != self.student.block:
+            raise DrumDiffError(
+                f"distill.init: {path}'s onset skips are {tuple(theirs.skips.shape)} of "
+                f"{theirs.block} samples, this run's {tuple(self.student.skips.shape)} of "
+                f"{self.student.block}"
+            )
+        with torch.no_grad():
+            self.student.skips.copy_(theirs.skips)
+        self.skips_to_fit = False
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -636,6 +687,19 @@ class Distiller:
             )
         self.student.net.load_state_dict(state["student"])
         self.ema.net.load_state_dict(payload["distilled"]["weights"])
+        if isinstance(self.student, StudentDenoiser) and isinstance(self.ema, StudentDenoiser):
+            if "student_skips" not in state:
+                raise DrumDiffError(
+                    f"{self.last_path} has no onset skips; resume without distill.onset_skip_s"
+                )
+            with torch.no_grad():
+                self.student.skips.copy_(state["student_skips"])
+                self.ema.skips.copy_(payload["distilled"]["skips"])
+            self.skips_to_fit = False
+        elif "student_skips" in state:
+            raise DrumDiffError(
+                f"{self.last_path} has onset skips; resume with its distill.onset_skip_s"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         if self.critic is not None:
             if "critic" in state:
@@ -649,11 +713,14 @@ class Distiller:
         return True
 
     def distilled_entry(self) -> dict[str, Any]:
-        return {
+        entry: dict[str, Any] = {
             "weights": self.ema.net.state_dict(),
             "levels": list(self.levels),
             "teacher": full_model_sampling(self.teacher, self.plan),
         }
+        if isinstance(self.ema, StudentDenoiser):
+            entry.update(skips=self.ema.skips.detach(), skip_block=self.ema.block)
+        return entry
 
     def save(self) -> None:
         teacher_state = self.teacher.denoiser.net.state_dict()
@@ -672,6 +739,7 @@ class Distiller:
                     "student": self.student.net.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
                     **self._critic_state(),
+                    **self._skip_state(),
                 }
             },
         )
@@ -686,6 +754,11 @@ class Distiller:
             half=True,
             extra={"distill_step": self.step},
         )
+
+    def _skip_state(self) -> dict[str, Any]:
+        if not isinstance(self.student, StudentDenoiser):
+            return {}
+        return {"student_skips": self.student.skips.detach().clone()}
 
     def _critic_state(self) -> dict[str, Any]:
         if self.critic is None:
@@ -819,6 +892,53 @@ class Distiller:
             "critic_margin": float((real_scores - fake_scores.detach()).mean()),
         }
 
+    @torch.no_grad()
+    def fit_skips(self, train_rows: np.ndarray) -> None:
+        """Least-squares onset skips, level by level, on the student's own run from the noise.
+
+        Step k's factors are fitted with the earlier steps' already in place, so each corrects
+        the state the student itself reaches; per class and block, the factor c minimises
+        |ddim(x, x0) - sin(angle) * c * x - teacher's next state|^2. The EMA student takes them.
+        """
+        student = self.student
+        assert isinstance(student, StudentDenoiser) and self.data is not None
+        s = self.settings
+        ids_all = self.data.class_ids.numpy()
+        rows = np.concatenate(
+            [
+                train_rows[ids_all[train_rows] == c][: s.skip_fit_rows]
+                for c in range(student.skips.shape[1])
+            ]
+        )
+        kept = self.plan.kept()
+        classes, blocks = student.skips.shape[1:]
+        span = blocks * student.block
+        student.skips.zero_()
+        for k in range(self.plan.student_steps):
+            angle = (self.levels[k] - self.levels[k + 1]) * math.pi / 2
+            num = torch.zeros(classes, blocks)
+            den = torch.zeros(classes, blocks)
+            for start in range(0, len(rows), 16):
+                part = torch.as_tensor(rows[start : start + 16])
+                ids = self.data.class_ids[part]
+                x = self.data.states[part, 0].float()
+                if k:
+                    x = student_run(student, x, ids, self.levels[: k + 1])[:, -1]
+                t = torch.full((len(part),), self.levels[k])
+                x0 = student(x, t, class_ids=ids, guidance=1.0)
+                moved = ddim_step(x, x0, t, torch.full_like(t, self.levels[k + 1]))
+                target = self.data.states[part, kept[k + 1]].float()
+                head = (len(part), x.shape[1], blocks, student.block)
+                miss = (moved - target)[..., :span].reshape(head)
+                here = x[..., :span].reshape(head)
+                num.index_add_(0, ids, (miss * here).sum(dim=(1, 3)))
+                den.index_add_(0, ids, (here * here).sum(dim=(1, 3)) * math.sin(angle))
+            student.skips[k] = torch.where(den > 0, num / den.clamp_min(1e-12), 0.0)
+        assert isinstance(self.ema, StudentDenoiser)
+        self.ema.skips.copy_(student.skips)
+        self.skips_to_fit = False
+        self.log(f"fitted the onset skips on {len(rows)} trajectories of the student's own run")
+
     def train_step(self, train_rows: np.ndarray) -> dict[str, float]:
         """One optimiser step: the regression loss, plus with `distill.adversarial` the critic's
         step and the student's adversarial loss, and with `distill.spectral` the log-spectral
@@ -830,7 +950,7 @@ class Distiller:
         )
         x, target, t, _t_next, ids = self.batch(rows)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+            group["lr"] = self.lr_at(self.step) * group.get("lr_scale", 1.0)
         x0 = self.student(x, t, class_ids=ids, guidance=1.0)
         error = (x0 - target) ** 2
         if self.time_weights is not None:
@@ -911,6 +1031,8 @@ class Distiller:
         run_log = RunLog(self.run_dir, prefix="distill/", log=self.log)
         loss = float("nan")
         window: list[dict[str, float]] = []
+        if self.skips_to_fit:
+            self.fit_skips(train_rows)
         with run_log:
             if self.step == 0:
                 run_log.row({"step": 0, **self.validate(val_rows), "time": time.time()})

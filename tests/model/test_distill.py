@@ -564,3 +564,153 @@ def test_the_spectral_term_joins_the_loss_and_is_logged(
     assert metrics["spectral_loss"] > 0
     # Same rows and student: the regression's gradient alone, then with the spectral term.
     assert not torch.allclose(grads[0], grads[1])
+
+
+# --- onset skips -----------------------------------------------------------------------------
+
+SKIPPED = replace(TINY, onset_skip_s=0.005, skip_block=16, skip_fit_rows=4, max_steps=6)
+
+
+def test_a_skip_adds_its_factor_times_the_state_at_the_students_levels_only(
+    tiny_model: LoadedModel,
+) -> None:
+    from drumdiff.model.core.denoiser import StudentDenoiser
+
+    net = tiny_model.denoiser.net
+    skips = torch.zeros(2, net.num_classes + 1, 3)
+    skips[1, 0] = torch.tensor([-0.5, -0.25, 0.1])  # level 0.5, class 0 (kick)
+    skips[1, net.null_class] = 0.3
+    student = StudentDenoiser(net, (1.0, 0.5, 0.0), skips, block=4).eval()
+    x = torch.randn(3, 1, 64, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([0, 1, net.null_class])
+    with torch.no_grad():
+        extra = student.v(x, torch.full((3,), 0.5), class_ids=ids) - tiny_model.denoiser.v(
+            x, torch.full((3,), 0.5), class_ids=ids
+        )
+        off_level = student.v(x, torch.full((3,), 0.7), class_ids=ids) - tiny_model.denoiser.v(
+            x, torch.full((3,), 0.7), class_ids=ids
+        )
+        blend = torch.zeros(1, net.num_classes + 1)
+        blend[0, 0] = blend[0, net.null_class] = 1.0
+        gain = student.skip_gain(torch.tensor([0.5]), 16, class_weights=blend)
+    expected = torch.tensor([-0.5, -0.25, 0.1]).repeat_interleave(4)
+    torch.testing.assert_close(extra[0, 0, :12], expected * x[0, 0, :12], atol=1e-6, rtol=1e-5)
+    assert float(extra[0, 0, 12:].abs().max()) < 1e-6  # past the skipped span
+    assert float(extra[1].abs().max()) < 1e-6  # snare has no factors
+    torch.testing.assert_close(extra[2, 0, :12], 0.3 * x[2, 0, :12], atol=1e-6, rtol=1e-5)
+    assert float(off_level.abs().max()) < 1e-6
+    torch.testing.assert_close(gain[0, 0, :12], (expected + 0.3) / 2)
+    kept = student.with_net(net)
+    assert isinstance(kept, StudentDenoiser) and torch.equal(kept.skips, student.skips)
+    with pytest.raises(ValueError, match="steps=2"):
+        StudentDenoiser(net, (1.0, 0.5, 0.0), torch.zeros(3, net.num_classes + 1, 3), block=4)
+    with pytest.raises(ValueError, match="null class"):
+        StudentDenoiser(net, (1.0, 0.5, 0.0), torch.zeros(2, net.num_classes, 3), block=4)
+
+
+def test_a_skip_of_minus_tan_half_the_angle_keeps_a_zero_v_state_through_ddim() -> None:
+    # Why the skip exists: DDIM shrinks a state whose v is 0 by cos(angle); with
+    # v = -tan(angle / 2) * x it lands where it started, as the ODE does.
+    x = torch.randn(2, 1, 32, generator=torch.Generator().manual_seed(1))
+    t, t_next = torch.tensor([0.9, 0.6]), torch.tensor([0.6, 0.0])
+    angle = (t - t_next) * torch.pi / 2
+    for v in (torch.zeros_like(x), -torch.tan(angle / 2)[:, None, None] * x):
+        alpha, sigma = torch.cos(t * torch.pi / 2), torch.sin(t * torch.pi / 2)
+        x0 = alpha[:, None, None] * x - sigma[:, None, None] * v
+        moved = ddim_step(x, x0, t, t_next)
+        ratio = moved.norm(dim=(1, 2)) / x.norm(dim=(1, 2))
+        if bool((v == 0).all()):
+            torch.testing.assert_close(ratio, torch.cos(angle))
+        else:
+            torch.testing.assert_close(moved, x, atol=1e-5, rtol=1e-5)
+
+
+def test_fitted_skips_bring_the_students_first_step_closer_and_ship_in_its_checkpoint(
+    tiny_teacher: LoadedModel, tmp_path: Path
+) -> None:
+    from drumdiff.model.core.denoiser import StudentDenoiser
+
+    distiller = Distiller(tiny_teacher, SKIPPED, tmp_path / "run", log=lambda _m: None)
+    data = distiller.prepare(progress=False)
+    student = distiller.student
+    assert isinstance(student, StudentDenoiser) and student.skips.shape == (2, 5, 14)
+    assert distiller.skips_to_fit
+    train_rows, _ = distiller._split()
+
+    def first_step_miss() -> float:
+        x, ids = data.states[:, 0].float(), data.class_ids
+        t = torch.full((len(x),), distiller.levels[0])
+        with torch.no_grad():
+            x0 = student(x, t, class_ids=ids, guidance=1.0)
+        moved = ddim_step(x, x0, t, torch.full_like(t, distiller.levels[1]))
+        target = data.states[:, distiller.plan.kept()[1]].float()
+        return float(((moved - target)[..., :224] ** 2).mean())
+
+    before = first_step_miss()
+    distiller.fit_skips(train_rows)
+    assert float(student.skips.detach().abs().sum()) > 0 and not distiller.skips_to_fit
+    assert first_step_miss() < before  # least squares on the fit rows, most of these rows
+    torch.testing.assert_close(distiller.ema.skips, student.skips)  # type: ignore[union-attr]
+    distiller.fit(progress=False)
+    model = load_checkpoint(distiller.run_dir / "checkpoints" / f"step-{distiller.step:07d}.pt")
+    assert model.distilled is not None
+    shipped = model.distilled.denoiser
+    assert isinstance(shipped, StudentDenoiser) and shipped.block == 16
+    torch.testing.assert_close(shipped.skips, distiller.ema.skips)  # type: ignore[union-attr]
+    settings = settings_for(model, sampler=DISTILLED, steps=2)
+    batch = render(model, [3, 4], settings, classes=["kick", "snare"])
+    np.testing.assert_allclose(
+        render(model, [4], settings, classes=["snare"])[0], batch[1], atol=1e-6
+    )
+
+
+def test_skips_resume_start_other_runs_and_must_match(
+    tiny_teacher: LoadedModel, tmp_path: Path
+) -> None:
+    first = Distiller(tiny_teacher, SKIPPED, tmp_path / "run", log=lambda _m: None)
+    first.fit(progress=False)
+    again = Distiller(tiny_teacher, replace(SKIPPED, max_steps=8), first.run_dir, log=print)
+    assert again.resume() and not again.skips_to_fit
+    torch.testing.assert_close(again.ema.skips, first.ema.skips)  # type: ignore[union-attr]
+    torch.testing.assert_close(again.student.skips, first.student.skips)  # type: ignore[union-attr]
+    plain = Distiller(tiny_teacher, replace(SKIPPED, onset_skip_s=0.0), first.run_dir, log=print)
+    with pytest.raises(DrumDiffError, match="has onset skips"):
+        plain.resume()
+    step_file = first.run_dir / "checkpoints" / f"step-{first.step:07d}.pt"
+    started = Distiller(
+        tiny_teacher, replace(SKIPPED, init=str(step_file)), tmp_path / "next", log=print
+    )
+    assert not started.skips_to_fit  # the skips come with the student, not refitted
+    torch.testing.assert_close(started.student.skips, first.ema.skips)  # type: ignore[union-attr]
+    with pytest.raises(DrumDiffError, match="onset_skip_s"):
+        Distiller(
+            tiny_teacher,
+            replace(SKIPPED, onset_skip_s=0.0, init=str(step_file)),
+            tmp_path / "x",
+            log=print,
+        )
+    with pytest.raises(DrumDiffError, match="onset skips are"):
+        Distiller(tiny_teacher, replace(SKIPPED, skip_block=8, init=str(step_file)), tmp_path / "y")
+    with pytest.raises(DrumDiffError, match="skip_block"):
+        settings_from_overrides(["distill.skip_block=0"])
+
+
+def test_malformed_skips_are_refused(tiny_teacher: LoadedModel, tmp_path: Path) -> None:
+    state = tiny_teacher.denoiser.net.state_dict()
+    for skips, block, match in (
+        (torch.zeros(3, 5, 2), 16, "do not fit"),
+        ("no", 16, "malformed"),
+        (torch.zeros(2, 5, 2), None, "malformed"),
+    ):
+        path = save_checkpoint(
+            tmp_path / "bad.pt",
+            tiny_teacher.config,
+            model_state=None,
+            ema_state=state,
+            distilled={"weights": state, "levels": [1.0, 0.5, 0.0]},
+        )
+        payload = read_checkpoint(path)
+        payload["distilled"]["skips"], payload["distilled"]["skip_block"] = skips, block
+        torch.save(payload, path)
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(path)
