@@ -19,6 +19,13 @@ the teacher's (multi-resolution log-magnitude spectrograms): still a regression 
 but one that averaging noise and onsets away does not lower (the role LPIPS plays for image
 consistency models, Song et al. 2023).
 
+`distill.onset_skip_s` gives the student learned onset skips (`StudentDenoiser`): in the model
+space a hit's first milliseconds are white noise the network cannot predict, so it says v = 0
+there and the teacher's many small steps carry the starting noise through, while the student's
+few large DDIM steps shrink it (by the product of cos(step angle)). A per-level, per-class,
+per-block factor times the state, added to v, keeps it; they are fitted by least squares on the
+student's own run when a run starts and then trained with the network.
+
 Stored trajectories make a CPU run affordable: each costs one teacher render, and the student's
 steps then cost one forward and backward pass of a batch, reusing every trajectory many times.
 """
