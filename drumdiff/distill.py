@@ -2,7 +2,8 @@
 it.
 
 First renders the teacher's trajectories from many seeds (stored in RUN/trajectories, resumable),
-then trains the student on them: checkpoints in RUN/last.pt (resume: run the same command again)
+then trains the student on them: checkpoints in RUN/last.pt (resume: run it again with the same
+--run; the run's own settings, RUN/settings.json, carry on, and --set changes only what it names)
 and RUN/checkpoints/step-N.pt (fp16, teacher and student together: judge one with `drumdiff eval
 step-N.pt --data DATA --sampler distilled --steps 4`, ship one with `drumdiff export step-N.pt
 --out model.pt --set sampling.sampler=distilled --set sampling.steps=4`).
@@ -56,16 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     distiller = None
     try:
         from drumdiff.model.core.checkpoint import load_checkpoint
-        from drumdiff.model.train.distill import Distiller, settings_from_overrides
+        from drumdiff.model.train.distill import (
+            Distiller,
+            run_settings,
+            settings_from_overrides,
+        )
 
-        settings = settings_from_overrides(args.set)
         teacher_path = Path(args.teacher) if args.teacher else DEFAULT_MODEL
-        teacher = load_checkpoint(teacher_path, device=pick_device(args.device))
         run_dir = (
             Path(args.run)
             if args.run
-            else Path(args.runs) / f"distill_{settings.steps}step_{teacher_path.stem}"
+            else Path(args.runs)
+            / f"distill_{settings_from_overrides(args.set).steps}step_{teacher_path.stem}"
         )
+        settings, changed = run_settings(run_dir, args.set)
+        for key, (stored, new) in changed.items():
+            print(f"distill.{key}: {stored!r} (the run's) -> {new!r}", flush=True)
+        teacher = load_checkpoint(teacher_path, device=pick_device(args.device))
         shared = Path(args.trajectories_from) / "trajectories" if args.trajectories_from else None
         if shared is not None and not (shared / "trajectories.json").exists():
             raise DrumDiffError(f"--trajectories-from: {shared} holds no stored trajectories")

@@ -218,18 +218,50 @@ class DistillSettings:
             raise ValueError("distill.lr must be positive and distill.ema_decay in [0, 1)")
 
 
-def settings_from_overrides(overrides: Sequence[str]) -> DistillSettings:
-    """DistillSettings from `distill.KEY=VALUE` strings (unknown keys and wrong types are
-    errors)."""
-    data: dict[str, Any] = {}
+#: A run folder's settings, written when the run starts and read back when it resumes.
+SETTINGS_FILE = "settings.json"
+
+
+def settings_from_overrides(
+    overrides: Sequence[str], base: dict[str, Any] | None = None
+) -> DistillSettings:
+    """DistillSettings from `distill.KEY=VALUE` strings over `base` (stored settings, else the
+    defaults); unknown keys and wrong types are errors."""
+    data: dict[str, Any] = {"distill": dict(base or {})}
     for override in overrides:
         if not override.startswith("distill."):
             raise DrumDiffError(f"--set {override}: only distill.* settings can be set here")
         apply_override(data, override)
     try:
-        return from_dict(DistillSettings, data.get("distill", {}), "distill")
+        return from_dict(DistillSettings, data["distill"], "distill")
     except (ConfigError, ValueError) as err:
         raise DrumDiffError(str(err)) from None
+
+
+def run_settings(
+    run_dir: Path, overrides: Sequence[str]
+) -> tuple[DistillSettings, dict[str, tuple[Any, Any]]]:
+    """The settings a run goes on with: those it started with (RUN/settings.json) with
+    `overrides` on top, so resuming needs no setting repeated, and each setting the overrides
+    changed (name: (stored, new)). A run folder without settings gets the defaults with
+    `overrides`, and nothing counts as changed."""
+    path = run_dir / SETTINGS_FILE
+    if not path.exists():
+        return settings_from_overrides(overrides), {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DrumDiffError(f"cannot read the run's settings {path}: {err}") from None
+    if not isinstance(stored, dict):
+        raise DrumDiffError(f"{path} holds no settings (a JSON object of distill.* keys)")
+    try:
+        before = asdict(settings_from_overrides([], stored))
+    except DrumDiffError as err:
+        raise DrumDiffError(f"{path}: {err}") from None
+    settings = settings_from_overrides(overrides, stored)
+    after = asdict(settings)
+    changed = {key: (before[key], after[key]) for key in after if after[key] != before[key]}
+    return settings, changed
 
 
 @dataclass(frozen=True)
@@ -778,7 +810,7 @@ class Distiller:
     # -- data -----------------------------------------------------------------------------
     def prepare(self, *, progress: bool = True) -> Trajectories:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "settings.json").write_text(json.dumps(asdict(self.settings), indent=2))
+        (self.run_dir / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2))
         self.data = generate_trajectories(
             self.teacher,
             self.plan,
@@ -1085,6 +1117,7 @@ __all__ = [
     "TeacherPlan",
     "ddim_step",
     "segment_target",
+    "run_settings",
     "settings_from_overrides",
     "teacher_plan",
     "teacher_trajectories",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from drumdiff.model.train.distill import (
     DistillSettings,
     ddim_step,
     onset_weights,
+    run_settings,
     segment_target,
     settings_from_overrides,
     teacher_plan,
@@ -392,6 +394,67 @@ def test_the_cli_refuses_a_run_without_trajectories_to_share(
     )
     assert code != 0
     assert "holds no stored trajectories" in capsys.readouterr().err
+
+
+def test_a_run_goes_on_with_its_own_settings_and_overrides_change_only_what_they_name(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    assert run_settings(run, ["distill.steps=3"]) == (DistillSettings(steps=3), {})
+    run.mkdir()
+    started = replace(TINY, keep=(0, 4, 8), onset_weight=10.0, lr=2e-4)
+    (run / "settings.json").write_text(json.dumps(asdict(started)))
+    assert run_settings(run, []) == (started, {})
+    settings, changed = run_settings(run, ["distill.lr=5e-4", "distill.onset_weight=10"])
+    assert settings == replace(started, lr=5e-4)
+    assert changed == {"lr": (2e-4, 5e-4)}
+
+
+def test_unreadable_or_foreign_run_settings_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "settings.json").write_text("{not json")
+    with pytest.raises(DrumDiffError, match="cannot read the run's settings"):
+        run_settings(tmp_path, [])
+    (tmp_path / "settings.json").write_text("[1, 2]")
+    with pytest.raises(DrumDiffError, match="holds no settings"):
+        run_settings(tmp_path, [])
+    (tmp_path / "settings.json").write_text(json.dumps({"steps": 2, "stepz": 3}))
+    with pytest.raises(DrumDiffError, match="settings.json: unknown config key distill.'stepz'"):
+        run_settings(tmp_path, [])
+
+
+def test_the_cli_resumes_a_run_with_its_settings_without_repeating_them(
+    tiny_teacher: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drumdiff.distill import main
+
+    run = tmp_path / "run"
+    base = [str(tiny_teacher.path), "--run", str(run), "--no-progress"]
+    tiny = [
+        "distill.steps=2",
+        "distill.teacher_steps=8",
+        "distill.keep=[0, 4, 8]",
+        "distill.trajectories=24",
+        "distill.validation=4",
+        "distill.chunk=12",
+        "distill.batch_size=4",
+        "distill.checkpoint_every=2",
+        "distill.validate_every=0",
+        "distill.onset_weight=10",
+        "distill.lr=3e-4",
+    ]
+    sets = [arg for setting in tiny for arg in ("--set", setting)]
+    assert main([*base, *sets, "--stop-at", "2"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--stop-at", "4", "--set", "distill.lr=1e-4"]) == 0
+    out = capsys.readouterr().out
+    assert "distill.lr: 0.0003 (the run's) -> 0.0001" in out
+    assert "stopped at step 4" in out
+    state = read_checkpoint(run / "last.pt")["distill_state"]
+    assert state["step"] == 4
+    resumed = state["settings"]
+    assert (resumed["steps"], resumed["keep"], resumed["onset_weight"]) == (2, (0, 4, 8), 10.0)
+    assert resumed["lr"] == 1e-4
+    assert json.loads((run / "settings.json").read_text())["lr"] == 1e-4
 
 
 # -- adversarial post-training ----------------------------------------------------------------
