@@ -18,7 +18,7 @@ teacher's, through its last distill.spectral_steps steps, distill.onset_skip_s=0
 learned onset skips over each hit's first 60 ms, which keep the white noise there as the ODE does
 instead of shrinking it; see model/train/distill.py). The
 stored trajectories depend on the teacher alone: a second run with other student settings can
-reuse the first's (--trajectories-from RUN).
+reuse the first's (--trajectories-from RUN; the run remembers it when it resumes).
 """
 
 from __future__ import annotations

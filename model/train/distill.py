@@ -220,6 +220,8 @@ class DistillSettings:
 
 #: A run folder's settings, written when the run starts and read back when it resumes.
 SETTINGS_FILE = "settings.json"
+#: Where a run that shares another run's trajectories finds them when it resumes.
+SHARED_TRAJECTORIES_FILE = "trajectories_from.json"
 
 
 def settings_from_overrides(
@@ -607,7 +609,8 @@ class Distiller:
     """Owns one distillation run folder: trajectories/, checkpoints/, last.pt, metrics.jsonl.
 
     `trajectories` names another folder of stored teacher trajectories to use (another run's,
-    of the same teacher) instead of RUN/trajectories.
+    of the same teacher) instead of RUN/trajectories; the run keeps its name
+    (RUN/trajectories_from.json), so resuming needs it only to change it.
     """
 
     def __init__(
@@ -622,10 +625,8 @@ class Distiller:
         self.teacher = teacher
         self.settings = settings
         self.run_dir = Path(run_dir)
-        self.trajectories_dir = (
-            Path(trajectories) if trajectories is not None else self.run_dir / "trajectories"
-        )
         self.log = log
+        self.trajectories_dir = self._trajectories_folder(trajectories)
         self.plan = teacher_plan(teacher, settings)
         self.levels = self.plan.student_levels()
         torch.manual_seed(settings.seed)
@@ -679,6 +680,29 @@ class Distiller:
         self.spectral_weights = profile(settings.spectral_onset_weight)
         self.data: Trajectories | None = None
         self._teacher_short: float | None = None
+
+    def _trajectories_folder(self, given: str | Path | None) -> Path:
+        """`given`, else the shared folder the run started with, else RUN/trajectories."""
+        pointer = self.run_dir / SHARED_TRAJECTORIES_FILE
+        stored = None
+        if pointer.exists():
+            try:
+                stored = Path(json.loads(pointer.read_text())["trajectories"])
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise DrumDiffError(f"cannot read {pointer}: {err}") from None
+        if given is not None:
+            if stored is not None and Path(given).resolve() != stored:
+                self.log(f"trajectories: {stored} (the run's) -> {Path(given).resolve()}")
+            return Path(given)
+        if stored is None:
+            return self.run_dir / "trajectories"
+        if not (stored / "trajectories.json").exists():
+            raise DrumDiffError(
+                f"the run's shared trajectories ({stored}, named in {pointer}) are gone: "
+                "name a folder that holds them (--trajectories-from RUN) or delete that file "
+                "to render them into this run"
+            )
+        return stored
 
     def _init_student(self, path: str) -> None:
         start = load_checkpoint(path).distilled
@@ -811,6 +835,9 @@ class Distiller:
     def prepare(self, *, progress: bool = True) -> Trajectories:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2))
+        if self.trajectories_dir != self.run_dir / "trajectories":
+            shared = {"trajectories": str(self.trajectories_dir.resolve())}
+            (self.run_dir / SHARED_TRAJECTORIES_FILE).write_text(json.dumps(shared, indent=2))
         self.data = generate_trajectories(
             self.teacher,
             self.plan,

@@ -377,6 +377,33 @@ def test_a_second_run_shares_the_first_runs_trajectories(
         ).prepare(progress=False)
 
 
+def test_a_sharing_run_resumes_on_the_shared_trajectories_without_naming_them(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    shared = distiller.run_dir / "trajectories"
+    run = tmp_path / "second"
+    settings = replace(TINY, max_steps=2, checkpoint_every=2)
+    first = Distiller(distiller.teacher, settings, run, trajectories=shared, log=lambda _m: None)
+    first.prepare(progress=False)
+    first.fit(progress=False)
+    again = Distiller(distiller.teacher, settings, run, log=lambda _m: None)
+    assert again.resume()
+    assert again.trajectories_dir.resolve() == shared.resolve()
+    again.prepare(progress=False)
+    assert not (run / "trajectories").exists()
+    moved = tmp_path / "moved"
+    shared.rename(moved)
+    try:
+        with pytest.raises(DrumDiffError, match="shared trajectories .* are gone"):
+            Distiller(distiller.teacher, settings, run, log=lambda _m: None)
+        named = Distiller(distiller.teacher, settings, run, trajectories=moved, log=print)
+        named.prepare(progress=False)
+        assert Distiller(distiller.teacher, settings, run).trajectories_dir == moved.resolve()
+    finally:
+        moved.rename(shared)
+
+
 def test_the_cli_refuses_a_run_without_trajectories_to_share(
     tiny_teacher: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
