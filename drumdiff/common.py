@@ -68,7 +68,10 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         help="classifier-free guidance scale (default: the model's)",
     )
     p.add_argument(
-        "--eta", type=float, default=None, help="DDIM stochasticity (default: the model's)"
+        "--eta",
+        type=float,
+        default=None,
+        help="stochasticity of the ddim and distilled samplers (default: the model's)",
     )
 
 

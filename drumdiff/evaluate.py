@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default=None, help="override the model's sampler")
     p.add_argument("--guidance", type=float, default=None, help="override the guidance scale")
     p.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="override the stochasticity of the ddim and distilled samplers",
+    )
+    p.add_argument(
         "--repeats", type=int, default=10, help="random half-splits averaged per distance"
     )
     p.add_argument("--batch-size", type=int, default=16)
@@ -235,7 +241,7 @@ def _render_and_judge(
             steps,
             seed=args.seed,
             batch_size=args.batch_size,
-            overrides={"sampler": args.sampler, "guidance": args.guidance},
+            overrides={"sampler": args.sampler, "guidance": args.guidance, "eta": args.eta},
             progress=bar.update,
             finished=finished,
         )

@@ -125,7 +125,7 @@ class SamplingConfig:
     schedule: str = "karras"
     steps: int = 12
     guidance: float = 2.0
-    eta: float = 0.0  # DDIM stochasticity (0 = deterministic)
+    eta: float = 0.0  # stochasticity of the ddim and distilled samplers (0 = deterministic)
     # Per-class guidance scales ("snare=3"), used where a request names no guidance of its own;
     # classes not listed use `guidance`.
     class_guidance: tuple[str, ...] = ()

@@ -447,7 +447,7 @@ PARAMS: dict[str, ParamSpec] = {
         ),
         ParamSpec("sampler", "choice", "default sampler", choices=tuple(sorted(SAMPLERS))),
         ParamSpec("schedule", "choice", "default noise schedule", choices=tuple(sorted(SCHEDULES))),
-        ParamSpec("eta", "float", "DDIM stochasticity", 0.0, 1.0),
+        ParamSpec("eta", "float", "stochasticity of the ddim and distilled samplers", 0.0, 1.0),
         ParamSpec("gain", "float", "default gain in dB", -96.0, 24.0),
         ParamSpec(
             "variation",

@@ -221,12 +221,14 @@ def sample_heun(call: Call) -> StepRule:
 
 @_sampler
 def sample_distilled(call: Call) -> StepRule:
-    """A distilled student's own rule: deterministic DDIM through the levels it learned.
+    """A distilled student's own rule: DDIM through the levels it learned.
 
-    `model` is the student and `ts` its levels (see `model/train/distill.py`); eta is ignored
-    because the student was trained to land where the teacher's deterministic ODE lands.
+    `model` is the student and `ts` its levels (see `model/train/distill.py`). At eta 0 each
+    step lands where the teacher's deterministic ODE lands; eta > 0 swaps part of each step's
+    noise for fresh noise (DDIM's eta), which the student, trained also from its own drifted
+    states, takes as a new state of the same level.
     """
-    return partial(_ddim_step, eta=0.0, generator=call.generator)
+    return partial(_ddim_step, eta=call.eta, generator=call.generator)
 
 
 #: The sampler name of a checkpoint's few-step student (its network and levels, not the teacher's).

@@ -144,6 +144,20 @@ def test_a_distilled_checkpoint_ships_and_renders_deterministically(
     assert not np.allclose(teacher_two[0], again[0], atol=1e-4)
 
 
+def test_the_student_with_eta_renews_part_of_its_noise_per_seed(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]],
+) -> None:
+    distiller, _, _ = trained
+    model = load_checkpoint(distiller.last_path)
+    plain = settings_for(model, sampler=DISTILLED, steps=2)
+    stirred = settings_for(model, sampler=DISTILLED, steps=2, eta=0.5)
+    batch = render(model, [3, 4], stirred, classes=["kick", "snare"])
+    single = render(model, [3], stirred, classes=["kick"])
+    np.testing.assert_array_equal(render(model, [3], stirred, classes=["kick"]), single)
+    np.testing.assert_allclose(batch[0], single[0], atol=1e-6)  # a batch equals the singles
+    assert not np.allclose(render(model, [3], plain, classes=["kick"])[0], single[0], atol=1e-4)
+
+
 def test_the_distilled_sampler_needs_a_student_and_its_step_count(
     trained: tuple[Distiller, dict[str, float], dict[str, float]], tiny_model: LoadedModel
 ) -> None:
