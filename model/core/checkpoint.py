@@ -6,6 +6,7 @@ Saved with `torch.save` of plain containers and tensors only, loaded with
 
 from __future__ import annotations
 
+import copy
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -15,8 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from drumdiff.model.config import MEASURED_TABLES, Config, config_from_dict, to_dict
+from drumdiff.model.config import (
+    MEASURED_TABLES,
+    Config,
+    SamplingConfig,
+    config_from_dict,
+    to_dict,
+)
 from drumdiff.model.core.denoiser import Denoiser, StudentDenoiser
+from drumdiff.model.core.sampling import DISTILLED
 from drumdiff.model.core.unet import DrumUNet1d
 from drumdiff.model.errors import CheckpointError, ConfigError, DrumDiffError
 from drumdiff.model.files import atomic_open
@@ -226,6 +234,34 @@ def read_checkpoint(
     if isinstance(tables, dict) and isinstance(payload.get("config"), dict):
         payload["config"] = join_tables(payload["config"], tables)
     return payload
+
+
+def full_model_config(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload's config (a copy) with the sampling its full model renders with.
+
+    Where the default sampler is the distilled student, that is the teacher's plan the student
+    learned (sampler, schedule, steps, guidance) and the default eta: what a new checkpoint of
+    the full model's weights alone (a fine-tune) must carry, since it has no student.
+    """
+    config = copy.deepcopy(payload["config"])
+    sampling = config.get("sampling", {})
+    if sampling.get("sampler") != DISTILLED:
+        return config
+    sampling.update(teacher_sampling((payload.get("distilled") or {}).get("teacher") or {}))
+    sampling["eta"] = SamplingConfig().eta
+    return config
+
+
+def teacher_sampling(teacher: dict[str, Any]) -> dict[str, Any]:
+    """The sampler, schedule, steps and guidance a student imitates, from its `teacher` record
+    (`DistilledModel.teacher`); the sampling defaults where the record lacks one."""
+    defaults = SamplingConfig()
+    return {
+        "sampler": str(teacher.get("sampler", defaults.sampler)),
+        "schedule": str(teacher.get("schedule", defaults.schedule)),
+        "steps": int(teacher.get("steps", defaults.steps)),
+        "guidance": float(teacher.get("guidance", defaults.guidance)),
+    }
 
 
 def load_checkpoint(

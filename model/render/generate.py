@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drumdiff.model.core.checkpoint import LoadedModel
+from drumdiff.model.core.checkpoint import LoadedModel, teacher_sampling
 from drumdiff.model.core.denoiser import Denoiser
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
 from drumdiff.model.core.space import model_to_audio
@@ -93,9 +93,8 @@ def settings_with(model: LoadedModel, base: RenderSettings, **overrides: object)
         and "steps" in given
         and (student is None or values["steps"] != student.steps)
     ):
-        teacher = student.teacher if student is not None else {}
-        values["sampler"] = str(teacher.get("sampler", "dpmpp-2m"))
-        values["schedule"] = str(teacher.get("schedule", values["schedule"]))
+        plan = teacher_sampling(student.teacher if student is not None else {})
+        values["sampler"], values["schedule"] = plan["sampler"], plan["schedule"]
     return RenderSettings(**values)  # type: ignore[arg-type]
 
 
@@ -105,12 +104,9 @@ def undistilled(model: LoadedModel, settings: RenderSettings) -> RenderSettings:
     distilled sampler becomes the one its student imitates, at that sampler's steps."""
     if settings.sampler != DISTILLED:
         return settings
-    teacher = model.distilled.teacher if model.distilled is not None else {}
+    plan = teacher_sampling(model.distilled.teacher if model.distilled is not None else {})
     return replace(
-        settings,
-        sampler=str(teacher.get("sampler", "dpmpp-2m")),
-        schedule=str(teacher.get("schedule", settings.schedule)),
-        steps=int(teacher.get("steps", 12)),
+        settings, sampler=plan["sampler"], schedule=plan["schedule"], steps=plan["steps"]
     )
 
 

@@ -41,6 +41,7 @@ from drumdiff.model import DEFAULT_CLASSIFIER
 from drumdiff.model.config import Config, apply_override, config_from_dict, from_dict, to_dict
 from drumdiff.model.core.checkpoint import (
     LoadedModel,
+    full_model_config,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -623,6 +624,7 @@ class FineTune:
         own, rest = _split_overrides(overrides)
         settings = settings_from_overrides(own)
         payload = read_checkpoint(base)
+        payload["config"] = full_model_config(payload)  # a fine-tune has no student
         prep_config = _prepare_config(base, payload["config"], rest)
         name = class_slug(name or Path(folder).resolve().name)
         made = not out.exists()

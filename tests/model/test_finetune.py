@@ -23,6 +23,7 @@ from drumdiff.model.core.checkpoint import (
 from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import DrumDiffError
 from drumdiff.model.judge.evaluate import HitSet
+from drumdiff.model.render.generate import render, settings_for
 from drumdiff.model.train import finetune as ft
 from drumdiff.model.train.finetune import (
     FineTune,
@@ -311,6 +312,32 @@ def test_job_trains_judges_exports_and_flags_copies(
     payload = read_checkpoint(tmp_path / "job" / "model.pt")
     assert payload["model"] is None and payload["ema"]["class_embed.weight"].dtype.is_floating_point
     assert str(payload["ema"]["class_embed.weight"].dtype) == "torch.float16"
+
+
+def test_a_base_that_renders_with_its_student_gives_a_fine_tune_of_the_full_models_sampling(
+    tmp_path: Path,
+) -> None:
+    config = tiny("sampling.sampler=distilled", "sampling.steps=2", "sampling.eta=1.0")
+    net = model_from_config(config).denoiser.net.state_dict()
+    teacher = {"sampler": "ddim", "schedule": "linear", "steps": 6, "guidance": 2.5}
+    base = save_checkpoint(
+        tmp_path / "base.pt",
+        config,
+        model_state=None,
+        ema_state=net,
+        step=5,
+        distilled={"weights": net, "levels": [1.0, 0.5, 0.0], "teacher": teacher},
+    )
+    job = FineTune.start(
+        user_folder(tmp_path / "kit"), tmp_path / "job", base, overrides=FAST, log=QUIET
+    )
+    assert job.run(stop_at=4).status == "done"
+    model = load_checkpoint(tmp_path / "job" / "model.pt")
+    assert model.distilled is None
+    settings = settings_for(model)
+    assert (settings.sampler, settings.schedule, settings.steps) == ("ddim", "linear", 6)
+    assert (settings.guidance, settings.eta) == (2.5, 0.0)
+    assert np.isfinite(render(model, [1], settings, classes=[model.classes[0]])).all()
 
 
 def test_job_refuses_to_overwrite_and_resume_needs_a_job(tmp_path: Path) -> None:
