@@ -193,11 +193,11 @@
 					],
 					"parameter_enable": 1,
 					"varname": "Steps",
-					"annotation": "sampling steps of the daemon (set steps): more is slower and cleaner",
+					"annotation": "sampling steps of the daemon (set steps): 4 is the shipped model's distilled default, one network pass each; any other count runs its full model, two passes per step, slower",
 					"saved_attribute_attributes": {
 						"valueof": {
 							"parameter_initial": [
-								20
+								4
 							],
 							"parameter_initial_enable": 1,
 							"parameter_longname": "Steps",
