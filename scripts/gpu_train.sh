@@ -34,8 +34,8 @@ if [ -z "${CONFIG:-}" ]; then
     mkdir -p "$RUNS"
     python3 -c "
 import sys, yaml
-from drumdiff.model.core.checkpoint import read_checkpoint
-yaml.safe_dump(read_checkpoint(sys.argv[2])['config'], open(sys.argv[1], 'w'), sort_keys=False)" "$CONFIG" "$INIT"
+from drumdiff.model.core.checkpoint import full_model_config, read_checkpoint
+yaml.safe_dump(full_model_config(read_checkpoint(sys.argv[2])), open(sys.argv[1], 'w'), sort_keys=False)" "$CONFIG" "$INIT"
 fi
 python3 -m drumdiff train "$CONFIG" --data "$DATA" "${INIT_ARGS[@]}" --runs "$RUNS" \
     --minutes "$MINUTES" --no-progress "$@" 2>&1 | tee "$OUT/train.log"
