@@ -100,6 +100,12 @@ def save_checkpoint(
     """
     if model_state is None and ema_state is None:
         raise ValueError("a checkpoint needs model or EMA weights")
+    if config.sampling.sampler == DISTILLED and distilled is None:
+        # Its every default render would fail; a config derived from a student's checkpoint
+        # wants `full_model_config` first.
+        raise CheckpointError(
+            f"{path}: sampling.sampler={DISTILLED} needs a distilled student in the checkpoint"
+        )
 
     def cast(state: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
         if state is None:

@@ -231,6 +231,17 @@ def test_a_malformed_student_is_refused(tiny_teacher: LoadedModel, tmp_path: Pat
     weights = read_checkpoint(good)["distilled"]["weights"]
     assert any(v.dtype == torch.float16 for v in weights.values())  # exported like the teacher
     assert load_checkpoint(good).distilled is not None
+    with pytest.raises(CheckpointError, match="needs a distilled student"):
+        save_checkpoint(
+            tmp_path / "orphan.pt",
+            replace(
+                tiny_teacher.config,
+                sampling=replace(tiny_teacher.config.sampling, sampler=DISTILLED),
+            ),
+            model_state=None,
+            ema_state=state,
+        )
+    assert not (tmp_path / "orphan.pt").exists()
 
 
 def test_a_student_can_teach_a_student_with_fewer_steps(

@@ -550,6 +550,10 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
     assert "optimizer" not in shipped
     assert export_main([str(out), "--out", str(tmp_path / "x.pt"), "--set", "train.lr=1"]) == 1
     assert "only sampling.* and finish.*" in capsys.readouterr().err
+    student = ["--set", "sampling.sampler=distilled"]
+    assert export_main([str(out), "--out", str(tmp_path / "y.pt"), *student]) == 1
+    assert "needs a distilled student" in capsys.readouterr().err
+    assert not (tmp_path / "y.pt").exists()
 
     # A checkpoint from before finishing existed gets its envelopes measured by --data.
     old = dict(payload, config={k: v for k, v in payload["config"].items() if k != "finish"})
