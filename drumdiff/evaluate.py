@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -88,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
+    if value is None:
+        width = re.match(r"\d*", spec)
+        return "-".rjust(int(width.group() or 0) if width else 0)
+    return format(value, spec)
 
 
 def summary_rows(results: list[dict[str, Any]]) -> list[str]:
@@ -145,6 +149,41 @@ def class_rows(result: dict[str, Any]) -> list[str]:
             f"{_fmt(sanity.get('real_grid_peaks_db'), '6.1f')}"
         )
     return lines
+
+
+def target_rows(result: dict[str, Any]) -> list[str]:
+    """Which per-class targets one judged set meets, and by how much the others miss."""
+    targets = result.get("targets") or {}
+
+    def split(checks: dict[str, dict[str, Any]], key: str, spec: str) -> str:
+        met = [name for name, v in checks.items() if v.get("met")]
+        short = [
+            f"{name} {format(v[key], spec)}" for name, v in checks.items() if v.get("met") is False
+        ]
+        return f"met: {' '.join(met) or 'none'}; not met: {', '.join(short) or 'none'}"
+
+    lines = [f"targets, {result['name']}:"]
+    distance = targets.get("class_distance", {})
+    if distance.get("classes"):
+        lines.append(
+            f"  distance {distance['target']}: {split(distance['classes'], 'value', '.2f')}"
+        )
+    body = targets.get("body_descriptors", {})
+    for name, checks in body.get("classes", {}).items():
+        named = {desc.removesuffix("_s").removesuffix("_hz"): v for desc, v in checks.items()}
+        lines.append(f"  {name} {body['target']}: {split(named, 'ratio', '.2f')}")
+    start = targets.get("kick_start_level", {})
+    if start.get("value") is not None:
+        lines.append(
+            f"  kick first sample / peak {start['target']}: {start['value']:.3f} "
+            f"({'met' if start['met'] else 'not met'})"
+        )
+    grid = targets.get("grid_peaks", {})
+    if grid.get("classes"):
+        lines.append(
+            f"  patch grid {grid['target']}: {split(grid['classes'], 'above_real_db', '+.1f')}"
+        )
+    return lines if len(lines) > 1 else []
 
 
 @dataclass(frozen=True)
@@ -429,7 +468,7 @@ def _print_summary(report: dict[str, Any], out: Path, html: Path) -> None:
             f"{'met' if row['met'] else 'not met'})"
         )
     for result in report["results"]:
-        print("\n".join(class_rows(result)))
+        print("\n".join(class_rows(result) + target_rows(result)))
     print(
         "(dist x = distance to the test kits x its real-vs-real floor, by Frechet distance or, for "
         "classes "

@@ -211,6 +211,17 @@ def test_targets_check_every_class_and_the_kick_start() -> None:
     assert body["centroid_hz"]["met"] and not body["decay20_s"]["met"]
     assert t["grid_peaks"]["classes"]["kick"] == {"above_real_db": 5.0, "met": False}
 
+    from drumdiff.evaluate import target_rows
+
+    lines = target_rows({"name": "steps=4", "targets": t})
+    distance = next(line for line in lines if "distance" in line)
+    assert "met: kick;" in distance and "not met: snare 5.00" in distance
+    kick_body = next(line for line in lines if line.lstrip().startswith("kick medians"))
+    assert "met: centroid attack;" in kick_body and "not met: decay20 0.50" in kick_body
+    assert any("0.900 (not met)" in line for line in lines)
+    assert any("not met: kick +5.0" in line for line in lines)
+    assert target_rows({"name": "steps=4"}) == []
+
 
 def write_dataset(folder: Path) -> Path:
     """A tiny prepared dataset in the format `drumdiff prepare` writes."""
