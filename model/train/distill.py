@@ -635,6 +635,12 @@ class Distiller:
         self.student: Denoiser = Denoiser(net)
         if settings.onset_skip_s > 0:
             blocks = math.ceil(settings.onset_skip_s * cfg.sample_rate / settings.skip_block)
+            if blocks * settings.skip_block > cfg.length:
+                raise ConfigError(
+                    f"distill.onset_skip_s={settings.onset_skip_s} covers "
+                    f"{blocks * settings.skip_block} samples in blocks of {settings.skip_block}, "
+                    f"more than the model's {cfg.length}-sample clips"
+                )
             skips = torch.zeros(settings.steps, len(teacher.classes) + 1, blocks)
             self.student = StudentDenoiser(net, self.levels, skips, settings.skip_block)
         self.student.train()

@@ -808,6 +808,9 @@ def test_skips_resume_start_other_runs_and_must_match(
         Distiller(tiny_teacher, replace(SKIPPED, skip_block=8, init=str(step_file)), tmp_path / "y")
     with pytest.raises(DrumDiffError, match="skip_block"):
         settings_from_overrides(["distill.skip_block=0"])
+    longer = tiny_teacher.config.model.length / tiny_teacher.config.model.sample_rate + 0.01
+    with pytest.raises(DrumDiffError, match="more than the model's 2048-sample clips"):
+        Distiller(tiny_teacher, replace(SKIPPED, onset_skip_s=longer), tmp_path / "z")
 
 
 def test_malformed_skips_are_refused(tiny_teacher: LoadedModel, tmp_path: Path) -> None:
