@@ -53,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     from drumdiff.model.render.generate import render
     from drumdiff.model.wav import write_wav_atomic
 
+    if args.checkpoint and not Path(args.checkpoint).exists():
+        from drumdiff.model.config import DRUM_CLASSES
+
+        if args.checkpoint in DRUM_CLASSES:
+            return fail(
+                f"{args.checkpoint!r} is a drum class, not a checkpoint: "
+                f"drumdiff render --class {args.checkpoint}"
+            )
     try:
         seeds = seeds_from_args(args)
         device = pick_device(args.device)

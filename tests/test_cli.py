@@ -182,6 +182,16 @@ def test_render_refuses_a_bad_checkpoint(
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_render_of_a_class_name_says_how_to_ask_for_the_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["render", "kick", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "'kick' is a drum class, not a checkpoint: drumdiff render --class kick" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_render_refuses_checkpoint_and_config_together(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
