@@ -3,7 +3,8 @@
 --set changes render defaults only (sampling.* and finish.*): they do not touch the weights.
 --data measures the class envelopes of render finishing on that dataset's train split when the
 checkpoint has none (checkpoints from before finishing existed), or again when --set changes how
-they are measured (finish.envelope_block or finish.envelope_percentile).
+they are measured (finish.envelope_block, finish.envelope_percentile or
+finish.class_percentiles).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from drumdiff.model.core.checkpoint import read_checkpoint, save_checkpoint
 from drumdiff.model.errors import DrumDiffError
 
 #: Finish settings the stored class envelopes were measured with: changing one re-measures them.
-ENVELOPE_MEASUREMENT = ("finish.envelope_block=", "finish.envelope_percentile=")
+ENVELOPE_MEASUREMENT = (
+    "finish.envelope_block=",
+    "finish.envelope_percentile=",
+    "finish.class_percentiles=",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,19 +134,29 @@ class SamplingConfig:
         self.guidance_by_class()  # a malformed entry is an error at load, not at the first render
 
     def guidance_by_class(self) -> tuple[tuple[str, float], ...]:
-        pairs = []
-        for entry in self.class_guidance:
-            name, sep, value = entry.partition("=")
-            try:
-                scale = float(value)
-            except ValueError:
-                scale = float("nan")
-            if not sep or not name.strip() or not 0.0 <= scale <= 50.0:
-                raise ConfigError(
-                    f"sampling.class_guidance: {entry!r} is not CLASS=SCALE with a scale in 0..50"
-                )
-            pairs.append((name.strip(), scale))
-        return tuple(pairs)
+        return class_values("sampling.class_guidance", self.class_guidance, "SCALE", 0.0, 50.0)
+
+
+def class_values(
+    key: str, entries: tuple[str, ...], what: str, low: float, high: float
+) -> tuple[tuple[str, float], ...]:
+    """Per-class settings written "CLASS=VALUE" (e.g. "snare=3") as (class, value) pairs; a
+    malformed entry, a value outside low..high or a class named twice is a ConfigError."""
+    pairs: list[tuple[str, float]] = []
+    for entry in entries:
+        name, sep, text = entry.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name.strip() or not low <= value <= high:
+            raise ConfigError(
+                f"{key}: {entry!r} is not CLASS={what} with a {what.lower()} in {low:g}..{high:g}"
+            )
+        if any(name.strip() == seen for seen, _ in pairs):
+            raise ConfigError(f"{key}: {name.strip()!r} is named twice")
+        pairs.append((name.strip(), value))
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,9 @@ class FinishConfig:
     class_envelopes: tuple[tuple[float, ...], ...] = ()  # () = no limit
     learn_envelopes: bool = True  # the trainer (or `drumdiff export --data`) measures them if empty
     envelope_percentile: float = 75.0
+    # Per-class percentiles ("snare=50") in place of `envelope_percentile`: a class whose renders
+    # ring on longer than its training clips (snares) gets a tighter bound.
+    class_percentiles: tuple[str, ...] = ()
     # 5.8 ms blocks: fine enough to turn down a late bump under the onset; levels come from the
     # analytic signal, so a kick's cycles are not flattened one by one.
     envelope_block: int = 256  # samples per envelope value
@@ -263,6 +276,27 @@ class FinishConfig:
     # Normalise every render to this peak, as prepare does the training clips (0: only keep it
     # under 0.999).
     peak: float = 0.95
+
+    def __post_init__(self) -> None:
+        self.percentile_by_class()  # a malformed entry is an error at load
+
+    def percentile_by_class(self) -> tuple[tuple[str, float], ...]:
+        return class_values(
+            "finish.class_percentiles", self.class_percentiles, "PERCENTILE", 0, 100
+        )
+
+    def percentiles_for(
+        self, classes: tuple[str, ...], *, ignore_unknown: bool = False
+    ) -> tuple[float, ...]:
+        """The envelope percentile of each of `classes`. Naming a class not among them is an
+        error unless `ignore_unknown` (a fine-tune's own class list may leave some out)."""
+        by_class = dict(self.percentile_by_class())
+        unknown = sorted(set(by_class) - set(classes))
+        if unknown and not ignore_unknown:
+            raise ConfigError(
+                f"finish.class_percentiles names {unknown}, which this model does not have"
+            )
+        return tuple(by_class.get(name, self.envelope_percentile) for name in classes)
 
 
 @dataclass(frozen=True)

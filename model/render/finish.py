@@ -52,12 +52,22 @@ def block_rms_db(audio: np.ndarray, block: int) -> np.ndarray:
 
 
 def measure_class_envelopes(
-    clips: Iterable[tuple[np.ndarray, int]], num_classes: int, block: int, percentile: float
+    clips: Iterable[tuple[np.ndarray, int]],
+    num_classes: int,
+    block: int,
+    percentile: float | Sequence[float],
 ) -> tuple[tuple[float, ...], ...]:
-    """Per class, the `percentile` of block RMS in dB relative to each clip's peak.
+    """Per class, the `percentile` (one for all, or one per class id) of block RMS in dB relative
+    to each clip's peak.
 
     `clips` yields (clip (C, T), class id). A class with no clips gets () (no limit).
     """
+    if isinstance(percentile, (int, float)):
+        percentiles = [float(percentile)] * num_classes
+    else:
+        percentiles = [float(p) for p in percentile]
+    if len(percentiles) != num_classes:
+        raise ValueError(f"{len(percentiles)} percentiles for {num_classes} classes")
     per_class: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     for clip, cid in clips:
         peak = float(np.abs(clip).max())
@@ -65,11 +75,11 @@ def measure_class_envelopes(
             continue
         per_class[cid].append(block_rms_db(clip / peak, block))
     out: list[tuple[float, ...]] = []
-    for curves in per_class:
+    for curves, share in zip(per_class, percentiles):
         if not curves:
             out.append(())
             continue
-        bound = np.percentile(np.stack(curves), percentile, axis=0)
+        bound = np.percentile(np.stack(curves), share, axis=0)
         out.append(tuple(float(f"{v:.4g}") for v in bound))
     return tuple(out)
 

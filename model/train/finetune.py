@@ -331,7 +331,7 @@ def finetune_config(
             ((train_set.clip(i), train_set.labels[i]) for i in range(len(train_set))),
             len(classes),
             finish.envelope_block,
-            finish.envelope_percentile,
+            finish.percentiles_for(tuple(classes), ignore_unknown=True),
         )
         kept = list(own_envelopes)
         for cid, cname in enumerate(classes):

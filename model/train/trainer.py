@@ -310,7 +310,7 @@ def measure_finish(config: Config, dataset: DrumDataset) -> Config:
         ((dataset.clip(i), dataset.labels[i]) for i in range(len(dataset))),
         len(config.model.classes),
         finish.envelope_block,
-        finish.envelope_percentile,
+        finish.percentiles_for(config.model.classes),
     )
     return replace(config, finish=replace(finish, class_envelopes=envelopes))
 

@@ -45,6 +45,33 @@ def test_measured_envelope_is_the_percentile_of_block_levels_per_class() -> None
     np.testing.assert_allclose(envelopes[0], expected, atol=0.01)
 
 
+def test_each_class_can_have_its_own_percentile() -> None:
+    clips = [(decaying(0.01 + 0.02 * s, seed=s), c) for c in (0, 1) for s in range(9)]
+    both_median = measure_class_envelopes(iter(clips), 2, 1024, 50.0)
+    tighter = measure_class_envelopes(iter(clips), 2, 1024, (20.0, 50.0))
+    assert tighter[1] == both_median[1]  # the same clips at the same percentile
+    assert all(a <= b for a, b in zip(tighter[0], both_median[0]))
+    assert sum(tighter[0]) < sum(both_median[0]) - 10  # the longer decays are left out
+    with pytest.raises(ValueError, match="1 percentiles for 2 classes"):
+        measure_class_envelopes(iter(clips), 2, 1024, (50.0,))
+
+
+def test_class_percentiles_are_read_checked_and_named_by_class() -> None:
+    from drumdiff.model.config import FinishConfig
+    from drumdiff.model.errors import ConfigError
+
+    finish = FinishConfig(class_percentiles=("snare=50", " kick = 60"))
+    assert finish.percentiles_for(("kick", "snare", "tom")) == (60.0, 50.0, 75.0)
+    for bad in ("snare", "snare=101", "snare=x", "=50"):
+        with pytest.raises(ConfigError, match="class_percentiles"):
+            FinishConfig(class_percentiles=(bad,))
+    with pytest.raises(ConfigError, match="named twice"):
+        FinishConfig(class_percentiles=("snare=50", "snare=60"))
+    with pytest.raises(ConfigError, match=r"names \['snare'\], which this model does not have"):
+        finish.percentiles_for(("kick", "tom"))
+    assert finish.percentiles_for(("kick", "zap"), ignore_unknown=True) == (60.0, 75.0)
+
+
 def test_block_level_of_a_low_tone_does_not_swing_with_its_cycles() -> None:
     t = np.arange(16384) / SR
     tone = np.sin(2 * np.pi * 50 * t)[None]

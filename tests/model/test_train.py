@@ -590,6 +590,23 @@ def test_checkpoints_carry_class_envelopes_and_export_sets_render_defaults(
         len(e) == 2 * (config.model.length // config.finish.envelope_block) for e in remeasured
     )
 
+    # So does a class's own percentile, for that class alone.
+    tighter = ["--set", "finish.class_percentiles=[kick=5]"]
+    assert export_main([str(out), "--out", str(tmp_path / "stale.pt"), *tighter]) == 1
+    assert "give --data" in capsys.readouterr().err
+    tight_out = str(tmp_path / "tight.pt")
+    assert export_main([str(out), "--out", tight_out, *tighter, "--data", str(dataset)]) == 0
+    tight = read_checkpoint(tmp_path / "tight.pt")["config"]["finish"]
+    kick = config.model.classes.index("kick")
+    assert tight["class_percentiles"] == ["kick=5"]
+    assert sum(tight["class_envelopes"][kick]) < sum(envelopes[kick])
+    assert [e for c, e in enumerate(tight["class_envelopes"]) if c != kick] == [
+        e for c, e in enumerate(envelopes) if c != kick
+    ]
+    unknown = ["--set", "finish.class_percentiles=[cowbell=50]", "--data", str(dataset)]
+    assert export_main([str(out), "--out", str(tmp_path / "u.pt"), *unknown]) == 1
+    assert "cowbell" in capsys.readouterr().err and not (tmp_path / "u.pt").exists()
+
 
 def test_a_dead_loader_process_is_a_clear_error(dataset: Path, tmp_path: Path) -> None:
     config = tiny(
