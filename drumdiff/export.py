@@ -12,16 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from drumdiff.common import fail, parser
-from drumdiff.model.config import apply_override, config_from_dict
+from drumdiff.model.config import MEASURED_UNDER, apply_override, config_from_dict
 from drumdiff.model.core.checkpoint import read_checkpoint, save_checkpoint
 from drumdiff.model.errors import DrumDiffError
 
 #: Finish settings the stored class envelopes were measured with: changing one re-measures them.
-ENVELOPE_MEASUREMENT = (
-    "finish.envelope_block=",
-    "finish.envelope_percentile=",
-    "finish.class_percentiles=",
-)
+ENVELOPE_MEASUREMENT = tuple(f"{key}=" for key in MEASURED_UNDER if key.startswith("finish."))
 
 
 def main(argv: list[str] | None = None) -> int:

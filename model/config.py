@@ -311,6 +311,20 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     finish: FinishConfig = field(default_factory=FinishConfig)
 
+    def __post_init__(self) -> None:
+        # Tables measured in other blocks would be read at the wrong times without a word.
+        d, f, length = self.diffusion, self.finish, self.model.length
+        tables = [("diffusion.envelope", d.envelope_block, d.envelope)]
+        tables += [("diffusion.class_envelopes", d.envelope_block, e) for e in d.class_envelopes]
+        tables += [("finish.class_envelopes", f.envelope_block, e) for e in f.class_envelopes]
+        for name, block, table in tables:
+            if table and len(table) != length // block:
+                raise ConfigError(
+                    f"{name} holds {len(table)} blocks, but {length}-sample clips in blocks of "
+                    f"{block} make {length // block}: it was measured with another block; empty "
+                    "it to measure it again"
+                )
+
 
 T = TypeVar("T")
 
@@ -406,17 +420,42 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
+#: The tables measured on the data under each setting: an override that changes the setting
+#: clears them, so that they are measured again (by `train`, or `export --data`) rather than read
+#: in blocks or bands they were not measured in.
+MEASURED_UNDER: dict[str, tuple[tuple[str, str], ...]] = {
+    "diffusion.spectrum_bands": (
+        ("diffusion", "spectrum"),
+        ("diffusion", "class_spectra"),
+        ("diffusion", "envelope"),  # measured on clips whitened by the spectrum
+        ("diffusion", "class_envelopes"),
+    ),
+    "diffusion.envelope_block": (("diffusion", "envelope"), ("diffusion", "class_envelopes")),
+    "finish.envelope_block": (("finish", "class_envelopes"),),
+    "finish.envelope_percentile": (("finish", "class_envelopes"),),
+    "finish.class_percentiles": (("finish", "class_envelopes"),),
+}
+
+
 def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `section.key=value` (a YAML value) in config data; a setting that measured tables
+    depend on (MEASURED_UNDER) clears them when it changes."""
     if "=" not in override:
         raise ConfigError(f"override {override!r} is not of the form section.key=value")
     dotted, raw = override.split("=", 1)
-    keys = dotted.strip().split(".")
+    dotted = dotted.strip()
+    keys = dotted.split(".")
     node = data
     for key in keys[:-1]:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {key!r} is not a section")
-    node[keys[-1]] = yaml.load(raw, Loader=_Loader)
+    value = yaml.load(raw, Loader=_Loader)
+    if dotted in MEASURED_UNDER and (keys[-1] not in node or node[keys[-1]] != value):
+        for section, table in MEASURED_UNDER[dotted]:
+            if isinstance(data.get(section), dict) and data[section].get(table):
+                data[section][table] = []
+    node[keys[-1]] = value
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

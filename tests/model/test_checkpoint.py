@@ -278,6 +278,7 @@ def test_changed_config_does_not_leak_between_loads(saved: Path, tiny_config: Co
 
 def _measured(config: Config) -> Config:
     rng = np.random.default_rng(0)
+    blocks = config.model.length // config.finish.envelope_block
     diffusion = dataclasses.replace(
         config.diffusion,
         spectrum=tuple(float(v) for v in rng.random(5) + 0.1),
@@ -285,7 +286,7 @@ def _measured(config: Config) -> Config:
     )
     finish = dataclasses.replace(
         config.finish,
-        class_envelopes=tuple(tuple(float(-v) for v in rng.random(4)) for _ in range(2)),
+        class_envelopes=tuple(tuple(float(-v) for v in rng.random(blocks)) for _ in range(2)),
     )
     return dataclasses.replace(config, diffusion=diffusion, finish=finish)
 

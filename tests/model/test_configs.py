@@ -220,3 +220,40 @@ def test_round_trip_through_dict_yaml_and_back(path: Path) -> None:
 def test_configs_are_frozen(tiny_config: Config) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         tiny_config.model.length = 4  # type: ignore[misc]
+
+
+def test_tables_measured_in_other_blocks_are_refused() -> None:
+    from drumdiff.model.config import Config, DiffusionConfig, FinishConfig, ModelConfig
+
+    model = ModelConfig(length=2048)
+    Config(model=model, diffusion=DiffusionConfig(envelope=(1.0,) * 8, envelope_block=256))
+    with pytest.raises(ConfigError, match="diffusion.envelope holds 8 blocks.*make 32"):
+        Config(model=model, diffusion=DiffusionConfig(envelope=(1.0,) * 8, envelope_block=64))
+    with pytest.raises(ConfigError, match="finish.class_envelopes holds 4 blocks"):
+        Config(model=model, finish=FinishConfig(class_envelopes=((-1.0,) * 4,), envelope_block=256))
+
+
+def test_an_override_of_a_measuring_setting_clears_what_was_measured_under_it(
+    tmp_path: Path,
+) -> None:
+    from drumdiff.model.config import Config, apply_override, to_dict
+
+    data = to_dict(Config())
+    data["diffusion"].update(envelope_block=256, envelope=[1.0] * 128, spectrum=[1.0] * 513)
+    data["diffusion"]["class_envelopes"] = [[1.0] * 128]
+    data["finish"]["class_envelopes"] = [[-3.0] * 128]
+    apply_override(data, "diffusion.envelope_block=256")  # the same value: nothing to measure
+    assert len(data["diffusion"]["envelope"]) == 128
+    apply_override(data, "diffusion.envelope_block=64")
+    assert data["diffusion"]["envelope"] == [] and data["diffusion"]["class_envelopes"] == []
+    assert len(data["diffusion"]["spectrum"]) == 513 and data["finish"]["class_envelopes"]
+    apply_override(data, "finish.class_percentiles=[snare=50]")
+    assert data["finish"]["class_envelopes"] == []
+
+    path = tmp_path / "full.yaml"
+    full = to_dict(Config())
+    full["diffusion"].update(envelope_block=256, envelope=[1.0] * 128)
+    path.write_text(yaml.safe_dump(full))
+    assert load_config(path).diffusion.envelope == (1.0,) * 128
+    finer = load_config(path, ["diffusion.envelope_block=64"])
+    assert finer.diffusion.envelope == () and finer.diffusion.envelope_block == 64

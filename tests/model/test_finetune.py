@@ -161,7 +161,7 @@ def test_finetune_config_keeps_base_spaces_and_measures_a_new_class(tmp_path: Pa
         class_spectra=[[float(c + 2)] * bands for c in range(4)],
         class_envelopes=[[0.5, 0.5]] * 4,
     )
-    base["finish"]["class_envelopes"] = [[-1.0, -2.0]] * 4
+    base["finish"]["class_envelopes"] = [[-1.0, -2.0] * 4] * 4  # 8 blocks of 256 samples
     classes = class_list(base["model"]["classes"], summary.classes)
     assert classes == ("kick", "snare", "closed_hat", "clap", "laser_zaps")
     train = DrumDataset(tmp_path / "ds", classes, splits=("train",))
@@ -176,8 +176,8 @@ def test_finetune_config_keeps_base_spaces_and_measures_a_new_class(tmp_path: Pa
     assert len(spectra[4]) == bands and spectra[4] != spectra[0]  # measured on the zaps
     assert len(config.diffusion.class_envelopes) == 5
     envelopes = config.finish.class_envelopes
-    assert envelopes[3] == (-1.0, -2.0)  # no claps in the folder: the base's
-    assert envelopes[0] != (-1.0, -2.0) and envelopes[4]  # measured on the user's kicks and zaps
+    assert envelopes[3] == (-1.0, -2.0) * 4  # no claps in the folder: the base's
+    assert envelopes[0] != (-1.0, -2.0) * 4 and envelopes[4]  # measured on the user's kicks, zaps
 
 
 # -- the judge --------------------------------------------------------------------------------
