@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -89,9 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
-    if value is None:
-        width = re.match(r"\d*", spec)
-        return "-".rjust(int(width.group() or 0) if width else 0)
+    if value is None:  # as wide as a number would be ("7.2f": 7)
+        return "-".rjust(int(spec.partition(".")[0] or 0))
     return format(value, spec)
 
 

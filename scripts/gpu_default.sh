@@ -26,7 +26,7 @@ export RUNS PYTHONUNBUFFERED=1
 
 bash scripts/gpu_train.sh "$@"
 # gpu_train.sh made the installed wheels importable for itself; the same for the steps below.
-[ -d /tmp/site ] && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+if [ -d /tmp/site ]; then export PYTHONPATH=/tmp/site:${PYTHONPATH:-}; fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 
 teacher=$(find "$OUT" -maxdepth 1 -name 'ema-*.pt' | sort | tail -1)
@@ -47,7 +47,9 @@ python3 -m drumdiff distill "$teacher" --run "$skips" --trajectories-from "$firs
     --set distill.onset_skip_s=0.06 --set "distill.init=$first/last.pt" "${extra[@]}" \
     --stop-at "$SKIP_STEPS" --minutes "$SKIP_MINUTES" --no-progress 2>&1 | tee "$OUT/distill-skip.log"
 for run in "$first" "$skips"; do
-    [ -f "$run/metrics.jsonl" ] && cp "$run/metrics.jsonl" "$OUT/$(basename "${run%-"$stamp"}")-metrics.jsonl"
+    if [ -f "$run/metrics.jsonl" ]; then
+        cp "$run/metrics.jsonl" "$OUT/$(basename "${run%-"$stamp"}")-metrics.jsonl"
+    fi
 done
 python3 -m drumdiff export "$skips/last.pt" --out "$OUT/default-candidate.pt" \
     --set sampling.sampler=distilled --set sampling.steps=4 --set sampling.eta=1.0
