@@ -16,7 +16,11 @@ student's finished hits with DATA's real train hits of the same class, distill.s
 for a phase-blind log-spectral distance between the student's own finished hit and the
 teacher's, through its last distill.spectral_steps steps, distill.onset_skip_s=0.06 for
 learned onset skips over each hit's first 60 ms, which keep the white noise there as the ODE does
-instead of shrinking it; see model/train/distill.py). The
+instead of shrinking it, distill.finished_target=true to learn the teacher's hits as render
+finishing leaves them, so the student ends its hits itself; see model/train/distill.py).
+A teacher whose default sampler is its own student (the shipped model) teaches that student
+(progressive distillation) unless distill.teacher_sampler=dpmpp-2m and distill.teacher_steps=12
+name the full model's plan. The
 stored trajectories depend on the teacher alone: a second run with other student settings can
 reuse the first's (--trajectories-from RUN; the run remembers it when it resumes).
 """

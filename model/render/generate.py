@@ -230,7 +230,16 @@ def render(
         np.asarray(rows), dtype=torch.float32
     )  # per-class spaces, if the model has them
     audio = model_to_audio(out.float(), model.config.diffusion, space).cpu().numpy()
+    return finish_hits(model, audio, rows, keep=keep)
+
+
+def finish_hits(
+    model: LoadedModel, audio: np.ndarray, rows: np.ndarray, *, keep: int | None = None
+) -> np.ndarray:
+    """The network's raw output as audio (B, C, T) finished as a render is, each item bounded by
+    the envelope of its class blend `rows` (B, num_classes + 1); the first `keep` samples."""
     finish = model.config.finish
+    cfg = model.config.model
     fade = int(FADE_OUT_S * cfg.sample_rate)
     return np.stack(
         [

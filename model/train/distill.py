@@ -57,9 +57,10 @@ from drumdiff.model.core.checkpoint import (
 from drumdiff.model.core.denoiser import Denoiser, StudentDenoiser
 from drumdiff.model.core.loss import log_spectral_distance
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
-from drumdiff.model.core.space import model_to_audio, space_weights
+from drumdiff.model.core.space import audio_to_model, model_to_audio, space_weights
 from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import ConfigError, DrumDiffError
+from drumdiff.model.render.generate import finish_hits
 from drumdiff.model.train.critic import HitCritic, critic_loss, generator_loss
 from drumdiff.model.train.runlog import RunLog
 
@@ -134,6 +135,10 @@ class DistillSettings:
     skip_block: int = 64
     skip_fit_rows: int = 40
     skip_lr: float = 1e-3
+    # Learn the teacher's hits as a render finishes them (envelope limit, tail gate, patch-grid
+    # suppression, peak) rather than its raw output: the student's last step then ends its hits
+    # itself, and render finishing has little left to remove.
+    finished_target: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -536,6 +541,28 @@ def generate_trajectories(
     )
 
 
+@torch.no_grad()
+def finished_states(
+    teacher: LoadedModel, states: Tensor, class_ids: Tensor, *, batch: int = 64
+) -> Tensor:
+    """Model-space hits (N, C, T) of these class ids (the null class last) finished as a render
+    is (`finish_hits`) and taken back into model space, in `states`' dtype."""
+    classes = len(teacher.classes)
+    out = torch.empty_like(states)
+    for start in range(0, len(states), batch):
+        ids = class_ids[start : start + batch]
+        weights = space_weights(classes, class_ids=ids)
+        audio = model_to_audio(
+            states[start : start + batch].float(), teacher.config.diffusion, weights
+        )
+        rows = np.eye(classes + 1)[ids.numpy()]
+        done = torch.from_numpy(finish_hits(teacher, audio.numpy(), rows))
+        out[start : start + batch] = audio_to_model(done, teacher.config.diffusion, weights).to(
+            states.dtype
+        )
+    return out
+
+
 # --- the student ---------------------------------------------------------------------------
 
 
@@ -852,6 +879,11 @@ class Distiller:
             log=self.log,
             progress=progress,
         )
+        if self.settings.finished_target:
+            self.data.states[:, -1] = finished_states(
+                self.teacher, self.data.states[:, -1], self.data.class_ids
+            )
+            self.log("the student learns the teacher's finished hits")
         return self.data
 
     def _split(self) -> tuple[np.ndarray, np.ndarray]:

@@ -304,6 +304,38 @@ def test_trajectories_hold_every_teacher_level(
     assert distiller.data.states.shape[:2] == (TINY.trajectories, TINY.teacher_steps + 1)
 
 
+def test_a_finished_target_replaces_only_the_teachers_last_state_with_its_render(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    from drumdiff.model.core.space import model_to_audio, space_weights
+    from drumdiff.model.render.generate import finish_hits
+
+    distiller, _, _ = trained
+    assert distiller.data is not None
+    finished = Distiller(
+        distiller.teacher,
+        replace(TINY, finished_target=True),
+        tmp_path / "finished",
+        trajectories=distiller.trajectories_dir,
+        log=lambda _m: None,
+    )
+    data = finished.prepare(progress=False)
+    raw = distiller.data.states
+    torch.testing.assert_close(data.states[:, :-1], raw[:, :-1])  # the path there is the teacher's
+    teacher = distiller.teacher
+    classes = len(teacher.classes)
+    weights = space_weights(classes, class_ids=data.class_ids)
+    cfg = teacher.config.diffusion
+    raw_audio = model_to_audio(raw[:, -1].float(), cfg, weights)
+    rows = np.eye(classes + 1)[data.class_ids.numpy()]
+    expected = finish_hits(teacher, raw_audio.numpy(), rows)
+    got = model_to_audio(data.states[:, -1].float(), cfg, weights).numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    peak = teacher.config.finish.peak
+    np.testing.assert_allclose(np.abs(got).max(axis=(1, 2)), peak, atol=2e-3)
+    assert not np.allclose(np.abs(raw_audio.numpy()).max(axis=(1, 2)), peak, atol=0.02)
+
+
 def test_rollout_rows_start_from_the_students_own_state(
     trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
 ) -> None:
