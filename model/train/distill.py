@@ -136,9 +136,14 @@ class DistillSettings:
     skip_fit_rows: int = 40
     skip_lr: float = 1e-3
     # Learn the teacher's hits as a render finishes them (envelope limit, tail gate, patch-grid
-    # suppression, peak) rather than its raw output: the student's last step then ends its hits
-    # itself, and render finishing has little left to remove.
+    # suppression, fade-in) rather than its raw output: the student's last step then ends its
+    # hits itself, and render finishing has little left to remove. The target keeps the raw
+    # hit's level (a render's peak normalisation comes after the network anyway) unless
+    # `finished_at_peak` asks for the finished render's own peak.
     finished_target: bool = False
+    finished_at_peak: bool = False
+    # Classes whose target stays the teacher's raw hit with `finished_target` (e.g. [kick]).
+    raw_target_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -543,10 +548,16 @@ def generate_trajectories(
 
 @torch.no_grad()
 def finished_states(
-    teacher: LoadedModel, states: Tensor, class_ids: Tensor, *, batch: int = 64
+    teacher: LoadedModel,
+    states: Tensor,
+    class_ids: Tensor,
+    *,
+    at_peak: bool = False,
+    batch: int = 64,
 ) -> Tensor:
     """Model-space hits (N, C, T) of these class ids (the null class last) finished as a render
-    is (`finish_hits`) and taken back into model space, in `states`' dtype."""
+    is (`finish_hits`) and taken back into model space, in `states`' dtype: each at the level
+    that fits the raw hit best (least squares), or with `at_peak` at the render's own peak."""
     classes = len(teacher.classes)
     out = torch.empty_like(states)
     for start in range(0, len(states), batch):
@@ -557,6 +568,9 @@ def finished_states(
         )
         rows = np.eye(classes + 1)[ids.numpy()]
         done = torch.from_numpy(finish_hits(teacher, audio.numpy(), rows))
+        if not at_peak:
+            fit = (done * audio).sum(dim=(1, 2), keepdim=True)
+            done = done * fit / (done * done).sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
         out[start : start + batch] = audio_to_model(done, teacher.config.diffusion, weights).to(
             states.dtype
         )
@@ -656,6 +670,12 @@ class Distiller:
         self.trajectories_dir = self._trajectories_folder(trajectories)
         self.plan = teacher_plan(teacher, settings)
         self.levels = self.plan.student_levels()
+        unknown = sorted(set(settings.raw_target_classes) - set(teacher.classes))
+        if unknown:
+            raise ConfigError(
+                f"distill.raw_target_classes names {unknown}, which the teacher does not have "
+                f"(its classes: {', '.join(teacher.classes)})"
+            )
         torch.manual_seed(settings.seed)
         cfg = teacher.config.model
         net = copy.deepcopy(teacher_network(teacher, self.plan).net).float()
@@ -880,10 +900,19 @@ class Distiller:
             progress=progress,
         )
         if self.settings.finished_target:
-            self.data.states[:, -1] = finished_states(
-                self.teacher, self.data.states[:, -1], self.data.class_ids
+            finished = finished_states(
+                self.teacher,
+                self.data.states[:, -1],
+                self.data.class_ids,
+                at_peak=self.settings.finished_at_peak,
             )
-            self.log("the student learns the teacher's finished hits")
+            raw = [self.teacher.classes.index(c) for c in self.settings.raw_target_classes]
+            finish = ~torch.isin(self.data.class_ids, torch.tensor(raw, dtype=torch.long))
+            self.data.states[finish, -1] = finished[finish]
+            self.log(
+                "the student learns the teacher's finished hits"
+                + (f" (raw: {', '.join(self.settings.raw_target_classes)})" if raw else "")
+            )
         return self.data
 
     def _split(self) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from drumdiff.model.core.checkpoint import (
     save_checkpoint,
 )
 from drumdiff.model.core.sampling import DISTILLED
-from drumdiff.model.errors import CheckpointError, DrumDiffError
+from drumdiff.model.errors import CheckpointError, ConfigError, DrumDiffError
 from drumdiff.model.render.generate import render, sampling_plan, settings_for, undistilled
 from drumdiff.model.train.distill import (
     Distiller,
@@ -312,28 +312,68 @@ def test_a_finished_target_replaces_only_the_teachers_last_state_with_its_render
 
     distiller, _, _ = trained
     assert distiller.data is not None
+    raw = distiller.data.states
+    teacher = distiller.teacher
+    classes = len(teacher.classes)
+    cfg = teacher.config.diffusion
+    weights = space_weights(classes, class_ids=distiller.data.class_ids)
+    raw_audio = model_to_audio(raw[:, -1].float(), cfg, weights).numpy()
+    rows = np.eye(classes + 1)[distiller.data.class_ids.numpy()]
+    expected = finish_hits(teacher, raw_audio, rows)
+    peak = teacher.config.finish.peak
+    assert not np.allclose(np.abs(raw_audio).max(axis=(1, 2)), peak, atol=0.02)
+    for at_peak in (True, False):
+        finished = Distiller(
+            teacher,
+            replace(TINY, finished_target=True, finished_at_peak=at_peak),
+            tmp_path / f"finished-{at_peak}",
+            trajectories=distiller.trajectories_dir,
+            log=lambda _m: None,
+        )
+        data = finished.prepare(progress=False)
+        # The path there stays the teacher's.
+        torch.testing.assert_close(data.states[:, :-1], raw[:, :-1])
+        got = model_to_audio(data.states[:, -1].float(), cfg, weights).numpy()
+        if at_peak:
+            np.testing.assert_allclose(got, expected, atol=2e-3)
+            np.testing.assert_allclose(np.abs(got).max(axis=(1, 2)), peak, atol=2e-3)
+            continue
+        # The render's shape at the raw hit's level: the least-squares scale of the finished
+        # render, so what is left of the raw hit is orthogonal to it.
+        scale = np.abs(got).max(axis=(1, 2)) / np.abs(expected).max(axis=(1, 2))
+        np.testing.assert_allclose(got, expected * scale[:, None, None], atol=2e-3 * scale.max())
+        left = ((raw_audio - got) * got).sum(axis=(1, 2)) / (got * got).sum(axis=(1, 2))
+        np.testing.assert_allclose(left, 0.0, atol=5e-3)
+        assert not np.allclose(scale, 1.0, atol=0.05)
+
+
+def test_raw_target_classes_keep_the_teachers_raw_hit(
+    trained: tuple[Distiller, dict[str, float], dict[str, float]], tmp_path: Path
+) -> None:
+    distiller, _, _ = trained
+    assert distiller.data is not None
+    teacher = distiller.teacher
+    kept_raw = teacher.classes[0]
     finished = Distiller(
-        distiller.teacher,
-        replace(TINY, finished_target=True),
-        tmp_path / "finished",
+        teacher,
+        replace(TINY, finished_target=True, raw_target_classes=(kept_raw,)),
+        tmp_path / "some-raw",
         trajectories=distiller.trajectories_dir,
         log=lambda _m: None,
     )
     data = finished.prepare(progress=False)
-    raw = distiller.data.states
-    torch.testing.assert_close(data.states[:, :-1], raw[:, :-1])  # the path there is the teacher's
-    teacher = distiller.teacher
-    classes = len(teacher.classes)
-    weights = space_weights(classes, class_ids=data.class_ids)
-    cfg = teacher.config.diffusion
-    raw_audio = model_to_audio(raw[:, -1].float(), cfg, weights)
-    rows = np.eye(classes + 1)[data.class_ids.numpy()]
-    expected = finish_hits(teacher, raw_audio.numpy(), rows)
-    got = model_to_audio(data.states[:, -1].float(), cfg, weights).numpy()
-    np.testing.assert_allclose(got, expected, atol=2e-3)
-    peak = teacher.config.finish.peak
-    np.testing.assert_allclose(np.abs(got).max(axis=(1, 2)), peak, atol=2e-3)
-    assert not np.allclose(np.abs(raw_audio.numpy()).max(axis=(1, 2)), peak, atol=0.02)
+    raw = data.class_ids == 0
+    assert bool(raw.any()) and bool((~raw).any())
+    torch.testing.assert_close(data.states[raw], distiller.data.states[raw])
+    changed = (data.states[~raw, -1] - distiller.data.states[~raw, -1]).abs().amax(dim=(1, 2))
+    assert bool((changed > 1e-3).all())
+    with pytest.raises(ConfigError, match="raw_target_classes"):
+        Distiller(
+            teacher,
+            replace(TINY, finished_target=True, raw_target_classes=("cowbell",)),
+            tmp_path / "unknown",
+            log=lambda _m: None,
+        )
 
 
 def test_rollout_rows_start_from_the_students_own_state(
