@@ -57,7 +57,12 @@ from drumdiff.model.core.checkpoint import (
 from drumdiff.model.core.denoiser import Denoiser, StudentDenoiser
 from drumdiff.model.core.loss import log_spectral_distance
 from drumdiff.model.core.sampling import DISTILLED, generators_for, get_sampler, get_schedule, randn
-from drumdiff.model.core.space import audio_to_model, model_to_audio, space_weights
+from drumdiff.model.core.space import (
+    audio_to_model,
+    model_to_audio,
+    one_hot_weights,
+    space_weights,
+)
 from drumdiff.model.data.dataset import DrumDataset
 from drumdiff.model.errors import ConfigError, DrumDiffError
 from drumdiff.model.render.generate import finish_hits
@@ -562,12 +567,11 @@ def finished_states(
     out = torch.empty_like(states)
     for start in range(0, len(states), batch):
         ids = class_ids[start : start + batch]
-        weights = space_weights(classes, class_ids=ids)
+        weights = one_hot_weights(ids, classes)
         audio = model_to_audio(
             states[start : start + batch].float(), teacher.config.diffusion, weights
         )
-        rows = np.eye(classes + 1)[ids.numpy()]
-        done = torch.from_numpy(finish_hits(teacher, audio.numpy(), rows))
+        done = torch.from_numpy(finish_hits(teacher, audio.numpy(), weights.numpy()))
         if not at_peak:
             fit = (done * audio).sum(dim=(1, 2), keepdim=True)
             done = done * fit / (done * done).sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
@@ -900,15 +904,14 @@ class Distiller:
             progress=progress,
         )
         if self.settings.finished_target:
-            finished = finished_states(
-                self.teacher,
-                self.data.states[:, -1],
-                self.data.class_ids,
-                at_peak=self.settings.finished_at_peak,
-            )
             raw = [self.teacher.classes.index(c) for c in self.settings.raw_target_classes]
             finish = ~torch.isin(self.data.class_ids, torch.tensor(raw, dtype=torch.long))
-            self.data.states[finish, -1] = finished[finish]
+            self.data.states[finish, -1] = finished_states(
+                self.teacher,
+                self.data.states[finish, -1],
+                self.data.class_ids[finish],
+                at_peak=self.settings.finished_at_peak,
+            )
             self.log(
                 "the student learns the teacher's finished hits"
                 + (f" (raw: {', '.join(self.settings.raw_target_classes)})" if raw else "")
